@@ -1,0 +1,38 @@
+"""Contrastive pretraining on the tiny preset: it learns, checkpoints, and resumes on the same trajectory."""
+from dataclasses import replace
+
+import torch
+
+from workbench.config import PretrainConfig
+from workbench.pretrain import batch_indices, pretrain, write_weights
+
+
+def test_batches_depend_only_on_seed_and_step():
+    cfg = PretrainConfig.preset("tiny")
+    a, b = batch_indices(cfg, 3, 64, 5), batch_indices(cfg, 3, 64, 5)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(batch_indices(cfg, 4, 64, 5)[0], a[0])
+
+
+def test_interrupted_run_resumes_identically(tmp_path):
+    base = replace(PretrainConfig.preset("tiny"), run_dir=str(tmp_path / "a"), steps=6)
+    whole = pretrain(base, fresh=True, progress=False)
+    resumed_cfg = replace(base, run_dir=str(tmp_path / "b"))
+    pretrain(resumed_cfg, fresh=True, progress=False, stop_after=4)     # interrupted after 4 steps
+    resumed = pretrain(resumed_cfg, progress=False)                      # picks up at step 4
+    assert len(resumed.losses) == 6
+    assert resumed.losses == whole.losses
+    for (k, v), (_, w) in zip(whole.model.state_dict().items(), resumed.model.state_dict().items()):
+        assert torch.equal(v, w), k
+
+
+def test_loss_decreases_and_weights_are_written(tmp_path):
+    cfg = replace(PretrainConfig.preset("tiny"), steps=30, warmup_steps=3, run_dir=str(tmp_path / "r"),
+                  out_weights=str(tmp_path / "w.safetensors"))
+    clip = pretrain(cfg, fresh=True, progress=False)
+    assert sum(clip.losses[-5:]) < sum(clip.losses[:5])
+    out = write_weights(clip, cfg, report={"note": "test"}, preset="tiny")
+    import json
+    manifest = json.loads(out.with_suffix(".json").read_text())
+    assert manifest["bytes"] == out.stat().st_size and len(manifest["sha256"]) == 64
+    assert manifest["pretrain_config"]["steps"] == 30

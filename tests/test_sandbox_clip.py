@@ -1,0 +1,33 @@
+"""The committed sandbox CLIP: loads from data/, and clears the zero-shot floors on held-out scenes.
+
+The closing note reports the full numbers (500 single-object images); here a smaller sample.
+"""
+import json
+
+from workbench.config import WorldConfig
+from workbench.paths import data_dir, sha256_file
+from workbench.zeroshot import sandbox_report
+
+
+def test_weights_match_their_manifest_and_budget():
+    weights = data_dir() / "sandbox_clip.safetensors"
+    manifest = json.loads(weights.with_suffix(".json").read_text())
+    assert manifest["sha256"] == sha256_file(weights)
+    total = sum(p.stat().st_size for p in data_dir().glob("*.safetensors"))
+    assert total <= 25 * 1024 ** 2, f"sandbox weights take {total / 1e6:.1f} MB, over the 25 MB budget"
+
+
+def test_zero_shot_floors(sandbox_clip):
+    r = sandbox_report(sandbox_clip, WorldConfig.preset("sandbox"), n_single=200, n_multi=200)
+    single = r["single_object_test"]
+    assert single["n"] == 200
+    assert single["colour_acc"] >= 0.95, r
+    assert single["shape_acc"] >= 0.90, r
+    assert r["multi_object_caption_vs_other"]["win_rate"] >= 0.90, r
+
+
+def test_features_are_well_formed(sandbox_clip):
+    from workbench.data import load_sandbox_split
+    split = load_sandbox_split(WorldConfig.preset("sandbox"), "val", n=4, progress=False)
+    f = sandbox_clip.image_features(split.images)
+    assert f.global_.shape == (4, 128) and f.tokens.shape == (4, 64, 96) and f.patches.shape == (4, 64, 128)

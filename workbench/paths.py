@@ -1,0 +1,89 @@
+"""Path resolver: where the repository, shipped data, caches and runs live.
+
+Notebooks run from their own folder (nbmake does that), so every path goes through here and is
+anchored at the repository root, never at the current directory.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def repo_path(path: str | os.PathLike) -> Path:
+    """An absolute path: ``path`` itself when absolute, else relative to the repository root."""
+    p = Path(path).expanduser()
+    return p if p.is_absolute() else REPO_ROOT / p
+
+
+def data_dir() -> Path:
+    """Shipped, committed data (sandbox weights and their manifests)."""
+    return REPO_ROOT / "data"
+
+
+def runs_dir() -> Path:
+    """Generated outputs (git-ignored): caches, checkpoints, executed notebooks, figures."""
+    d = REPO_ROOT / "runs"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def cache_dir(kind: str) -> Path:
+    d = runs_dir() / "cache" / kind
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def figures_dir() -> Path:
+    """Where ``plots.save`` writes figures; ``WORKBENCH_RUN_DIR`` (set by the main job) redirects it."""
+    from .config import run_dir_override
+    override = run_dir_override()
+    base = Path(override) if override else runs_dir()
+    d = base / "figures"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def stable_hash(obj) -> str:
+    """A short hash of a JSON-serialisable object (config dicts), used to key caches."""
+    blob = json.dumps(obj, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def atomic_write(path: str | os.PathLike, write_fn) -> Path:
+    """Write through ``write_fn(tmp_path)`` to a temp file in the same folder, then rename over ``path``.
+
+    A kill mid-write leaves the old file (or none), never a truncated one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write_fn(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def atomic_write_json(path: str | os.PathLike, obj) -> Path:
+    def _w(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+    return atomic_write(path, _w)

@@ -1,0 +1,101 @@
+"""Plot functions: each takes plain results and returns a matplotlib Figure; ``save`` writes it.
+
+Figures are written under ``runs/figures`` (or ``$WORKBENCH_RUN_DIR/figures`` in the main job).
+"""
+from __future__ import annotations
+
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .paths import figures_dir
+
+
+def save(fig, name: str):
+    """Save ``fig`` as ``<figures_dir>/<name>.png`` and return the path."""
+    path = figures_dir() / f"{name}.png"
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def image_grid(images: np.ndarray, titles=None, cols: int = 8, scale: float = 1.6):
+    """Show uint8 [B, H, W, 3] images in a grid, optional titles (wrapped)."""
+    import textwrap
+    n = len(images)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * scale, rows * scale * (1.5 if titles else 1.0)),
+                             squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for i, ax in enumerate(axes.flat[:n]):
+        ax.imshow(images[i])
+        if titles:
+            ax.set_title("\n".join(textwrap.wrap(titles[i], 22)), fontsize=6)
+    fig.tight_layout()
+    return fig
+
+
+def cosine_histograms(dist: dict):
+    """Paired vs unpaired image-text cosine distributions."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    bins = np.linspace(min(dist["unpaired"].min(), dist["paired"].min()), max(dist["paired"].max(), 0.01), 60)
+    ax.hist(dist["unpaired"], bins=bins, density=True, alpha=0.6, label=f"unpaired (mean {dist['unpaired_mean']:.3f})")
+    ax.hist(dist["paired"], bins=bins, density=True, alpha=0.6, label=f"paired (mean {dist['paired_mean']:.3f})")
+    ax.set_xlabel("cosine(image, text)")
+    ax.set_ylabel("density")
+    ax.legend()
+    ax.set_title("Image-text cosine similarity")
+    return fig
+
+
+def difference_histogram(fit: dict):
+    """Per-dimension image - text differences with the fitted zero-mean Gaussian and CapDec's noise."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    d = fit["diffs"]
+    lim = np.percentile(np.abs(d), 99.5)
+    xs = np.linspace(-lim, lim, 400)
+    ax.hist(d, bins=120, range=(-lim, lim), density=True, alpha=0.6, label="image - text, per dimension")
+    for sigma, label, style in ((fit["sigma"], f"fitted N(0, σ={fit['sigma']:.3f})", "-"),
+                                (fit["capdec_sigma"], f"CapDec N(0, σ²={fit['capdec_variance']})", "--")):
+        ax.plot(xs, np.exp(-xs ** 2 / (2 * sigma ** 2)) / (sigma * np.sqrt(2 * np.pi)), style, label=label)
+    ax.set_xlabel("difference")
+    ax.legend(fontsize=8)
+    ax.set_title("Per-dimension modality difference")
+    return fig
+
+
+def mean_shift_bars(shift: dict, before_label="raw", after_label="mean-shifted"):
+    """Paired cosine and retrieval accuracy before/after Unsupervised-ClipCap's mean shift."""
+    fig, axes = plt.subplots(1, 2, figsize=(7, 3))
+    axes[0].bar([before_label, after_label], [shift["paired_before"], shift["paired_after"]], color=["C0", "C1"])
+    axes[0].set_title("mean paired cosine")
+    axes[1].bar([before_label, after_label], [shift["retrieval_top1_before"], shift["retrieval_top1_after"]],
+                color=["C0", "C1"])
+    axes[1].set_title("image→text top-1")
+    axes[1].set_ylim(0, 1)
+    fig.tight_layout()
+    return fig
+
+
+def umap_scatter(points: np.ndarray, n_images: int):
+    """UMAP points: the first ``n_images`` rows are images, the rest texts."""
+    fig, ax = plt.subplots(figsize=(5, 5))
+    ax.scatter(*points[:n_images].T, s=5, alpha=0.6, label="images")
+    ax.scatter(*points[n_images:].T, s=5, alpha=0.6, label="captions")
+    ax.legend()
+    ax.set_title("UMAP of CLIP embeddings")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return fig
+
+
+def bar_pair(values: dict, title: str, ylabel: str = ""):
+    """A small bar chart of named values."""
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.bar(list(values), list(values.values()), color=[f"C{i}" for i in range(len(values))])
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    for i, v in enumerate(values.values()):
+        ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,166 @@
+"""Contrastive pretraining of the sandbox CLIP on sandbox renders and their captions.
+
+Reproduce the committed weights from scratch (fixed seed, ~15 min on 2 CPU cores):
+
+    python -m workbench.pretrain --preset sandbox
+
+Resumable: a checkpoint is written atomically every ``checkpoint_every`` steps under ``run_dir``;
+rerunning continues from it (``--fresh`` starts over). The batch of step ``t`` depends only on
+``(seed, t)``, so a resumed run follows the same trajectory as an uninterrupted one. At the end the
+weights go to ``out_weights`` (fp16 safetensors) with a JSON manifest beside them holding the config,
+the loss curve summary, timings, the checksum and the zero-shot acceptance numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+
+from .backbones import ClipBackbone, load_clip, save_clip_weights
+from .config import ClipConfig, PretrainConfig
+from .data import load_sandbox_split
+from .paths import atomic_write, atomic_write_json, repo_path, sha256_file, stable_hash
+
+
+def _param_groups(model: torch.nn.Module, weight_decay: float) -> list:
+    """No weight decay on gains, biases, embeddings of tokens/positions and the logit scale."""
+    decay, no_decay = [], []
+    for name, p in model.named_parameters():
+        skip = p.ndim < 2 or "embedding" in name or "logit_scale" in name or "ln" in name
+        (no_decay if skip else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def _lr_lambda(cfg: PretrainConfig):
+    def f(step: int) -> float:
+        if step < cfg.warmup_steps:
+            return (step + 1) / max(1, cfg.warmup_steps)
+        t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
+    return f
+
+
+def batch_indices(cfg: PretrainConfig, step: int, n_scenes: int, n_captions: int):
+    """The (scene, caption) indices of step ``step``: a pure function of ``(seed, step)``."""
+    g = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+    scenes = torch.randperm(n_scenes, generator=g)[:cfg.batch_size]
+    caps = torch.randint(0, n_captions, (len(scenes),), generator=g)
+    return scenes, caps
+
+
+def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, device: str = "cpu",
+             stop_after: int | None = None) -> ClipBackbone:
+    """Train the CLIP that ``cfg.model_name`` names from random weights; returns the trained backbone.
+
+    ``stop_after`` ends this process's work after that many steps (as an interruption would); a later
+    call resumes from the last checkpoint.
+    """
+    from tqdm.auto import tqdm
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)
+    clip = load_clip(ClipConfig(model_name=cfg.model_name, pretrained=None), device=device)
+    model = clip.model.train()
+    data = load_sandbox_split(cfg.world, "train", progress=progress)
+    pixels_all = torch.from_numpy(data.images)                                   # uint8 [N, H, W, 3]
+    tokens_all = torch.stack([clip.tokenize(c).cpu() for c in data.captions])   # [N, 5, L]
+    opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
+    loss_fn = open_clip.ClipLoss()
+
+    run_dir = repo_path(cfg.run_dir)
+    ckpt_path = run_dir / "checkpoint.pt"
+    key = stable_hash(asdict(cfg))
+    start, losses = 0, []
+    if ckpt_path.exists() and not fresh:
+        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+        if ckpt["config_hash"] == key:
+            model.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["opt"])
+            sched.load_state_dict(ckpt["sched"])
+            start, losses = ckpt["step"], ckpt["losses"]
+            print(f"resumed from {ckpt_path} at step {start}")
+        else:
+            print(f"ignoring {ckpt_path}: it was written for another config")
+
+    t0 = time.time()
+    bar = tqdm(range(start, cfg.steps), desc="pretrain CLIP", initial=start, total=cfg.steps, disable=not progress)
+    for step in bar:
+        if stop_after is not None and step - start >= stop_after:
+            break
+        si, ci = batch_indices(cfg, step, len(data), tokens_all.shape[1])
+        pixels = clip.pixels_from_uint8(pixels_all[si])
+        tokens = tokens_all[si, ci].to(clip.device)
+        img, txt, scale = model(pixels, tokens)
+        loss = loss_fn(img, txt, scale)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", scale=f"{scale.item():.1f}")
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
+            state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
+                     "step": step + 1, "losses": losses, "config_hash": key}
+            atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
+    clip.train_seconds = time.time() - t0
+    clip.losses = losses
+    model.eval()
+    return clip
+
+
+def write_weights(clip: ClipBackbone, cfg: PretrainConfig, report: dict | None = None,
+                  preset: str = "sandbox") -> Path:
+    """Save fp16 safetensors to ``cfg.out_weights`` plus a JSON manifest with the same stem."""
+    out = save_clip_weights(clip, repo_path(cfg.out_weights))
+    losses = getattr(clip, "losses", [])
+    manifest = {
+        "model_name": cfg.model_name,
+        "model_config": open_clip.get_model_config(cfg.model_name),
+        "pretrain_config": asdict(cfg),
+        "sha256": sha256_file(out),
+        "bytes": out.stat().st_size,
+        "first_loss": losses[0] if losses else None,
+        "final_loss_mean_last_20": float(np.mean(losses[-20:])) if losses else None,
+        "train_seconds_this_process": round(getattr(clip, "train_seconds", 0.0), 1),
+        "torch": torch.__version__, "open_clip": open_clip.__version__, "machine": platform.machine(),
+        "zero_shot": report,
+        "reproduce": f"python -m workbench.pretrain --preset {preset} --fresh",
+    }
+    atomic_write_json(out.with_suffix(".json"), manifest)
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="Pretrain the sandbox CLIP contrastively.")
+    ap.add_argument("--preset", default="sandbox", choices=["tiny", "sandbox"])
+    ap.add_argument("--steps", type=int, default=None, help="override the preset's step count")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
+    ap.add_argument("--out", default=None, help="override the weights path")
+    args = ap.parse_args(argv)
+    cfg = PretrainConfig.preset(args.preset)
+    overrides = {k: v for k, v in (("steps", args.steps), ("threads", args.threads), ("out_weights", args.out)) if v}
+    cfg = replace(cfg, **overrides)
+    t0 = time.time()
+    clip = pretrain(cfg, fresh=args.fresh)
+    from .zeroshot import sandbox_report
+    report = sandbox_report(clip, cfg.world, progress=True) if args.preset == "sandbox" else None
+    out = write_weights(clip, cfg, report, preset=args.preset)
+    print(json.dumps(report, indent=2))
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f} s total")
+
+
+if __name__ == "__main__":
+    main()
