@@ -30,3 +30,14 @@ def sandbox_clip():
     from workbench.backbones import load_clip
     from workbench.config import ClipConfig
     return load_clip(ClipConfig.preset("sandbox"), device="cpu")
+
+
+@pytest.fixture(scope="session")
+def tiny_pipeline_dir(tmp_path_factory, tiny_clip):
+    """A tiny Stable Diffusion pipeline saved locally (the paper loading path, without a download)."""
+    from workbench.config import DiffusionConfig
+    from workbench.diffusion import build_untrained_pipeline, save_pipeline
+    out = tmp_path_factory.mktemp("tiny_sd") / "pipe"
+    pipe = build_untrained_pipeline(DiffusionConfig.preset("tiny"), tiny_clip, out.parent / "tok")
+    save_pipeline(pipe, out, {"note": "untrained, for tests"})
+    return out

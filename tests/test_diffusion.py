@@ -1,0 +1,47 @@
+"""The sandbox text-to-image parts: tokenizer and text-tower conversion, and the diffusers round trip."""
+import numpy as np
+import pytest
+import torch
+
+from workbench.config import SynthesisConfig
+from workbench.diffusion import clip_text_model_from_open_clip, hf_tokenizer_from_open_clip
+from workbench.synthesis import SynthesisEngine, load_pipeline
+
+TEXTS = ["a red circle", "", "two little violet rhombuses to the left of a pair of big yellow crescents on a "
+         "checkerboard background, and a tiny white star next to them"]
+
+
+def test_hf_tokenizer_matches_open_clip(tmp_path, tiny_clip):
+    hf = hf_tokenizer_from_open_clip(tiny_clip.model.context_length, tmp_path)
+    ids = hf(TEXTS, padding="max_length", truncation=True, return_tensors="pt").input_ids
+    assert torch.equal(ids, tiny_clip.tokenize(TEXTS).cpu())
+
+
+def test_text_model_conversion_is_exact(tmp_path, tiny_clip):
+    text = clip_text_model_from_open_clip(tiny_clip.model)
+    ids = tiny_clip.tokenize(TEXTS)
+    m = tiny_clip.model
+    with torch.no_grad():
+        states = text(ids).last_hidden_state                                   # [B, L, W]
+        x = m.token_embedding(ids) + m.positional_embedding
+        ref = m.ln_final(m.transformer(x, attn_mask=m.attn_mask))
+        pooled = text(ids).pooler_output @ m.text_projection
+    assert torch.allclose(states, ref, atol=1e-5)
+    assert torch.allclose(pooled, m.encode_text(ids), atol=1e-5)
+
+
+def test_pipeline_roundtrip_through_from_pretrained(tiny_pipeline_dir):
+    cfg = SynthesisConfig.preset("tiny", model_id=str(tiny_pipeline_dir), out_dir="unused")
+    pipe = load_pipeline(cfg, device="cpu")
+    assert type(pipe).__name__ == "StableDiffusionPipeline"
+    engine = SynthesisEngine(pipe, cfg)
+    a = engine.generate(["a red circle", "a blue star"], [1, 2])
+    b = engine.generate(["a blue star"], [2])
+    assert a.shape == (2, 64, 64, 3) and a.dtype == np.uint8
+    assert np.abs(a[1].astype(int) - b[0].astype(int)).max() <= 1      # the same seed gives the same image
+
+
+def test_missing_model_error_names_it(tmp_path):
+    cfg = SynthesisConfig.preset("tiny", model_id="some-org/not-cached-model", out_dir=str(tmp_path))
+    with pytest.raises(OSError, match=r"(?s)model_id=.some-org/not-cached-model.*connected machine"):
+        load_pipeline(cfg, device="cpu")

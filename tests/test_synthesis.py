@@ -1,0 +1,99 @@
+"""The synthesis engine: manifest, CLIPScores, settings guard, and completion after a real process kill."""
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from workbench.config import SynthesisConfig
+from workbench.paths import REPO_ROOT, sha256_file
+from workbench.synthesis import SynthesisEngine, caption_seed, load_pipeline, read_manifest, sandbox_captions
+
+CAPTIONS = [f"caption number {i}: a red circle" for i in range(24)]
+
+
+def _check_complete(out, n):
+    recs = read_manifest(out)
+    assert [r["caption_id"] for r in recs] == [str(i) for i in range(n)]        # exactly once, in order
+    for r in recs:
+        f = out / r["file"]
+        assert sha256_file(f) == r["sha256"]
+        assert Image.open(f).size == (64, 64)
+        assert r["seed"] == caption_seed(0, r["caption_id"])
+    assert len({r["file"] for r in recs}) == n
+    return recs
+
+
+def _engine(tiny_pipeline_dir, out, scorer=None, **over):
+    cfg = SynthesisConfig.preset("tiny", model_id=str(tiny_pipeline_dir), out_dir=str(out), **over)
+    return SynthesisEngine(load_pipeline(cfg, device="cpu"), cfg, scorer)
+
+
+def test_manifest_and_clipscores(tiny_pipeline_dir, tiny_clip, tmp_path):
+    out = tmp_path / "syn"
+    recs = _engine(tiny_pipeline_dir, out, tiny_clip).run(CAPTIONS[:10], progress=False)
+    assert len(recs) == 10
+    _check_complete(out, 10)
+    assert all(-1 <= r["clip_cos"] <= 1 and r["clip_score"] == pytest.approx(2.5 * max(r["clip_cos"], 0))
+               for r in recs)
+    assert len(list(out.glob("shard-*.jsonl"))) == 2                            # shard_size 8 -> 2 shards
+    again = _engine(tiny_pipeline_dir, out, tiny_clip).run(CAPTIONS[:10], progress=False)
+    assert again == recs                                                         # nothing regenerated
+
+
+def test_corrupt_and_torn_entries_are_regenerated(tiny_pipeline_dir, tmp_path):
+    out = tmp_path / "syn"
+    recs = _engine(tiny_pipeline_dir, out).run(CAPTIONS[:6], progress=False)
+    (out / recs[2]["file"]).write_bytes(b"not a png")                            # corrupt image
+    (out / recs[4]["file"]).unlink()                                             # missing image
+    with open(out / "shard-00000.jsonl", "a") as f:
+        f.write('{"caption_id": "5", "trunc')                                    # torn line
+    _engine(tiny_pipeline_dir, out).run(CAPTIONS[:6], progress=False)
+    _check_complete(out, 6)
+
+
+def test_other_settings_are_refused(tiny_pipeline_dir, tmp_path):
+    out = tmp_path / "syn"
+    _engine(tiny_pipeline_dir, out).run(CAPTIONS[:2], progress=False)
+    with pytest.raises(ValueError, match="other settings"):
+        _engine(tiny_pipeline_dir, out, steps=3).run(CAPTIONS[:2], progress=False)
+
+
+def test_duplicate_caption_ids_are_refused(tiny_pipeline_dir, tmp_path):
+    with pytest.raises(ValueError, match="caption_ids must be unique"):
+        _engine(tiny_pipeline_dir, tmp_path / "s").run(CAPTIONS[:2], caption_ids=["a", "a"], progress=False)
+
+
+def test_rerun_after_kill_completes_exactly_once(tiny_pipeline_dir, tmp_path):
+    caps = tmp_path / "caps.json"
+    caps.write_text(json.dumps(CAPTIONS))
+    out = tmp_path / "syn"
+    cmd = [sys.executable, "-m", "workbench.synthesis", "--preset", "tiny", "--model", str(tiny_pipeline_dir),
+           "--out", str(out), "--captions", str(caps), "--batch-size", "2", "--no-clipscore"]
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shard = out / "shard-00000.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if shard.exists() and len(shard.read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)                                              # a real kill, mid-run
+    proc.wait()
+    assert not (out / "manifest.jsonl").exists()
+    partial = sum(len(p.read_text().splitlines()) for p in out.glob("shard-*.jsonl"))
+    assert 4 <= partial < len(CAPTIONS)
+    rerun = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr[-2000:]
+    recs = _check_complete(out, len(CAPTIONS))
+    images = np.stack([np.asarray(Image.open(out / r["file"])) for r in recs])
+    assert images.std() > 0
+
+
+def test_sandbox_captions_have_stable_ids():
+    caps, ids = sandbox_captions("train", 7)
+    assert len(caps) == 7 and ids[0] == "train-000000#0" and ids[5] == "train-000001#0"

@@ -1,0 +1,275 @@
+"""The sandbox text-to-image model: a miniature Stable Diffusion built from diffusers components.
+
+* tokenizer     transformers ``CLIPTokenizer`` written from open_clip's own BPE vocabulary (same ids)
+* text_encoder  transformers ``CLIPTextModel`` holding the sandbox CLIP's text tower (converted weights)
+* vae           a tiny ``AutoencoderKL`` (64x64x3 <-> 16x16x4), trained here
+* unet          a small latent ``UNet2DConditionModel`` cross-attending to the text token states, trained here
+* scheduler     ``DPMSolverMultistepScheduler`` for sampling (trained with ``DDPMScheduler``)
+
+Packaged as a stock ``StableDiffusionPipeline`` that round-trips through ``save_pretrained`` /
+``DiffusionPipeline.from_pretrained``, the same loading path as the paper profile's Stable Diffusion.
+Reproduce the committed model (fixed seed, ~35 min on 2 CPU cores):
+
+    python -m workbench.diffusion --preset sandbox
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .config import DiffusionConfig
+from .paths import atomic_write, atomic_write_json, repo_path, stable_hash
+
+
+# ----------------------------------------------------------------------------- tokenizer and text encoder
+def hf_tokenizer_from_open_clip(context_length: int, out_dir: str | Path):
+    """A transformers ``CLIPTokenizer`` with open_clip's BPE vocabulary and merges (identical token ids)."""
+    from open_clip.tokenizer import SimpleTokenizer
+    from transformers import CLIPTokenizer
+    simple = SimpleTokenizer()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "vocab.json").write_text(json.dumps(simple.encoder, ensure_ascii=False))
+    merges = sorted(simple.bpe_ranks.items(), key=lambda kv: kv[1])
+    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for (a, b), _ in merges) + "\n",
+                                    encoding="utf-8")
+    # open_clip pads with id 0 ("!"); keep that so the two tokenizers give identical id sequences.
+    sot, eot = (simple.decoder[i] for i in (simple.sot_token_id, simple.eot_token_id))
+    return CLIPTokenizer(str(out / "vocab.json"), str(out / "merges.txt"), model_max_length=context_length,
+                         bos_token=sot, eos_token=eot, unk_token=eot, pad_token="!")
+
+
+def clip_text_model_from_open_clip(model) -> "transformers.CLIPTextModel":  # noqa: F821
+    """Convert an open_clip CLIP's text tower (quick_gelu, causal) into a transformers ``CLIPTextModel``."""
+    from transformers import CLIPTextConfig, CLIPTextModel
+    blocks = model.transformer.resblocks
+    width = model.token_embedding.weight.shape[1]
+    cfg = CLIPTextConfig(vocab_size=model.token_embedding.weight.shape[0], hidden_size=width,
+                         intermediate_size=blocks[0].mlp.c_fc.out_features, num_hidden_layers=len(blocks),
+                         num_attention_heads=blocks[0].attn.num_heads,
+                         max_position_embeddings=model.positional_embedding.shape[0], hidden_act="quick_gelu",
+                         layer_norm_eps=1e-5, projection_dim=model.text_projection.shape[1],
+                         bos_token_id=49406, eos_token_id=49407, pad_token_id=0)
+    sd = {"embeddings.token_embedding.weight": model.token_embedding.weight,
+          "embeddings.position_embedding.weight": model.positional_embedding,
+          "final_layer_norm.weight": model.ln_final.weight, "final_layer_norm.bias": model.ln_final.bias}
+    for i, b in enumerate(blocks):
+        p = f"encoder.layers.{i}."
+        for name, w, bias in zip("qkv", b.attn.in_proj_weight.chunk(3), b.attn.in_proj_bias.chunk(3)):
+            sd[p + f"self_attn.{name}_proj.weight"], sd[p + f"self_attn.{name}_proj.bias"] = w, bias
+        sd.update({p + "self_attn.out_proj.weight": b.attn.out_proj.weight, p + "self_attn.out_proj.bias": b.attn.out_proj.bias,
+                   p + "layer_norm1.weight": b.ln_1.weight, p + "layer_norm1.bias": b.ln_1.bias,
+                   p + "layer_norm2.weight": b.ln_2.weight, p + "layer_norm2.bias": b.ln_2.bias,
+                   p + "mlp.fc1.weight": b.mlp.c_fc.weight, p + "mlp.fc1.bias": b.mlp.c_fc.bias,
+                   p + "mlp.fc2.weight": b.mlp.c_proj.weight, p + "mlp.fc2.bias": b.mlp.c_proj.bias})
+    text = CLIPTextModel(cfg)
+    text.load_state_dict({k: v.detach().clone().float() for k, v in sd.items()}, strict=True)
+    return text.eval()
+
+
+# ----------------------------------------------------------------------------- components
+def build_vae(cfg: DiffusionConfig):
+    from diffusers import AutoencoderKL
+    n = len(cfg.vae_channels)
+    return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n,
+                         up_block_types=("UpDecoderBlock2D",) * n, block_out_channels=cfg.vae_channels,
+                         layers_per_block=1, latent_channels=4, norm_num_groups=cfg.norm_groups,
+                         sample_size=cfg.image_size)
+
+
+def build_unet(cfg: DiffusionConfig, cross_attention_dim: int):
+    from diffusers import UNet2DConditionModel
+    return UNet2DConditionModel(
+        sample_size=cfg.image_size // 2 ** (len(cfg.vae_channels) - 1), in_channels=4, out_channels=4,
+        block_out_channels=cfg.unet_channels, layers_per_block=cfg.unet_layers_per_block,
+        down_block_types=("CrossAttnDownBlock2D",) * (len(cfg.unet_channels) - 1) + ("DownBlock2D",),
+        up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * (len(cfg.unet_channels) - 1),
+        cross_attention_dim=cross_attention_dim, attention_head_dim=cfg.attention_head_dim,
+        norm_num_groups=cfg.norm_groups)
+
+
+def train_scheduler():
+    """Stable Diffusion's training noise schedule."""
+    from diffusers import DDPMScheduler
+    return DDPMScheduler(num_train_timesteps=1000, beta_schedule="scaled_linear", beta_start=0.00085,
+                         beta_end=0.012, prediction_type="epsilon", steps_offset=1, clip_sample=False)
+
+
+def assemble_pipeline(vae, text_encoder, tokenizer, unet):
+    """A stock ``StableDiffusionPipeline`` from the parts (no safety checker: synthetic shapes only)."""
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+    scheduler = DPMSolverMultistepScheduler.from_config(train_scheduler().config)
+    return StableDiffusionPipeline(vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet,
+                                   scheduler=scheduler, safety_checker=None, feature_extractor=None,
+                                   requires_safety_checker=False)
+
+
+def build_untrained_pipeline(cfg: DiffusionConfig, clip, tokenizer_dir: str | Path):
+    """A pipeline from freshly initialised VAE and UNet around ``clip``'s text tower (tests, smoke runs)."""
+    torch.manual_seed(cfg.seed)
+    text_encoder = clip_text_model_from_open_clip(clip.model)
+    tokenizer = hf_tokenizer_from_open_clip(clip.model.context_length, tokenizer_dir)
+    return assemble_pipeline(build_vae(cfg).eval(), text_encoder, tokenizer,
+                             build_unet(cfg, text_encoder.config.hidden_size).eval())
+
+
+def _to_unit(images_uint8: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, H, W, 3] -> float [B, 3, H, W] in [-1, 1] (the VAE's input range)."""
+    return images_uint8.permute(0, 3, 1, 2).float() / 127.5 - 1.0
+
+
+# ----------------------------------------------------------------------------- training
+def _checkpointed_loop(name, cfg, steps, run_dir, modules, opt, step_fn, progress, stop_after=None):
+    """Resumable loop: ``step_fn(step) -> loss``; warm-up + cosine learning rate set from the step number;
+    checkpoints ``modules`` + ``opt`` atomically every ``cfg.checkpoint_every`` steps."""
+    from tqdm.auto import tqdm
+    path = run_dir / f"{name}.pt"
+    key = stable_hash(asdict(cfg))
+    start, losses = 0, []
+    if path.exists():
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        if ck["config_hash"] == key:
+            for m, s in zip(modules, ck["modules"]):
+                m.load_state_dict(s)
+            opt.load_state_dict(ck["opt"])
+            start, losses = ck["step"], ck["losses"]
+    bar = tqdm(range(start, steps), desc=f"train {name}", initial=start, total=steps, disable=not progress)
+    for step in bar:
+        if stop_after is not None and step - start >= stop_after:
+            return losses, False
+        for group in opt.param_groups:
+            group["lr"] = group["initial_lr"] * _lr_factor(cfg, step, steps)
+        loss = step_fn(step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for m in modules for p in m.parameters()], 1.0)
+        opt.step()
+        losses.append(loss.item())
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
+        if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == steps:
+            state = {"modules": [m.state_dict() for m in modules], "opt": opt.state_dict(), "step": step + 1,
+                     "losses": losses, "config_hash": key}
+            atomic_write(path, lambda tmp: torch.save(state, tmp))
+    return losses, True
+
+
+def _lr_factor(cfg: DiffusionConfig, step: int, steps: int) -> float:
+    return min(1.0, (step + 1) / cfg.warmup_steps) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / steps)))
+
+
+def _adamw(params, lr: float, weight_decay: float = 0.0):
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+    for group in opt.param_groups:
+        group["initial_lr"] = lr
+    return opt
+
+
+def train_sandbox_pipeline(cfg: DiffusionConfig, clip, progress: bool = True):
+    """Train VAE then UNet on sandbox train renders + captions; returns the assembled pipeline and a log."""
+    from .data import load_sandbox_split
+    torch.manual_seed(cfg.seed)
+    run_dir = repo_path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    data = load_sandbox_split(cfg.world, "train", progress=progress)
+    images = torch.from_numpy(data.images)                                  # uint8 [N, H, W, 3]
+    tokenizer = hf_tokenizer_from_open_clip(clip.model.context_length, run_dir / "tokenizer")
+    text_encoder = clip_text_model_from_open_clip(clip.model)
+    log = {}
+
+    # --- stage 1: the autoencoder (reconstruction + a small KL term)
+    vae = build_vae(cfg)
+    opt = _adamw(vae.parameters(), cfg.vae_lr)
+
+    def vae_step(step):
+        g = torch.Generator().manual_seed(cfg.seed * 7_919 + step)
+        x = _to_unit(images[torch.randint(0, len(images), (cfg.vae_batch,), generator=g)])
+        post = vae.encode(x).latent_dist
+        rec = vae.decode(post.sample(generator=g)).sample
+        return F.mse_loss(rec, x) + cfg.vae_kl_weight * post.kl().mean()
+    log["vae_losses"], _ = _checkpointed_loop("vae", cfg, cfg.vae_steps, run_dir, [vae], opt, vae_step, progress)
+    vae.eval().requires_grad_(False)
+
+    # --- latents of every training image (posterior means), and the scaling factor
+    with torch.no_grad():
+        latents = torch.cat([vae.encode(_to_unit(images[i:i + 256])).latent_dist.mean
+                             for i in range(0, len(images), 256)])               # [N, 4, h, w]
+    scale = float(1.0 / latents.std())
+    vae.register_to_config(scaling_factor=scale)
+    latents = latents * scale
+    log["scaling_factor"] = scale
+
+    # --- caption token states, computed once (the text encoder stays frozen, as in Stable Diffusion)
+    captions = [c for caps in data.captions for c in caps]                     # 5 per scene, scene-major
+    with torch.no_grad():
+        ids = tokenizer(captions + [""], padding="max_length", truncation=True, return_tensors="pt").input_ids
+        states = torch.cat([text_encoder(ids[i:i + 1024]).last_hidden_state.half()
+                            for i in range(0, len(ids), 1024)])                  # [5N + 1, L, W]
+    empty = len(captions)
+
+    # --- stage 2: the latent UNet (epsilon prediction, 10% caption dropout for classifier-free guidance)
+    unet = build_unet(cfg, text_encoder.config.hidden_size)
+    noise_sched = train_scheduler()
+    opt = _adamw(unet.parameters(), cfg.unet_lr, weight_decay=0.01)
+
+    def unet_step(step):
+        g = torch.Generator().manual_seed(cfg.seed * 104_729 + step)
+        idx = torch.randint(0, len(latents), (cfg.unet_batch,), generator=g)
+        cap = idx * 5 + torch.randint(0, 5, idx.shape, generator=g)
+        cap = torch.where(torch.rand(idx.shape, generator=g) < cfg.cond_dropout, torch.full_like(cap, empty), cap)
+        x0 = latents[idx]
+        noise = torch.randn(x0.shape, generator=g)
+        t = torch.randint(0, noise_sched.config.num_train_timesteps, idx.shape, generator=g)
+        pred = unet(noise_sched.add_noise(x0, noise, t), t, encoder_hidden_states=states[cap].float()).sample
+        return F.mse_loss(pred, noise)
+    log["unet_losses"], _ = _checkpointed_loop("unet", cfg, cfg.unet_steps, run_dir, [unet], opt, unet_step, progress)
+    unet.eval()
+    return assemble_pipeline(vae, text_encoder, tokenizer, unet), log
+
+
+def save_pipeline(pipe, out_dir: str | Path, manifest: dict) -> Path:
+    """``save_pretrained`` in fp16 safetensors to a temp folder, then swap it in (no half-written model)."""
+    import shutil
+    out = repo_path(out_dir)
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    pipe.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
+    pipe.to(torch.float32)
+    atomic_write_json(tmp / "workbench_manifest.json", manifest)
+    if out.exists():
+        shutil.rmtree(out)
+    tmp.rename(out)
+    return out
+
+
+def main(argv=None) -> None:
+    from .backbones import load_clip
+    from .config import ClipConfig
+    ap = argparse.ArgumentParser(description="Train the sandbox text-to-image model (mini Stable Diffusion).")
+    ap.add_argument("--preset", default="sandbox", choices=["tiny", "sandbox"])
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    cfg = DiffusionConfig.preset(args.preset)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    t0 = time.time()
+    clip = load_clip(ClipConfig.preset("sandbox" if args.preset == "sandbox" else "tiny"), device="cpu")
+    pipe, log = train_sandbox_pipeline(cfg, clip)
+    manifest = {"config": asdict(cfg), "seconds": round(time.time() - t0, 1), "scaling_factor": log["scaling_factor"],
+                "vae_final_loss": float(np.mean(log["vae_losses"][-50:])),
+                "unet_final_loss": float(np.mean(log["unet_losses"][-50:])),
+                "reproduce": f"python -m workbench.diffusion --preset {args.preset}"}
+    out = save_pipeline(pipe, cfg.out_dir, manifest)
+    print(json.dumps(manifest, indent=2, default=str))
+    print(f"saved {out} in {time.time() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""Resumable, sharded text-to-image synthesis of a caption corpus, for any diffusers pipeline.
+
+Layout of ``out_dir``::
+
+    settings.json                 model id + settings; a resume must use the same ones
+    shard-00000/000000042.png     one image per caption, written atomically (temp file + rename)
+    shard-00000.jsonl             that shard's manifest, one line per finished caption (append + fsync)
+    manifest.jsonl                the consolidated manifest, rewritten atomically when the run completes
+
+A manifest record holds: caption_id, caption, seed, model_id, settings_hash, file, sha256, clip_cos and
+clip_score (the CXE weight). Caption ``i`` always gets seed ``caption_seed(cfg.seed, caption_id)``, so a
+rerun reproduces it. Killed at any point, a rerun verifies every recorded file (exists, checksum),
+regenerates what is missing or corrupt and completes the set exactly once per caption.
+
+Scaling out: under ``accelerate launch`` each process owns the shards ``k`` with
+``k % num_processes == process_index``; the main process consolidates at the end.
+
+    python -m workbench.synthesis --preset sandbox --split train --n 2000
+    accelerate launch -m workbench.synthesis --preset paper_b32 --captions captions.json
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+from PIL import Image
+
+from .config import SynthesisConfig
+from .paths import atomic_write, atomic_write_json, repo_path, sha256_file, stable_hash
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def caption_seed(base_seed: int, caption_id: str) -> int:
+    """Deterministic per-caption seed (independent of batch composition and process count)."""
+    return int.from_bytes(hashlib.sha256(f"{base_seed}:{caption_id}".encode()).digest()[:4], "little")
+
+
+def load_pipeline(cfg: SynthesisConfig, device: str | torch.device = "auto"):
+    """``DiffusionPipeline.from_pretrained`` for a local folder or a hub id, with a clear offline error."""
+    from diffusers import DiffusionPipeline
+
+    from .device import resolve_device
+    local = repo_path(cfg.model_id)
+    source = str(local) if local.is_dir() else cfg.model_id
+    dev = resolve_device(device)
+    dtype = _DTYPES[cfg.dtype] if dev.type == "cuda" else torch.float32
+    try:
+        pipe = DiffusionPipeline.from_pretrained(source, dtype=dtype)
+    except (OSError, ValueError) as err:
+        raise OSError(
+            f"Could not load the text-to-image pipeline model_id={cfg.model_id!r}: {err}\n"
+            f"It is neither a local folder (looked at {local}) nor in the local Hugging Face cache. Run once on "
+            f"a connected machine: python -c \"from diffusers import DiffusionPipeline; "
+            f"DiffusionPipeline.from_pretrained('{cfg.model_id}')\", or save a pipeline with "
+            f"save_pretrained and set SynthesisConfig.model_id to that folder.") from err
+    pipe.set_progress_bar_config(disable=True)
+    return pipe.to(dev)
+
+
+class SynthesisEngine:
+    """Synthesises one image per caption into ``cfg.out_dir``; ``scorer`` (a ClipBackbone) adds CLIPScores."""
+
+    def __init__(self, pipe, cfg: SynthesisConfig, scorer=None):
+        self.pipe, self.cfg, self.scorer = pipe, cfg, scorer
+        self.out = repo_path(cfg.out_dir)
+        self.settings_hash = stable_hash(cfg.settings())
+
+    # ------------------------------------------------------------------ manifest
+    def _shard_of(self, index: int) -> int:
+        return index // self.cfg.shard_size
+
+    def _read_shard(self, shard: int) -> dict:
+        """Valid records of one shard, keyed by caption id (the last valid line wins; torn lines skipped)."""
+        path = self.out / f"shard-{shard:05d}.jsonl"
+        records = {}
+        if not path.exists():
+            return records
+        for line in path.read_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except json.JSONDecodeError:
+                continue                                     # a line torn by a kill
+            f = self.out / rec["file"]
+            if rec.get("settings_hash") == self.settings_hash and f.is_file() and sha256_file(f) == rec["sha256"]:
+                records[rec["caption_id"]] = rec
+            else:
+                records.pop(rec["caption_id"], None)
+        return records
+
+    def _check_settings(self) -> None:
+        path = self.out / "settings.json"
+        if path.exists():
+            old = json.loads(path.read_text())
+            if old.get("settings_hash") != self.settings_hash:
+                raise ValueError(f"out_dir={str(self.out)!r} holds images made with other settings "
+                                 f"({old.get('settings')}); use a new out_dir or the same settings "
+                                 f"({self.cfg.settings()}).")
+        else:
+            atomic_write_json(path, {"settings": self.cfg.settings(), "settings_hash": self.settings_hash})
+
+    # ------------------------------------------------------------------ generation
+    def generate(self, captions: list, seeds: list) -> np.ndarray:
+        """uint8 [B, H, W, 3] images for ``captions`` with one CPU generator per caption."""
+        gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]
+        kwargs = {} if self.cfg.negative_prompt is None else {"negative_prompt": [self.cfg.negative_prompt] * len(captions)}
+        out = self.pipe(list(captions), num_inference_steps=self.cfg.steps, guidance_scale=self.cfg.guidance,
+                        height=self.cfg.height, width=self.cfg.width, generator=gens, output_type="np", **kwargs)
+        return (np.clip(out.images, 0, 1) * 255).round().astype(np.uint8)
+
+    def clip_scores(self, images: np.ndarray, captions: list) -> np.ndarray:
+        """Cosine between CLIP image and caption embeddings, [B]."""
+        import torch.nn.functional as F
+        img = F.normalize(self.scorer.image_features(images).global_.float(), dim=-1)
+        txt = F.normalize(self.scorer.text_features(captions).float(), dim=-1)
+        return (img * txt).sum(-1).numpy()
+
+    def _write(self, index: int, caption_id: str, caption: str, seed: int, image: np.ndarray, cos) -> dict:
+        shard = self._shard_of(index)
+        rel = f"shard-{shard:05d}/{index:09d}.png"
+        atomic_write(self.out / rel, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
+        rec = {"caption_id": caption_id, "index": index, "caption": caption, "seed": seed,
+               "model_id": self.cfg.model_id, "settings_hash": self.settings_hash, "file": rel,
+               "sha256": sha256_file(self.out / rel)}
+        if cos is not None:
+            rec["clip_cos"] = float(cos)
+            rec["clip_score"] = float(self.cfg.clipscore_w * max(float(cos), 0.0))
+        with open(self.out / f"shard-{shard:05d}.jsonl", "a") as f:
+            f.write(json.dumps(rec) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        return rec
+
+    def run(self, captions: list, caption_ids: Optional[list] = None, progress: bool = True) -> list:
+        """Make sure every caption has a valid image; returns the consolidated manifest records."""
+        from accelerate import PartialState
+        from tqdm.auto import tqdm
+        ids = [str(i) for i in (caption_ids or range(len(captions)))]
+        if len(ids) != len(captions) or len(set(ids)) != len(ids):
+            raise ValueError(f"caption_ids must be unique and one per caption; got {len(ids)} ids "
+                             f"({len(set(ids))} unique) for {len(captions)} captions.")
+        state = PartialState()
+        self.out.mkdir(parents=True, exist_ok=True)
+        if state.is_main_process:
+            self._check_settings()
+        state.wait_for_everyone()
+        n_shards = (len(ids) + self.cfg.shard_size - 1) // self.cfg.shard_size
+        mine = [s for s in range(n_shards) if s % state.num_processes == state.process_index]
+        done = {}
+        for s in mine:
+            done.update(self._read_shard(s))
+        todo = [i for i in range(len(ids)) if self._shard_of(i) in mine and ids[i] not in done]
+        t0, made = time.time(), 0
+        bar = tqdm(total=len(todo), desc=f"synthesise [{state.process_index}]", disable=not progress)
+        for b in range(0, len(todo), self.cfg.batch_size):
+            batch = todo[b:b + self.cfg.batch_size]
+            seeds = [caption_seed(self.cfg.seed, ids[i]) for i in batch]
+            caps = [captions[i] for i in batch]
+            images = self.generate(caps, seeds)
+            cos = self.clip_scores(images, caps) if self.scorer is not None else [None] * len(batch)
+            for i, s, img, c in zip(batch, seeds, images, cos):
+                done[ids[i]] = self._write(i, ids[i], captions[i], s, img, c)
+            made += len(batch)
+            bar.update(len(batch))
+            bar.set_postfix(img_s=f"{made / (time.time() - t0):.2f}")
+        bar.close()
+        if todo:
+            print(f"synthesised {made} images in {time.time() - t0:.1f} s ({made / (time.time() - t0):.2f} images/s); "
+                  f"{len(ids) - len(todo)} were already done")
+        state.wait_for_everyone()
+        return self.consolidate(ids) if state.is_main_process else list(done.values())
+
+    def consolidate(self, ids: list) -> list:
+        """Merge the shard manifests into ``manifest.jsonl`` (one record per caption, in caption order)."""
+        n_shards = (len(ids) + self.cfg.shard_size - 1) // self.cfg.shard_size
+        recs = {}
+        for s in range(n_shards):
+            recs.update(self._read_shard(s))
+        missing = [i for i in ids if i not in recs]
+        if missing:
+            raise RuntimeError(f"{len(missing)} captions have no valid image yet (e.g. {missing[:3]}); rerun.")
+        ordered = [recs[i] for i in ids]
+        atomic_write(self.out / "manifest.jsonl",
+                     lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in ordered)))
+        return ordered
+
+
+def read_manifest(out_dir: str | Path) -> list:
+    """Records of a completed synthesis run (``manifest.jsonl``)."""
+    path = repo_path(out_dir) / "manifest.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: the synthesis run in {out_dir} has not completed; rerun it.")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def load_images(out_dir: str | Path, records: list) -> np.ndarray:
+    """uint8 [N, H, W, 3] images of manifest records."""
+    root = repo_path(out_dir)
+    return np.stack([np.asarray(Image.open(root / r["file"]).convert("RGB")) for r in records])
+
+
+def sandbox_captions(split: str, n: int, world=None) -> tuple:
+    """``(captions, caption_ids)``: the 5 references of the first scenes of a sandbox split, ``n`` in all."""
+    from .config import WorldConfig
+    from .sandbox import make_split, reference_captions
+    scenes = make_split(world or WorldConfig.preset("sandbox"), split, (n + 4) // 5)
+    pairs = [(c, f"{s.scene_id}#{k}") for s in scenes for k, c in enumerate(reference_captions(s))][:n]
+    return [c for c, _ in pairs], [i for _, i in pairs]
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="Synthesise one image per caption (resumable, sharded).")
+    ap.add_argument("--preset", default="sandbox")
+    ap.add_argument("--model", default=None, help="override model_id (a local folder or a hub id)")
+    ap.add_argument("--out", default=None, help="override out_dir")
+    ap.add_argument("--split", default="train", help="sandbox split whose captions to synthesise")
+    ap.add_argument("--n", type=int, default=1000, help="number of sandbox captions")
+    ap.add_argument("--captions", default=None, help="a JSON list of captions (or of {id, caption}) instead")
+    ap.add_argument("--steps", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=None)
+    ap.add_argument("--no-clipscore", action="store_true")
+    args = ap.parse_args(argv)
+    over = {k: v for k, v in (("model_id", args.model), ("out_dir", args.out), ("steps", args.steps),
+                              ("batch_size", args.batch_size)) if v is not None}
+    cfg = SynthesisConfig.preset(args.preset, **over)
+    if args.captions:
+        items = json.loads(Path(args.captions).read_text())
+        captions = [it["caption"] if isinstance(it, dict) else it for it in items]
+        ids = [str(it["id"]) if isinstance(it, dict) else str(i) for i, it in enumerate(items)]
+    else:
+        captions, ids = sandbox_captions(args.split, args.n)
+    scorer = None
+    if not args.no_clipscore:
+        from .backbones import load_clip
+        from .config import ClipConfig
+        profile = args.preset if args.preset in ("sandbox", "paper_b32", "paper_l14") else "sandbox"
+        scorer = load_clip(ClipConfig.preset(profile))
+    engine = SynthesisEngine(load_pipeline(cfg), cfg, scorer)
+    recs = engine.run(captions, ids)
+    print(f"manifest: {engine.out / 'manifest.jsonl'} ({len(recs)} records)")
+
+
+if __name__ == "__main__":
+    main()
