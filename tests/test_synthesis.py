@@ -95,5 +95,25 @@ def test_rerun_after_kill_completes_exactly_once(tiny_pipeline_dir, tmp_path):
 
 
 def test_sandbox_captions_have_stable_ids():
-    caps, ids = sandbox_captions("train", 7)
+    caps, ids, scenes = sandbox_captions("train", 7)
     assert len(caps) == 7 and ids[0] == "train-000000#0" and ids[5] == "train-000001#0"
+    assert scenes[5].scene_id == "train-000001"
+    caps1, ids1, _ = sandbox_captions("test", 3, per_scene=1)
+    assert ids1 == ["test-000000#0", "test-000001#0", "test-000002#0"]
+
+
+def test_accelerate_processes_own_disjoint_shards(tiny_pipeline_dir, tmp_path):
+    """Two CPU processes under `accelerate launch` split the shards and together complete the set."""
+    caps = tmp_path / "caps.json"
+    caps.write_text(json.dumps(CAPTIONS[:20]))
+    out = tmp_path / "syn"
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           "-m", "workbench.synthesis", "--preset", "tiny", "--model", str(tiny_pipeline_dir), "--out", str(out),
+           "--captions", str(caps), "--batch-size", "2", "--no-clipscore"]
+    run = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-3000:]
+    recs = _check_complete(out, 20)
+    shards = {r["file"].split("/")[0] for r in recs}
+    assert shards == {"shard-00000", "shard-00001", "shard-00002"}               # 8 + 8 + 4 captions
+    assert "synthesise [1]" in run.stderr and "synthesise [0]" in run.stderr     # both processes worked

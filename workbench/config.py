@@ -200,6 +200,7 @@ class PretrainConfig(_Preset):
     out_weights: str = "data/sandbox_clip.safetensors"
     run_dir: str = "runs/pretrain_clip"
     threads: Optional[int] = None        # torch intra-op threads; None keeps torch's default
+    shape_negatives: bool = True         # NegCLIP-style hard negatives: each caption with a shape word swapped
     world: WorldConfig = field(default_factory=WorldConfig)
 
     def __post_init__(self):

@@ -99,3 +99,36 @@ def bar_pair(values: dict, title: str, ylabel: str = ""):
         ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def synthesis_gallery(captions, synthetic: np.ndarray, real: np.ndarray, n: int = 6, scale: float = 1.8):
+    """Rows: caption | synthetic image | real rendering of the same scene."""
+    import textwrap
+    n = min(n, len(captions))
+    fig, axes = plt.subplots(n, 3, figsize=(3 * scale * 1.4, n * scale), squeeze=False,
+                             gridspec_kw={"width_ratios": [2.2, 1, 1]})
+    for i in range(n):
+        axes[i, 0].text(0, 0.5, "\n".join(textwrap.wrap(captions[i], 34)), va="center", fontsize=8)
+        axes[i, 1].imshow(synthetic[i])
+        axes[i, 2].imshow(real[i])
+        for ax in axes[i]:
+            ax.axis("off")
+    axes[0, 1].set_title("synthetic", fontsize=9)
+    axes[0, 2].set_title("real render", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def score_histograms(values: dict, xlabel: str, title: str):
+    """Overlaid density histograms of named 1-D arrays, with their means in the legend."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    lo = min(float(np.min(v)) for v in values.values())
+    hi = max(float(np.max(v)) for v in values.values())
+    bins = np.linspace(lo, hi, 40)
+    for name, v in values.items():
+        ax.hist(v, bins=bins, density=True, alpha=0.55, label=f"{name} (mean {np.mean(v):.3f})")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("density")
+    ax.set_title(title)
+    ax.legend()
+    return fig

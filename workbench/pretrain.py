@@ -23,11 +23,13 @@ from pathlib import Path
 import numpy as np
 import open_clip
 import torch
+import torch.nn.functional as F
 
 from .backbones import ClipBackbone, load_clip, save_clip_weights
 from .config import ClipConfig, PretrainConfig
 from .data import load_sandbox_split
 from .paths import atomic_write, atomic_write_json, repo_path, sha256_file, stable_hash
+from .sandbox.captions import swap_shape
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list:
@@ -56,6 +58,15 @@ def batch_indices(cfg: PretrainConfig, step: int, n_scenes: int, n_captions: int
     return scenes, caps
 
 
+def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor,
+                     neg: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE on normalised [B, D] features; ``neg`` [B, D] adds hard-negative texts to the
+    image-to-text softmax (NegCLIP)."""
+    labels = torch.arange(len(img), device=img.device)
+    texts = txt if neg is None else torch.cat([txt, neg])
+    return 0.5 * (F.cross_entropy(scale * img @ texts.T, labels) + F.cross_entropy(scale * txt @ img.T, labels))
+
+
 def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, device: str = "cpu",
              stop_after: int | None = None) -> ClipBackbone:
     """Train the CLIP that ``cfg.model_name`` names from random weights; returns the trained backbone.
@@ -74,7 +85,6 @@ def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, de
     tokens_all = torch.stack([clip.tokenize(c).cpu() for c in data.captions])   # [N, 5, L]
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
-    loss_fn = open_clip.ClipLoss()
 
     run_dir = repo_path(cfg.run_dir)
     ckpt_path = run_dir / "checkpoint.pt"
@@ -100,7 +110,12 @@ def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, de
         pixels = clip.pixels_from_uint8(pixels_all[si])
         tokens = tokens_all[si, ci].to(clip.device)
         img, txt, scale = model(pixels, tokens)
-        loss = loss_fn(img, txt, scale)
+        neg = None
+        if cfg.shape_negatives:
+            rng = np.random.default_rng([cfg.seed, step])
+            swapped = [swap_shape(data.captions[s][c], rng) for s, c in zip(si.tolist(), ci.tolist())]
+            neg = model.encode_text(clip.tokenize(swapped), normalize=True)
+        loss = contrastive_loss(img, txt, scale, neg)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

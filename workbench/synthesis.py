@@ -206,13 +206,16 @@ def load_images(out_dir: str | Path, records: list) -> np.ndarray:
     return np.stack([np.asarray(Image.open(root / r["file"]).convert("RGB")) for r in records])
 
 
-def sandbox_captions(split: str, n: int, world=None) -> tuple:
-    """``(captions, caption_ids)``: the 5 references of the first scenes of a sandbox split, ``n`` in all."""
+def sandbox_captions(split: str, n: int, per_scene: int = 5, world=None) -> tuple:
+    """``(captions, caption_ids, scenes)`` for the first scenes of a sandbox split: ``per_scene`` of each
+    scene's references (ids ``"<scene_id>#<k>"``), ``n`` captions in all; ``scenes[i]`` is caption i's scene."""
     from .config import WorldConfig
     from .sandbox import make_split, reference_captions
-    scenes = make_split(world or WorldConfig.preset("sandbox"), split, (n + 4) // 5)
-    pairs = [(c, f"{s.scene_id}#{k}") for s in scenes for k, c in enumerate(reference_captions(s))][:n]
-    return [c for c, _ in pairs], [i for _, i in pairs]
+    if not 1 <= per_scene <= 5:
+        raise ValueError(f"per_scene={per_scene} must be between 1 and 5 (a scene has 5 references).")
+    scenes = make_split(world or WorldConfig.preset("sandbox"), split, (n + per_scene - 1) // per_scene)
+    rows = [(c, f"{s.scene_id}#{k}", s) for s in scenes for k, c in enumerate(reference_captions(s)[:per_scene])][:n]
+    return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
 def main(argv=None) -> None:
@@ -235,7 +238,7 @@ def main(argv=None) -> None:
         captions = [it["caption"] if isinstance(it, dict) else it for it in items]
         ids = [str(it["id"]) if isinstance(it, dict) else str(i) for i, it in enumerate(items)]
     else:
-        captions, ids = sandbox_captions(args.split, args.n)
+        captions, ids, _ = sandbox_captions(args.split, args.n)
     scorer = None
     if not args.no_clipscore:
         from .backbones import load_clip

@@ -58,3 +58,35 @@ def sandbox_report(clip: ClipBackbone, world_cfg, n_single: int = 500, n_multi: 
         "multi_object_caption_vs_other": caption_vs_other(
             clip, multi.images[keep], [multi.captions[i][0] for i in keep]),
     }
+
+
+def object_faithfulness(clip: ClipBackbone, images, scenes, template: str = "a photo of a {colour} {shape}") -> dict:
+    """Does CLIP find the scene's main object (its first group) in each image?
+
+    All 64 colour-shape prompts are ranked per image; with ``g`` groups in the scene, the main object
+    counts as recognised when its prompt is among the top ``g`` (``faithful``), its colour among their
+    colours (``colour_ok``) and its shape among their shapes (``shape_ok``). Returns rates and the
+    per-image ``faithful`` flags (to show defects).
+    """
+    if len(images) != len(scenes):
+        raise ValueError(f"got {len(images)} images for {len(scenes)} scenes; they must pair up.")
+    pairs = [(c, s) for c in COLOURS for s in SHAPES]
+    text = F.normalize(clip.text_features([canonical_prompt(c, s, template) for c, s in pairs]), dim=-1)
+    img = F.normalize(clip.image_features(images).global_.float(), dim=-1)
+    ranks = (img @ text.T).argsort(dim=-1, descending=True)                    # [B, 64]
+    flags, colour_ok, shape_ok = [], [], []
+    for r, scene in zip(ranks.tolist(), scenes):
+        main = scene.groups[0]
+        top = [pairs[k] for k in r[:len(scene.groups)]]
+        flags.append((main.colour, main.shape) in top)
+        colour_ok.append(main.colour in {c for c, _ in top})
+        shape_ok.append(main.shape in {s for _, s in top})
+    return {"faithful": float(np.mean(flags)), "colour_ok": float(np.mean(colour_ok)),
+            "shape_ok": float(np.mean(shape_ok)), "flags": flags, "n": len(scenes)}
+
+
+def pair_cosines(clip: ClipBackbone, images, captions) -> np.ndarray:
+    """Cosine between each image and its caption, [N] (CLIPScore = 2.5 * max(cos, 0))."""
+    img = F.normalize(clip.image_features(images).global_.float(), dim=-1)
+    txt = F.normalize(clip.text_features(list(captions)).float(), dim=-1)
+    return (img * txt).sum(-1).numpy()

@@ -131,3 +131,26 @@ def reference_captions(scene: Scene, n: int = 5) -> list:
 def canonical_prompt(colour: str, shape: str, template: str = "a photo of a {colour} {shape}") -> str:
     """The zero-shot prompt for one colour-shape pair."""
     return template.format(colour=colour, shape=shape)
+
+
+def _shape_pattern():
+    import re
+    words = {w: s for s, ws in SHAPE_WORDS.items() for w in ws}
+    forms = {**{w: (s, False) for w, s in words.items()}, **{_plural(w): (s, True) for w, s in words.items()}}
+    alternation = "|".join(sorted(map(re.escape, forms), key=len, reverse=True))
+    return re.compile(rf"\b({alternation})\b"), forms
+
+
+_SHAPE_RE, _SHAPE_FORMS = _shape_pattern()
+
+
+def swap_shape(caption: str, rng) -> str:
+    """A hard negative: ``caption`` with one shape word replaced by another shape (plurality kept)."""
+    matches = list(_SHAPE_RE.finditer(caption))
+    if not matches:
+        return caption
+    m = matches[int(rng.integers(len(matches)))]
+    shape, plural = _SHAPE_FORMS[m.group(1)]
+    others = [s for s in SHAPE_WORDS if s != shape]
+    new = others[int(rng.integers(len(others)))]
+    return caption[:m.start()] + (_plural(new) if plural else new) + caption[m.end():]
