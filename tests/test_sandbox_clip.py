@@ -13,7 +13,7 @@ def test_weights_match_their_manifest_and_budget():
     weights = data_dir() / "sandbox_clip.safetensors"
     manifest = json.loads(weights.with_suffix(".json").read_text())
     assert manifest["sha256"] == sha256_file(weights)
-    total = sum(p.stat().st_size for p in data_dir().glob("*.safetensors"))
+    total = sum(p.stat().st_size for p in data_dir().rglob("*.safetensors"))
     assert total <= 25 * 1024 ** 2, f"sandbox weights take {total / 1e6:.1f} MB, over the 25 MB budget"
 
 

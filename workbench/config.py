@@ -231,11 +231,11 @@ class DiffusionConfig(_Preset):
     unet_layers_per_block: int = 1
     attention_head_dim: int = 8
     norm_groups: int = 8
-    vae_steps: int = 800
+    vae_steps: int = 600
     vae_batch: int = 32
     vae_lr: float = 1e-3
     vae_kl_weight: float = 1e-5
-    unet_steps: int = 4000
+    unet_steps: int = 3000
     unet_batch: int = 64
     unet_lr: float = 1e-3
     cond_dropout: float = 0.1                # caption dropout, for classifier-free guidance

@@ -17,8 +17,9 @@ import numpy as np
 from .config import WorldConfig
 from .paths import atomic_write, cache_dir, stable_hash
 from .sandbox import make_split, reference_captions, render_scenes
+from .sandbox.world import WORLD_VERSION
 
-RENDER_VERSION = 1   # bump when the renderer changes so cached images are rebuilt
+RENDER_VERSION = 1   # bump when the renderer changes so cached images are rebuilt (see also WORLD_VERSION)
 
 
 @dataclass
@@ -58,7 +59,7 @@ def load_sandbox_split(cfg: WorldConfig, split: str, n: Optional[int] = None,
     """Scenes, images and captions of ``split``; images are cached under ``runs/cache/sandbox``."""
     scenes = make_split(cfg, split, n, n_objects)
     key = stable_hash({"world": asdict(cfg), "split": split, "n": len(scenes), "n_objects": n_objects,
-                       "render_version": RENDER_VERSION})
+                       "render_version": RENDER_VERSION, "world_version": WORLD_VERSION})
     path = cache_dir("sandbox") / f"{split}-{len(scenes)}-{key}.npy"
     if path.exists():
         images = np.load(path, mmap_mode=None)
