@@ -25,6 +25,7 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -117,10 +118,8 @@ class SynthesisEngine:
 
     def clip_scores(self, images: np.ndarray, captions: list) -> np.ndarray:
         """Cosine between CLIP image and caption embeddings, [B]."""
-        import torch.nn.functional as F
-        img = F.normalize(self.scorer.image_features(images).global_.float(), dim=-1)
-        txt = F.normalize(self.scorer.text_features(captions).float(), dim=-1)
-        return (img * txt).sum(-1).numpy()
+        from .zeroshot import pair_cosines
+        return pair_cosines(self.scorer, images, captions)
 
     def _write(self, index: int, caption_id: str, caption: str, seed: int, image: np.ndarray, cos) -> dict:
         shard = self._shard_of(index)
@@ -206,14 +205,15 @@ def load_images(out_dir: str | Path, records: list) -> np.ndarray:
     return np.stack([np.asarray(Image.open(root / r["file"]).convert("RGB")) for r in records])
 
 
-def sandbox_captions(split: str, n: int, per_scene: int = 5, world=None) -> tuple:
+def sandbox_captions(split: str, n: int, per_scene: int = 5, world=None, n_objects: Optional[int] = None) -> tuple:
     """``(captions, caption_ids, scenes)`` for the first scenes of a sandbox split: ``per_scene`` of each
-    scene's references (ids ``"<scene_id>#<k>"``), ``n`` captions in all; ``scenes[i]`` is caption i's scene."""
+    scene's references (ids ``"<scene_id>#<k>"``), ``n`` captions in all; ``scenes[i]`` is caption i's scene.
+    ``n_objects`` restricts to scenes with that many objects."""
     from .config import WorldConfig
     from .sandbox import make_split, reference_captions
     if not 1 <= per_scene <= 5:
         raise ValueError(f"per_scene={per_scene} must be between 1 and 5 (a scene has 5 references).")
-    scenes = make_split(world or WorldConfig.preset("sandbox"), split, (n + per_scene - 1) // per_scene)
+    scenes = make_split(world or WorldConfig.preset("sandbox"), split, (n + per_scene - 1) // per_scene, n_objects)
     rows = [(c, f"{s.scene_id}#{k}", s) for s in scenes for k, c in enumerate(reference_captions(s)[:per_scene])][:n]
     return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
@@ -252,3 +252,18 @@ def main(argv=None) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def faithfulness_report(pipe, clip, cfg: SynthesisConfig, n: int, n_objects: int, split: str = "test") -> dict:
+    """Synthesise the first caption of ``n`` sandbox scenes with ``n_objects`` objects (into
+    ``<out_dir>-<split>-n<k>``, resumable) and measure object faithfulness of synthetic and real images."""
+    from .config import WorldConfig
+    from .data import load_sandbox_split
+    from .zeroshot import object_faithfulness
+    caps, ids, scenes = sandbox_captions(split, n, per_scene=1, n_objects=n_objects)
+    run_cfg = replace(cfg, out_dir=f"{cfg.out_dir}-{split}-n{n_objects}")
+    images = load_images(run_cfg.out_dir, SynthesisEngine(pipe, run_cfg, scorer=clip).run(caps, ids))
+    real = load_sandbox_split(WorldConfig.preset("sandbox"), split, n=n, n_objects=n_objects).images
+    return {"captions": caps, "synthetic": images, "real": real,
+            "faith_synthetic": object_faithfulness(clip, images, scenes),
+            "faith_real": object_faithfulness(clip, real, scenes)}

@@ -37,8 +37,8 @@ def caption_vs_other(clip: ClipBackbone, images: np.ndarray, captions, seed: int
         raise ValueError(f"need at least 2 image-caption pairs, got {n}.")
     rng = np.random.default_rng(seed)
     other = (np.arange(n) + rng.integers(1, n, size=n)) % n                  # never the same index
-    img = F.normalize(clip.image_features(images).global_, dim=-1)
-    txt = F.normalize(clip.text_features(list(captions)), dim=-1)
+    img = F.normalize(clip.image_features(images).global_.float(), dim=-1)
+    txt = F.normalize(clip.text_features(list(captions)).float(), dim=-1)
     own = (img * txt).sum(-1)
     alt = (img * txt[torch.as_tensor(other)]).sum(-1)
     return {"win_rate": float((own > alt).float().mean()), "n": n}
@@ -61,26 +61,27 @@ def sandbox_report(clip: ClipBackbone, world_cfg, n_single: int = 500, n_multi: 
 
 
 def object_faithfulness(clip: ClipBackbone, images, scenes, template: str = "a photo of a {colour} {shape}") -> dict:
-    """Does CLIP find the scene's main object (its first group) in each image?
+    """Does CLIP recognise the colour and the shape of the scene's main object (its first group)?
 
-    All 64 colour-shape prompts are ranked per image; with ``g`` groups in the scene, the main object
-    counts as recognised when its prompt is among the top ``g`` (``faithful``), its colour among their
-    colours (``colour_ok``) and its shape among their shapes (``shape_ok``). Returns rates and the
-    per-image ``faithful`` flags (to show defects).
+    The main object's prompt must outscore every prompt that changes only its colour (``colour_ok``) and
+    every prompt that changes only its shape (``shape_ok``); alternatives that are themselves present in the
+    scene are not counted against it. ``faithful`` = both. Returns rates and per-image ``flags``.
     """
     if len(images) != len(scenes):
         raise ValueError(f"got {len(images)} images for {len(scenes)} scenes; they must pair up.")
     pairs = [(c, s) for c in COLOURS for s in SHAPES]
     text = F.normalize(clip.text_features([canonical_prompt(c, s, template) for c, s in pairs]), dim=-1)
     img = F.normalize(clip.image_features(images).global_.float(), dim=-1)
-    ranks = (img @ text.T).argsort(dim=-1, descending=True)                    # [B, 64]
+    scores = (img @ text.T).tolist()                                           # [B, 64]
     flags, colour_ok, shape_ok = [], [], []
-    for r, scene in zip(ranks.tolist(), scenes):
-        main = scene.groups[0]
-        top = [pairs[k] for k in r[:len(scene.groups)]]
-        flags.append((main.colour, main.shape) in top)
-        colour_ok.append(main.colour in {c for c, _ in top})
-        shape_ok.append(main.shape in {s for _, s in top})
+    for row, scene in zip(scores, scenes):
+        main, present = scene.groups[0], scene.pairs()
+        own = row[pairs.index((main.colour, main.shape))]
+        alt_c = [row[pairs.index((c, main.shape))] for c in COLOURS if (c, main.shape) not in present]
+        alt_s = [row[pairs.index((main.colour, s))] for s in SHAPES if (main.colour, s) not in present]
+        colour_ok.append(own > max(alt_c))
+        shape_ok.append(own > max(alt_s))
+        flags.append(colour_ok[-1] and shape_ok[-1])
     return {"faithful": float(np.mean(flags)), "colour_ok": float(np.mean(colour_ok)),
             "shape_ok": float(np.mean(shape_ok)), "flags": flags, "n": len(scenes)}
 
