@@ -137,17 +137,22 @@ class SynthesisEngine:
             os.fsync(f.fileno())
         return rec
 
-    def run(self, captions: list, caption_ids: Optional[list] = None, progress: bool = True) -> list:
-        """Make sure every caption has a valid image; returns the consolidated manifest records."""
-        from accelerate import PartialState
+    def run(self, captions: list, caption_ids: Optional[list] = None, progress: bool = True,
+            process_index: Optional[int] = None, num_processes: Optional[int] = None) -> list:
+        """Make sure every caption has a valid image; returns the consolidated manifest records.
+
+        Processes split the shards: by default the ``accelerate`` state decides (``accelerate launch``);
+        ``process_index``/``num_processes`` split by hand (e.g. one job per node). Without a shared barrier,
+        the process that finishes last consolidates the manifest; the others return their own records.
+        """
         from tqdm.auto import tqdm
         ids = [str(i) for i in (caption_ids or range(len(captions)))]
         if len(ids) != len(captions) or len(set(ids)) != len(ids):
             raise ValueError(f"caption_ids must be unique and one per caption; got {len(ids)} ids "
                              f"({len(set(ids))} unique) for {len(captions)} captions.")
-        state = PartialState()
+        state = _ProcessState(process_index, num_processes)
         self.out.mkdir(parents=True, exist_ok=True)
-        if state.is_main_process:
+        if state.is_main_process or state.manual:
             self._check_settings()
         state.wait_for_everyone()
         n_shards = (len(ids) + self.cfg.shard_size - 1) // self.cfg.shard_size
@@ -174,6 +179,12 @@ class SynthesisEngine:
             print(f"synthesised {made} images in {time.time() - t0:.1f} s ({made / (time.time() - t0):.2f} images/s); "
                   f"{len(ids) - len(todo)} were already done")
         state.wait_for_everyone()
+        if state.manual:
+            try:
+                return self.consolidate(ids)
+            except RuntimeError:
+                print("other processes' shards are not finished yet; the last one to finish writes manifest.jsonl")
+                return [done[ids[i]] for i in range(len(ids)) if self._shard_of(i) in mine]
         return self.consolidate(ids) if state.is_main_process else list(done.values())
 
     def consolidate(self, ids: list) -> list:
@@ -189,6 +200,27 @@ class SynthesisEngine:
         atomic_write(self.out / "manifest.jsonl",
                      lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in ordered)))
         return ordered
+
+
+class _ProcessState:
+    """Which shards this process owns: given by hand, or from accelerate's ``PartialState``."""
+
+    def __init__(self, process_index: Optional[int], num_processes: Optional[int]):
+        self.manual = process_index is not None or num_processes is not None
+        if self.manual:
+            if process_index is None or num_processes is None or not 0 <= process_index < num_processes:
+                raise ValueError(f"process_index={process_index!r} and num_processes={num_processes!r} must be "
+                                 "given together with 0 <= process_index < num_processes.")
+            self.process_index, self.num_processes, self._state = process_index, num_processes, None
+        else:
+            from accelerate import PartialState
+            self._state = PartialState()
+            self.process_index, self.num_processes = self._state.process_index, self._state.num_processes
+        self.is_main_process = self.process_index == 0
+
+    def wait_for_everyone(self) -> None:
+        if self._state is not None:
+            self._state.wait_for_everyone()
 
 
 def read_manifest(out_dir: str | Path) -> list:
@@ -229,6 +261,8 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--no-clipscore", action="store_true")
+    ap.add_argument("--process-index", type=int, default=None, help="split by hand: this job's index ...")
+    ap.add_argument("--num-processes", type=int, default=None, help="... out of this many jobs")
     args = ap.parse_args(argv)
     over = {k: v for k, v in (("model_id", args.model), ("out_dir", args.out), ("steps", args.steps),
                               ("batch_size", args.batch_size)) if v is not None}
@@ -246,7 +280,7 @@ def main(argv=None) -> None:
         profile = args.preset if args.preset in ("sandbox", "paper_b32", "paper_l14") else "sandbox"
         scorer = load_clip(ClipConfig.preset(profile))
     engine = SynthesisEngine(load_pipeline(cfg), cfg, scorer)
-    recs = engine.run(captions, ids)
+    recs = engine.run(captions, ids, process_index=args.process_index, num_processes=args.num_processes)
     print(f"manifest: {engine.out / 'manifest.jsonl'} ({len(recs)} records)")
 
 
