@@ -62,10 +62,13 @@ def load_sandbox_split(cfg: WorldConfig, split: str, n: Optional[int] = None,
                        "render_version": RENDER_VERSION, "world_version": WORLD_VERSION})
     path = cache_dir("sandbox") / f"{split}-{len(scenes)}-{key}.npy"
     if path.exists():
-        images = np.load(path, mmap_mode=None)
+        images = np.load(path)
     else:
         images = render_parallel(scenes, cfg, progress=progress)
-        atomic_write(path, lambda tmp: np.save(open(tmp, "wb"), images))
+        def _save(tmp):
+            with open(tmp, "wb") as f:
+                np.save(f, images)
+        atomic_write(path, _save)
     return SandboxSplit(split, scenes, images, [reference_captions(s) for s in scenes])
 
 
