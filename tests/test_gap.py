@@ -1,7 +1,6 @@
 """Modality-gap measurements on features with a known, planted gap."""
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 

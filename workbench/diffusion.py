@@ -18,7 +18,7 @@ import argparse
 import json
 import math
 import time
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -47,7 +47,7 @@ def hf_tokenizer_from_open_clip(context_length: int, out_dir: str | Path):
                          bos_token=sot, eos_token=eot, unk_token=eot, pad_token="!")
 
 
-def clip_text_model_from_open_clip(model) -> "transformers.CLIPTextModel":  # noqa: F821
+def clip_text_model_from_open_clip(model):
     """Convert an open_clip CLIP's text tower (quick_gelu, causal) into a transformers ``CLIPTextModel``."""
     from transformers import CLIPTextConfig, CLIPTextModel
     blocks = model.transformer.resblocks
@@ -139,7 +139,7 @@ def stage_key(cfg: DiffusionConfig, name: str) -> str:
     return stable_hash({k: d[k] for k in VAE_FIELDS} if name == "vae" else d)
 
 
-def _checkpointed_loop(name, cfg, steps, run_dir, modules, opt, step_fn, progress, stop_after=None):
+def _checkpointed_loop(name, cfg, steps, run_dir, modules, opt, step_fn, progress) -> list:
     """Resumable loop: ``step_fn(step) -> loss``; warm-up + cosine learning rate set from the step number;
     checkpoints ``modules`` + ``opt`` atomically every ``cfg.checkpoint_every`` steps."""
     from tqdm.auto import tqdm
@@ -155,8 +155,6 @@ def _checkpointed_loop(name, cfg, steps, run_dir, modules, opt, step_fn, progres
             start, losses = ck["step"], ck["losses"]
     bar = tqdm(range(start, steps), desc=f"train {name}", initial=start, total=steps, disable=not progress)
     for step in bar:
-        if stop_after is not None and step - start >= stop_after:
-            return losses, False
         for group in opt.param_groups:
             group["lr"] = group["initial_lr"] * _lr_factor(cfg, step, steps)
         loss = step_fn(step)
@@ -170,7 +168,7 @@ def _checkpointed_loop(name, cfg, steps, run_dir, modules, opt, step_fn, progres
             state = {"modules": [m.state_dict() for m in modules], "opt": opt.state_dict(), "step": step + 1,
                      "losses": losses, "config_hash": key}
             atomic_write(path, lambda tmp: torch.save(state, tmp))
-    return losses, True
+    return losses
 
 
 def _lr_factor(cfg: DiffusionConfig, step: int, steps: int) -> float:
@@ -206,7 +204,7 @@ def train_sandbox_pipeline(cfg: DiffusionConfig, clip, progress: bool = True):
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample(generator=g)).sample
         return F.mse_loss(rec, x) + cfg.vae_kl_weight * post.kl().mean()
-    log["vae_losses"], _ = _checkpointed_loop("vae", cfg, cfg.vae_steps, run_dir, [vae], opt, vae_step, progress)
+    log["vae_losses"] = _checkpointed_loop("vae", cfg, cfg.vae_steps, run_dir, [vae], opt, vae_step, progress)
     vae.eval().requires_grad_(False)
 
     # --- latents of every training image (posterior means), and the scaling factor
@@ -241,7 +239,7 @@ def train_sandbox_pipeline(cfg: DiffusionConfig, clip, progress: bool = True):
         t = torch.randint(0, noise_sched.config.num_train_timesteps, idx.shape, generator=g)
         pred = unet(noise_sched.add_noise(x0, noise, t), t, encoder_hidden_states=states[cap].float()).sample
         return F.mse_loss(pred, noise)
-    log["unet_losses"], _ = _checkpointed_loop("unet", cfg, cfg.unet_steps, run_dir, [unet], opt, unet_step, progress)
+    log["unet_losses"] = _checkpointed_loop("unet", cfg, cfg.unet_steps, run_dir, [unet], opt, unet_step, progress)
     unet.eval()
     return assemble_pipeline(vae, text_encoder, tokenizer, unet), log
 

@@ -14,13 +14,19 @@ from .backbones import ClipBackbone
 from .sandbox import COLOURS, SHAPES, canonical_prompt
 
 
+def _prompt_features(clip: ClipBackbone, template: str) -> tuple:
+    """All 64 (colour, shape) pairs and their normalised prompt embeddings [64, D]."""
+    pairs = [(c, s) for c in COLOURS for s in SHAPES]
+    text = F.normalize(clip.text_features([canonical_prompt(c, s, template) for c, s in pairs]), dim=-1)
+    return pairs, text
+
+
 def attribute_accuracy(clip: ClipBackbone, images: np.ndarray, scenes,
                        template: str = "a photo of a {colour} {shape}") -> dict:
     """Colour / shape / joint zero-shot accuracy on single-object images (uint8 [B, H, W, 3])."""
     if any(s.n_objects != 1 for s in scenes):
         raise ValueError("scenes must all hold exactly one object; load them with n_objects=1.")
-    pairs = [(c, s) for c in COLOURS for s in SHAPES]
-    text = F.normalize(clip.text_features([canonical_prompt(c, s, template) for c, s in pairs]), dim=-1)
+    pairs, text = _prompt_features(clip, template)
     img = F.normalize(clip.image_features(images).global_, dim=-1)         # [B, D]
     pred = (img @ text.T).argmax(dim=-1).tolist()                           # [B]
     truth = [(s.objects[0].colour, s.objects[0].shape) for s in scenes]
@@ -69,8 +75,7 @@ def object_faithfulness(clip: ClipBackbone, images, scenes, template: str = "a p
     """
     if len(images) != len(scenes):
         raise ValueError(f"got {len(images)} images for {len(scenes)} scenes; they must pair up.")
-    pairs = [(c, s) for c in COLOURS for s in SHAPES]
-    text = F.normalize(clip.text_features([canonical_prompt(c, s, template) for c, s in pairs]), dim=-1)
+    pairs, text = _prompt_features(clip, template)
     img = F.normalize(clip.image_features(images).global_.float(), dim=-1)
     scores = (img @ text.T).tolist()                                           # [B, 64]
     flags, colour_ok, shape_ok = [], [], []
