@@ -358,3 +358,100 @@ class GapConfig(_Preset):
 
     _preset_paper_b32 = _preset_sandbox
     _preset_paper_l14 = _preset_sandbox
+
+
+# ----------------------------------------------------------------------------- CLIP feature cache
+@dataclass(frozen=True)
+class FeatureConfig(_Preset):
+    """Cached CLIP features of an image set / a caption set: shards of safetensors + a manifest."""
+    batch_size: int = 256                # images encoded per forward pass
+    shard_size: int = 4096               # items per shard file
+    dtype: str = "fp16"                  # stored precision
+    root: str = "runs/cache/features"    # caches live in <root>/<name>
+
+    def __post_init__(self):
+        check_range("batch_size", self.batch_size, 1)
+        check_range("shard_size", self.shard_size, 1)
+        check_choice("dtype", self.dtype, ("fp16", "fp32"))
+
+    @staticmethod
+    def _preset_tiny():
+        return FeatureConfig(batch_size=8, shard_size=16, root="runs/cache/features-tiny")
+
+    @staticmethod
+    def _preset_sandbox():
+        return FeatureConfig()
+
+    @staticmethod
+    def _preset_paper_b32():
+        return FeatureConfig(batch_size=128, shard_size=8192)
+
+    _preset_paper_l14 = _preset_paper_b32
+
+
+# ----------------------------------------------------------------------------- concept vocabulary
+@dataclass(frozen=True)
+class ConceptConfig(_Preset):
+    """The concept bank: frequent nouns of the training corpus and their CLIP text embeddings."""
+    max_size: int = 500                  # keep at most this many nouns (most frequent first)
+    min_count: int = 5                   # ... each seen at least this many times
+    template: str = "A photo of {}."     # {} = the concept, with its article ("a dog", "an apple")
+    ensemble: bool = False               # average over PROMPT_ENSEMBLE templates instead of one
+    extra_stopwords: tuple = ()          # nouns to drop on top of the built-in list
+
+    def __post_init__(self):
+        check_range("max_size", self.max_size, 1)
+        check_range("min_count", self.min_count, 1)
+        if "{}" not in self.template:
+            raise ValueError(f"template={self.template!r} has no '{{}}' slot for the concept; e.g. 'A photo of {{}}.'")
+
+    @staticmethod
+    def _preset_tiny():
+        return ConceptConfig(min_count=1)
+
+    @staticmethod
+    def _preset_sandbox():
+        return ConceptConfig(min_count=20)
+
+    @staticmethod
+    def _preset_paper_b32():
+        return ConceptConfig(max_size=500, min_count=50, ensemble=True)
+
+    _preset_paper_l14 = _preset_paper_b32
+
+
+# ----------------------------------------------------------------------------- patch-wise cross-modal mix-up
+@dataclass(frozen=True)
+class PCMConfig(_Preset):
+    """PCM: K salient concepts, M mixed patches, tau for the textual patch map and the pair selection.
+
+    ``selection``: ``"pair"`` = top-M (patch, concept) pairs as in the official code (<= M patches),
+    ``"patch"`` = top-M patches by their best concept affinity (exactly M)."""
+    k: int = 5
+    m: int = 5
+    tau: float = 0.01
+    concept_temperature: float = 0.01    # softmax temperature over the concept bank (Eq. 1)
+    concept_threshold: float = 0.0       # concepts with softmax probability <= this are masked out
+    selection: str = "pair"
+
+    def __post_init__(self):
+        check_range("k", self.k, 1)
+        check_range("m", self.m, 0)
+        check_range("tau", self.tau, 1e-6)
+        check_range("concept_temperature", self.concept_temperature, 1e-6)
+        check_range("concept_threshold", self.concept_threshold, 0.0, 1.0)
+        check_choice("selection", self.selection, ("pair", "patch"))
+
+    @staticmethod
+    def _preset_tiny():
+        return PCMConfig(k=2, m=3)
+
+    @staticmethod
+    def _preset_sandbox():
+        return PCMConfig(k=3, m=8)
+
+    @staticmethod
+    def _preset_paper_b32():
+        return PCMConfig(k=5, m=5)       # official MSCOCO B/32 config: TOPK 5, TOPK2 5, THRES 0
+
+    _preset_paper_l14 = _preset_paper_b32

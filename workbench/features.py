@@ -1,0 +1,181 @@
+"""Cached CLIP features of image sets and caption sets.
+
+An image cache holds, per image, the global embedding ``global`` [D], the patch tokens ``tokens`` [N, W]
+(class token removed, after ln_post) and the head-mapped patches ``patches`` [N, D]; a text cache holds
+``text`` [D]. For ViT-L/14, ``ClipConfig(pool_grid=8)`` average-pools the 16x16 grid to 8x8 first.
+
+On disk: ``<root>/<name>/manifest.json`` + ``shard_<k>/<key>.npy`` (fp16 by default), read back through
+numpy memory maps, so a batch read touches only its rows. Extraction is resumable per shard: a shard is
+written to a temp folder and swapped in, then recorded in the manifest with its checksum; a rerun skips
+recorded shards whose files still match, and a manifest made with another backbone or image set is
+refused with the fix named.
+
+    store = extract_image_features(clip, images, ids, "synthetic-train", FeatureConfig.preset("sandbox"))
+    batch = store.get([3, 17, 42])            # {"global": [3, D], "tokens": [3, N, W], "patches": [3, N, D]}
+"""
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+from typing import Callable, Optional, Sequence
+
+import numpy as np
+import torch
+
+from .config import FeatureConfig
+from .paths import atomic_write_json, repo_path, sha256_file, stable_hash
+
+IMAGE_KEYS = ("global", "tokens", "patches")
+TEXT_KEYS = ("text",)
+
+
+def clip_fingerprint(clip) -> str:
+    """A short id of a CLIP's config and weights (a cheap digest of every parameter tensor)."""
+    digest = []
+    with torch.no_grad():
+        for name, p in clip.model.state_dict().items():
+            flat = p.detach().float().flatten()
+            digest.append((name, tuple(p.shape), round(float(flat.sum()), 4), round(float(flat[:16].abs().sum()), 4)))
+    return stable_hash({"cfg": asdict(clip.cfg), "params": digest})
+
+
+class FeatureStore:
+    """Read side of a feature cache: ``len``, ``ids``, ``get(indices)``, ``store[i]``."""
+
+    def __init__(self, folder: str | Path):
+        self.folder = repo_path(folder)
+        path = self.folder / "manifest.json"
+        if not path.exists():
+            raise FileNotFoundError(f"no feature cache at {self.folder} (manifest.json missing); build it with "
+                                    "extract_image_features / extract_text_features first.")
+        self.manifest = json.loads(path.read_text())
+        if not self.manifest.get("complete"):
+            raise RuntimeError(f"the feature cache at {self.folder} is incomplete "
+                               f"({len(self.manifest['shards'])} shards done); rerun the extraction to finish it.")
+        self.ids = self.manifest["ids"]
+        self.keys = tuple(self.manifest["keys"])
+        self._starts = np.array([s["start"] for s in self.manifest["shards"]])
+        self._maps: dict = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def _map(self, shard: int, key: str) -> np.ndarray:
+        if (shard, key) not in self._maps:
+            self._maps[shard, key] = np.load(self.folder / self.manifest["shards"][shard]["dir"] / f"{key}.npy",
+                                             mmap_mode="r")
+        return self._maps[shard, key]
+
+    def get(self, indices: Sequence[int], keys: Optional[Sequence[str]] = None, dtype=torch.float32) -> dict:
+        """Rows ``indices`` of each key (default all) as tensors [len(indices), ...] in ``dtype``."""
+        keys = self.keys if keys is None else tuple(keys)
+        bad = [k for k in keys if k not in self.keys]
+        if bad:
+            raise KeyError(f"keys={bad} are not in this cache; it holds {self.keys}.")
+        idx = np.asarray(indices, dtype=np.int64)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            raise IndexError(f"indices must lie in [0, {len(self)}); got min {idx.min()}, max {idx.max()}.")
+        shard_of = np.searchsorted(self._starts, idx, side="right") - 1
+        out = {}
+        for key in keys:
+            parts, where = [], []
+            for shard in np.unique(shard_of):
+                sel = np.nonzero(shard_of == shard)[0]
+                parts.append(self._map(int(shard), key)[idx[sel] - self._starts[shard]])
+                where.append(sel)
+            if parts:
+                rows = np.concatenate(parts)[np.argsort(np.concatenate(where), kind="stable")]
+            else:
+                rows = np.zeros((0,) + self._map(0, key).shape[1:], dtype=np.float16)
+            out[key] = torch.from_numpy(np.ascontiguousarray(rows)).to(dtype)
+        return out
+
+    def __getitem__(self, i: int) -> dict:
+        return {k: v[0] for k, v in self.get([i]).items()}
+
+    def all(self, key: str) -> torch.Tensor:
+        """Every row of one key, [len, ...] float32 (for small caches and analyses)."""
+        return self.get(range(len(self)), [key])[key]
+
+
+def _extract(name: str, ids: list, source_id: str, backbone_id: str, keys: tuple, n_items: int,
+             encode: Callable[[int, int], dict], cfg: FeatureConfig, progress: bool, kind: str) -> FeatureStore:
+    """Shard loop shared by images and texts: ``encode(start, stop) -> {key: [n, ...] tensor}``."""
+    from tqdm.auto import tqdm
+    if len(ids) != n_items or len(set(ids)) != len(ids):
+        raise ValueError(f"ids must be {n_items} unique ids, one per item; got {len(ids)} "
+                         f"({len(set(ids))} unique).")
+    folder = repo_path(cfg.root) / name
+    identity = {"kind": kind, "backbone": backbone_id, "source": stable_hash({"ids": ids, "source": source_id}),
+                "dtype": cfg.dtype, "shard_size": cfg.shard_size}
+    path = folder / "manifest.json"
+    manifest = json.loads(path.read_text()) if path.exists() else None
+    if manifest and manifest["identity"] != identity:
+        diff = [k for k in identity if manifest["identity"].get(k) != identity[k]]
+        raise ValueError(f"the feature cache {folder} was built with another {', '.join(diff)}; pass a new "
+                         f"name= for this set, or delete {folder} to rebuild it.")
+    if manifest is None:
+        manifest = {"identity": identity, "ids": ids, "keys": list(keys), "n": n_items, "shards": [],
+                    "complete": False}
+    done = {s["dir"]: s for s in manifest["shards"]
+            if all((folder / s["dir"] / f"{k}.npy").exists() and sha256_file(folder / s["dir"] / f"{k}.npy") == s["sha256"][k]
+                   for k in keys)}
+    dtype = np.float16 if cfg.dtype == "fp16" else np.float32
+    starts = list(range(0, n_items, cfg.shard_size))
+    bar = tqdm(total=n_items, desc=f"features {name}", unit=kind, disable=not progress)
+    shards = []
+    for start in starts:
+        stop = min(start + cfg.shard_size, n_items)
+        sdir = f"shard_{start // cfg.shard_size:05d}"
+        if sdir not in done:
+            parts = {k: [] for k in keys}
+            for b in range(start, stop, cfg.batch_size):
+                for k, v in encode(b, min(b + cfg.batch_size, stop)).items():
+                    parts[k].append(v.float().cpu().numpy().astype(dtype))
+                bar.update(min(b + cfg.batch_size, stop) - b)
+            tmp = folder / (sdir + ".tmp")
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+            for k in keys:
+                np.save(tmp / f"{k}.npy", np.concatenate(parts[k]))
+            shutil.rmtree(folder / sdir, ignore_errors=True)
+            tmp.rename(folder / sdir)
+            done[sdir] = {"dir": sdir, "start": start, "stop": stop,
+                          "sha256": {k: sha256_file(folder / sdir / f"{k}.npy") for k in keys}}
+        else:
+            bar.update(stop - start)
+        shards.append(done[sdir])
+        manifest["shards"] = [s for s in shards]
+        atomic_write_json(path, manifest)
+    bar.close()
+    manifest["complete"] = True
+    atomic_write_json(path, manifest)
+    return FeatureStore(folder)
+
+
+def extract_image_features(clip, images, ids: list, name: str, cfg: FeatureConfig, source_id: str = "",
+                           progress: bool = True) -> FeatureStore:
+    """Cache the features of ``images`` (uint8 [N, H, W, 3] or a list of image paths) under ``name``.
+
+    ``source_id`` says where the images come from (a synthesis manifest checksum, a split spec); together
+    with ``ids`` it identifies the image set in the manifest."""
+    def encode(a, b):
+        with torch.inference_mode():
+            f = clip.encode_images(clip.pixels(images[a:b]))
+        return {"global": f.global_, "tokens": f.tokens, "patches": f.patches}
+    return _extract(name, list(ids), source_id, clip_fingerprint(clip), IMAGE_KEYS, len(images), encode, cfg,
+                    progress, "images")
+
+
+def extract_text_features(clip, texts: list, ids: list, name: str, cfg: FeatureConfig,
+                          progress: bool = True) -> FeatureStore:
+    """Cache the CLIP text embeddings ``text`` [D] of ``texts`` under ``name``."""
+    texts = list(texts)
+
+    def encode(a, b):
+        with torch.inference_mode():
+            return {"text": clip.encode_texts(texts[a:b])}
+    return _extract(name, list(ids), stable_hash(texts), clip_fingerprint(clip), TEXT_KEYS, len(texts), encode,
+                    cfg, progress, "texts")
