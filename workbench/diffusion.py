@@ -2,7 +2,7 @@
 
 * tokenizer     transformers ``CLIPTokenizer`` written from open_clip's own BPE vocabulary (same ids)
 * text_encoder  transformers ``CLIPTextModel`` holding the sandbox CLIP's text tower (converted weights)
-* vae           a tiny ``AutoencoderKL`` (64x64x3 <-> 16x16x4), trained here
+* vae           a tiny ``AutoencoderKL`` (64x64x3 <-> 16x16x8), trained here with a CLIP-token perceptual loss
 * unet          a small latent ``UNet2DConditionModel`` cross-attending to the text token states, trained here
 * scheduler     ``DPMSolverMultistepScheduler`` for sampling (trained with ``DDPMScheduler``)
 
@@ -81,7 +81,7 @@ def build_vae(cfg: DiffusionConfig):
     n = len(cfg.vae_channels)
     return AutoencoderKL(in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * n,
                          up_block_types=("UpDecoderBlock2D",) * n, block_out_channels=cfg.vae_channels,
-                         layers_per_block=1, latent_channels=4, norm_num_groups=cfg.norm_groups,
+                         layers_per_block=1, latent_channels=cfg.vae_latent_channels, norm_num_groups=cfg.norm_groups,
                          sample_size=cfg.image_size)
 
 
@@ -91,7 +91,8 @@ def build_unet(cfg: DiffusionConfig, cross_attention_dim: int):
     down = tuple("CrossAttnDownBlock2D" if k in cfg.cross_attention_levels else "DownBlock2D" for k in range(n))
     up = tuple("CrossAttnUpBlock2D" if n - 1 - k in cfg.cross_attention_levels else "UpBlock2D" for k in range(n))
     return UNet2DConditionModel(
-        sample_size=cfg.image_size // 2 ** (len(cfg.vae_channels) - 1), in_channels=4, out_channels=4,
+        sample_size=cfg.image_size // 2 ** (len(cfg.vae_channels) - 1), in_channels=cfg.vae_latent_channels,
+        out_channels=cfg.vae_latent_channels,
         block_out_channels=cfg.unet_channels, layers_per_block=cfg.unet_layers_per_block,
         down_block_types=down, up_block_types=up,
         cross_attention_dim=cross_attention_dim, attention_head_dim=cfg.attention_head_dim,
@@ -130,7 +131,7 @@ def _to_unit(images_uint8: torch.Tensor) -> torch.Tensor:
 
 # ----------------------------------------------------------------------------- training
 VAE_FIELDS = ("image_size", "vae_channels", "norm_groups", "vae_steps", "vae_batch", "vae_lr", "vae_kl_weight",
-              "warmup_steps", "checkpoint_every", "seed", "world")
+              "vae_latent_channels", "vae_perceptual_weight", "warmup_steps", "checkpoint_every", "seed", "world")
 
 
 def stage_key(cfg: DiffusionConfig, name: str) -> str:
@@ -194,23 +195,34 @@ def train_sandbox_pipeline(cfg: DiffusionConfig, clip, progress: bool = True):
     text_encoder = clip_text_model_from_open_clip(clip.model)
     log = {}
 
-    # --- stage 1: the autoencoder (reconstruction + a small KL term)
+    # --- stage 1: the autoencoder (reconstruction + CLIP-token perceptual term + a small KL term)
     vae = build_vae(cfg)
     opt = _adamw(vae.parameters(), cfg.vae_lr)
+    clip.model.requires_grad_(False)
+
+    def clip_tokens(x):                                                     # [-1, 1] images -> [B, N, W]
+        if x.shape[-1] != clip.image_size:
+            x = F.interpolate(x, size=(clip.image_size, clip.image_size), mode="bilinear", antialias=True)
+        return clip.encode_images(((x + 1) / 2 - clip.mean) / clip.std).tokens
 
     def vae_step(step):
         g = torch.Generator().manual_seed(cfg.seed * 7_919 + step)
         x = _to_unit(images[torch.randint(0, len(images), (cfg.vae_batch,), generator=g)])
         post = vae.encode(x).latent_dist
         rec = vae.decode(post.sample(generator=g)).sample
-        return F.mse_loss(rec, x) + cfg.vae_kl_weight * post.kl().mean()
+        loss = F.mse_loss(rec, x) + cfg.vae_kl_weight * post.kl().mean()
+        if cfg.vae_perceptual_weight > 0:
+            with torch.no_grad():
+                target = clip_tokens(x)
+            loss = loss + cfg.vae_perceptual_weight * F.mse_loss(clip_tokens(rec), target)
+        return loss
     log["vae_losses"] = _checkpointed_loop("vae", cfg, cfg.vae_steps, run_dir, [vae], opt, vae_step, progress)
     vae.eval().requires_grad_(False)
 
     # --- latents of every training image (posterior means), and the scaling factor
     with torch.no_grad():
         latents = torch.cat([vae.encode(_to_unit(images[i:i + 256])).latent_dist.mean
-                             for i in range(0, len(images), 256)])               # [N, 4, h, w]
+                             for i in range(0, len(images), 256)])               # [N, C, h, w]
     scale = float(1.0 / latents.std())
     vae.register_to_config(scaling_factor=scale)
     latents = latents * scale

@@ -25,20 +25,15 @@ import numpy as np
 import torch
 
 from .config import FeatureConfig
-from .paths import atomic_write_json, repo_path, sha256_file, stable_hash
+from .paths import atomic_write_json, repo_path, sha256_file, stable_hash, weights_fingerprint
 
 IMAGE_KEYS = ("global", "tokens", "patches")
 TEXT_KEYS = ("text",)
 
 
 def clip_fingerprint(clip) -> str:
-    """A short id of a CLIP's config and weights (a cheap digest of every parameter tensor)."""
-    digest = []
-    with torch.no_grad():
-        for name, p in clip.model.state_dict().items():
-            flat = p.detach().float().flatten()
-            digest.append((name, tuple(p.shape), round(float(flat.sum()), 4), round(float(flat[:16].abs().sum()), 4)))
-    return stable_hash({"cfg": asdict(clip.cfg), "params": digest})
+    """A short id of a CLIP's config and weights."""
+    return stable_hash({"cfg": asdict(clip.cfg), "weights": weights_fingerprint(clip.model)})
 
 
 class FeatureStore:

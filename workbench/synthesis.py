@@ -34,7 +34,7 @@ import torch
 from PIL import Image
 
 from .config import SynthesisConfig
-from .paths import atomic_write, atomic_write_json, repo_path, sha256_file, stable_hash
+from .paths import atomic_write, atomic_write_json, repo_path, sha256_file, stable_hash, weights_fingerprint
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -72,7 +72,9 @@ class SynthesisEngine:
     def __init__(self, pipe, cfg: SynthesisConfig, scorer=None):
         self.pipe, self.cfg, self.scorer = pipe, cfg, scorer
         self.out = repo_path(cfg.out_dir)
-        self.settings_hash = stable_hash(cfg.settings())
+        # the weights are part of the settings: a retrained model under the same model_id makes new images
+        self.weights = weights_fingerprint(*(getattr(pipe, n, None) for n in ("unet", "transformer", "vae", "text_encoder")))
+        self.settings_hash = stable_hash({**cfg.settings(), "weights": self.weights})
 
     # ------------------------------------------------------------------ manifest
     def _shard_of(self, index: int) -> int:
@@ -101,11 +103,12 @@ class SynthesisEngine:
         if path.exists():
             old = json.loads(path.read_text())
             if old.get("settings_hash") != self.settings_hash:
-                raise ValueError(f"out_dir={str(self.out)!r} holds images made with other settings "
-                                 f"({old.get('settings')}); use a new out_dir or the same settings "
-                                 f"({self.cfg.settings()}).")
+                raise ValueError(f"out_dir={str(self.out)!r} holds images made with other settings or model weights "
+                                 f"({old.get('settings')}, weights {old.get('weights')}); use a new out_dir, the "
+                                 f"same settings ({self.cfg.settings()}, weights {self.weights}), or delete the folder.")
         else:
-            atomic_write_json(path, {"settings": self.cfg.settings(), "settings_hash": self.settings_hash})
+            atomic_write_json(path, {"settings": self.cfg.settings(), "weights": self.weights,
+                                     "settings_hash": self.settings_hash})
 
     # ------------------------------------------------------------------ generation
     def generate(self, captions: list, seeds: list) -> np.ndarray:
