@@ -1,0 +1,147 @@
+"""The sandbox ablation (PCM-Net Table 3) with two references: text-only and an oracle on real renders.
+
+Variants (each trained with every seed, checkpoint picked by val CIDEr on real val renders):
+    text-only  CapDec-style: trained on caption CLIP embeddings + noise, global feature only
+    base       synthetic image features (global + patches), plain cross-entropy
+    +mixup     base + PCM (replace in training, append at inference)
+    +cxe       base + CLIP-weighted cross-entropy
+    pcm-net    base + PCM + CXE
+    oracle     base trained on real renders of the same training captions
+
+    python -m workbench.ablation --preset sandbox        # writes runs/ablation/<preset>/results.{md,csv}
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, replace
+
+import numpy as np
+import torch
+
+from .config import (AblationConfig, CaptionerConfig, ClipConfig, ConceptConfig, FeatureConfig, PCMConfig,
+                     SynthesisConfig, TrainConfig, WorldConfig)
+from .paths import atomic_write_json, repo_path
+
+VARIANTS = {
+    "text-only": {"data": "text", "use_patches": False, "mixup": False, "cxe": False},
+    "base": {"data": "synthetic", "use_patches": True, "mixup": False, "cxe": False},
+    "+mixup": {"data": "synthetic", "use_patches": True, "mixup": True, "cxe": False},
+    "+cxe": {"data": "synthetic", "use_patches": True, "mixup": False, "cxe": True},
+    "pcm-net": {"data": "synthetic", "use_patches": True, "mixup": True, "cxe": True},
+    "oracle": {"data": "real", "use_patches": True, "mixup": False, "cxe": False},
+}
+
+
+def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True) -> dict:
+    """Captions, synthetic images (engine, resumable), feature caches, concept bank and vocabulary.
+
+    ``pipe`` is the text-to-image pipeline (default: load ``SynthesisConfig.preset(cfg.synthesis_preset)``)."""
+    from .concepts import build_concept_bank
+    from .data import load_sandbox_split
+    from .features import extract_image_features, extract_text_features
+    from .synthesis import SynthesisEngine, load_images, load_pipeline, sandbox_captions
+    from .training import CaptionSet, EvalSet
+    from .vocab import Vocabulary
+    world = WorldConfig.preset(cfg.world_preset)
+    feat = replace(FeatureConfig.preset(cfg.world_preset), root=f"{cfg.out_dir}/features")
+    all_caps, all_ids, scenes = sandbox_captions("train", cfg.n_train * 5, per_scene=5, world=world)
+    pick = [5 * i + i % 5 for i in range(cfg.n_train)]               # one reference per scene, rotating
+    caps, ids = [all_caps[i] for i in pick], [all_ids[i] for i in pick]
+    syn_cfg = replace(SynthesisConfig.preset(cfg.synthesis_preset), out_dir=f"{cfg.out_dir}/synthetic")
+    pipe = pipe if pipe is not None else load_pipeline(syn_cfg)
+    records = SynthesisEngine(pipe, syn_cfg, scorer=clip).run(caps, ids, progress=progress)
+    syn_images = load_images(syn_cfg.out_dir, records)
+    from .paths import stable_hash
+    syn = extract_image_features(clip, syn_images, ids, f"abl-syn-{cfg.n_train}", feat,
+                                 source_id=stable_hash([r["sha256"] for r in records]), progress=progress)
+    real_train = load_sandbox_split(world, "train", n=cfg.n_train, progress=progress)
+    real = extract_image_features(clip, real_train.images, [s.scene_id for s in real_train.scenes],
+                                  f"abl-real-train-{cfg.n_train}", feat, source_id="sandbox-train", progress=progress)
+    text = extract_text_features(clip, caps, ids, f"abl-text-{cfg.n_train}", feat, progress=progress)
+    cos = torch.tensor([r["clip_cos"] for r in records])
+    rows = list(range(cfg.n_train))
+    sets = {"synthetic": CaptionSet(syn, rows, caps, cos), "real": CaptionSet(real, rows, caps),
+            "text": CaptionSet(text, rows, caps, global_key="text")}
+    evals = {}
+    for split, n in (("val", cfg.n_val), ("test", cfg.n_test), ("test_unseen", cfg.n_test_unseen)):
+        d = load_sandbox_split(world, split, n=n, progress=progress)
+        store = extract_image_features(clip, d.images, [s.scene_id for s in d.scenes], f"abl-{split}-{n}", feat,
+                                       source_id=f"sandbox-{split}", progress=progress)
+        evals[split] = (EvalSet.from_store(store, d.captions), d)
+    bank = build_concept_bank(all_caps, clip, ConceptConfig.preset(cfg.world_preset))
+    vocab = Vocabulary.build(all_caps, min_count=cfg.vocab_min_count,
+                             max_length=CaptionerConfig.preset(cfg.captioner_preset).max_length)
+    return {"sets": sets, "evals": evals, "bank": bank, "vocab": vocab, "synthetic_images": syn_images,
+            "captions": caps, "synthetic_cos": cos}
+
+
+def build_model(variant: str, data: dict, cap_cfg: CaptionerConfig, pcm_cfg: PCMConfig, seed: int):
+    from .captioner import Captioner
+    v = VARIANTS[variant]
+    torch.manual_seed(seed)
+    cfg = replace(cap_cfg, use_patches=v["use_patches"], mixup=v["mixup"])
+    probe = data["evals"]["val"][0]
+    return Captioner(cfg, len(data["vocab"]), probe.global_.shape[1], probe.tokens.shape[2], probe.tokens.shape[1],
+                     pcm_cfg if v["mixup"] else None, data["bank"].embeddings if v["mixup"] else None)
+
+
+def evaluate(model, vocab, evalset, clip, beam: int) -> tuple:
+    """pycocoevalcap metrics + CLIPScore / RefCLIPScore of the model's captions; returns (metrics, hyps)."""
+    from .decoding import generate
+    from .evaluation import clip_scores, coco_metrics
+    hyps = generate(model, vocab, evalset.global_, evalset.tokens, evalset.patches, beam=beam)
+    refs = {i: r for i, r in zip(evalset.ids, evalset.refs)}
+    metrics = coco_metrics(refs, dict(zip(evalset.ids, hyps)))
+    metrics.update(clip_scores(clip, evalset.global_, hyps, evalset.refs))
+    return metrics, hyps
+
+
+def run_ablation(cfg: AblationConfig, clip, data: dict, progress: bool = True) -> list:
+    """Train and evaluate every (variant, seed); one row per run with its config, seed and metrics."""
+    from .training import train_captioner
+    cap_cfg, pcm_cfg = CaptionerConfig.preset(cfg.captioner_preset), PCMConfig.preset(cfg.pcm_preset)
+    rows = []
+    for variant in cfg.variants:
+        for seed in cfg.seeds:
+            t0 = time.time()
+            model = build_model(variant, data, cap_cfg, pcm_cfg, seed)
+            tcfg = replace(TrainConfig.preset(cfg.train_preset), seed=seed, cxe=VARIANTS[variant]["cxe"],
+                           run_dir=f"{cfg.out_dir}/runs")
+            hist = train_captioner(model, data["vocab"], data["sets"][VARIANTS[variant]["data"]],
+                                   data["evals"]["val"][0], tcfg, f"{variant}-s{seed}", progress=progress)
+            metrics, hyps = evaluate(model, data["vocab"], data["evals"]["test"][0], clip, tcfg.beam_size)
+            unseen, _ = evaluate(model, data["vocab"], data["evals"]["test_unseen"][0], clip, tcfg.beam_size)
+            rows.append({"model": variant, "seed": seed, **metrics,
+                         "unseen_CIDEr": unseen["CIDEr"], "best_val_CIDEr": max(hist["val_cider"]),
+                         "seconds": round(time.time() - t0, 1), "captioner": asdict(model.cfg),
+                         "train": asdict(tcfg), "pcm": asdict(pcm_cfg) if VARIANTS[variant]["mixup"] else None,
+                         "examples": hyps[:8]})
+    return rows
+
+
+def main(argv=None) -> None:
+    from .backbones import load_clip
+    from .evaluation import write_table
+    ap = argparse.ArgumentParser(description="Run the sandbox ablation (text-only, base, +mixup, +cxe, pcm-net, oracle).")
+    ap.add_argument("--preset", default="sandbox", choices=AblationConfig.presets())
+    ap.add_argument("--threads", type=int, default=None)
+    args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    cfg = AblationConfig.preset(args.preset)
+    t0 = time.time()
+    clip = load_clip(ClipConfig.preset("sandbox"))
+    data = prepare_sandbox(cfg, clip)
+    rows = run_ablation(cfg, clip, data)
+    out = repo_path(cfg.out_dir)
+    paths = write_table([{k: v for k, v in r.items() if k != "examples"} for r in rows], out / "results")
+    atomic_write_json(out / "runs.json", {"config": asdict(cfg), "rows": rows, "seconds": round(time.time() - t0, 1),
+                                          "reproduce": f"python -m workbench.ablation --preset {args.preset}"})
+    print(paths["markdown"])
+    print(f"total {time.time() - t0:.0f} s; table in {paths['md']}")
+
+
+if __name__ == "__main__":
+    main()

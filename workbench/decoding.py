@@ -1,0 +1,79 @@
+"""Decoding: greedy and batched beam search (beam 3 by default, at most ``max_length`` words), and a
+captioning function for PIL images, paths or uint8 arrays (real images go through PCM's inference mode).
+"""
+from __future__ import annotations
+
+import torch
+
+
+@torch.no_grad()
+def greedy(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_length: int) -> torch.Tensor:
+    """memory [B, T, H] -> word ids [B, <= max_length + 1] (BOS dropped; EOS then PAD after the end)."""
+    b = memory.shape[0]
+    seq = torch.full((b, 1), vocab.bos, dtype=torch.long, device=memory.device)
+    done = torch.zeros(b, dtype=torch.bool, device=memory.device)
+    for _ in range(max_length + 1):
+        nxt = model.decode(seq, memory, memory_pad)[:, -1].argmax(-1)
+        nxt = torch.where(done, torch.full_like(nxt, vocab.pad), nxt)
+        seq = torch.cat([seq, nxt.unsqueeze(1)], dim=1)
+        done |= nxt == vocab.eos
+        if done.all():
+            break
+    return seq[:, 1:]
+
+
+@torch.no_grad()
+def beam_search(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_length: int,
+                beam: int = 3) -> torch.Tensor:
+    """Batched beam search over all B images at once: the best of ``beam`` hypotheses by summed log-prob.
+
+    memory [B, T, H] -> word ids [B, <= max_length + 1]."""
+    if beam < 1:
+        raise ValueError(f"beam={beam} must be >= 1.")
+    b, dev = memory.shape[0], memory.device
+    mem = memory.repeat_interleave(beam, 0)
+    pad_mask = memory_pad.repeat_interleave(beam, 0)
+    seq = torch.full((b * beam, 1), vocab.bos, dtype=torch.long, device=dev)
+    scores = torch.full((b, beam), float("-inf"), device=dev)
+    scores[:, 0] = 0.0                                               # one live hypothesis per image at start
+    done = torch.zeros(b * beam, dtype=torch.bool, device=dev)
+    for _ in range(max_length + 1):
+        logp = torch.log_softmax(model.decode(seq, mem, pad_mask)[:, -1].float(), dim=-1)   # [B*K, V]
+        v = logp.shape[-1]
+        finished = torch.full_like(logp, float("-inf"))
+        finished[:, vocab.pad] = 0.0                                  # a finished hypothesis only pads
+        logp = torch.where(done.unsqueeze(1), finished, logp)
+        cand = (scores.view(-1, 1) + logp).view(b, beam * v)
+        scores, idx = cand.topk(beam, dim=-1)                        # [B, K]
+        src = (idx // v) + torch.arange(b, device=dev).unsqueeze(1) * beam
+        tok = (idx % v).view(-1)
+        seq = torch.cat([seq[src.view(-1)], tok.unsqueeze(1)], dim=1)
+        done = done[src.view(-1)] | (tok == vocab.eos)
+        if done.all():
+            break
+    best = scores.argmax(-1) + torch.arange(b, device=dev) * beam
+    return seq[best, 1:]
+
+
+@torch.no_grad()
+def generate(model, vocab, global_, tokens=None, patches=None, beam: int = 3, batch_size: int = 256) -> list:
+    """Captions (list[str]) for cached features, in batches; PCM runs in inference mode."""
+    model.eval()
+    out = []
+    dev = next(model.parameters()).device
+    for i in range(0, len(global_), batch_size):
+        sl = slice(i, i + batch_size)
+        args = [x[sl].to(dev) if x is not None else None for x in (global_, tokens, patches)]
+        memory, pad = model.encode(*args, mode="inference")
+        ids = (greedy(model, memory, pad, vocab, model.cfg.max_length) if beam == 1 else
+               beam_search(model, memory, pad, vocab, model.cfg.max_length, beam))
+        out.extend(vocab.decode(row) for row in ids)
+    return out
+
+
+@torch.no_grad()
+def caption_images(model, vocab, clip, images, beam: int = 3, batch_size: int = 64) -> list:
+    """Caption PIL images, image paths or uint8 [B, H, W, 3] arrays end to end (CLIP features -> PCM
+    inference mode -> beam search)."""
+    feats = clip.image_features(images, batch_size=batch_size)
+    return generate(model, vocab, feats.global_, feats.tokens, feats.patches, beam=beam, batch_size=batch_size)

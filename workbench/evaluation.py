@@ -1,0 +1,154 @@
+"""Caption evaluation: pycocoevalcap metrics, CLIPScore / RefCLIPScore, and results tables.
+
+* ``coco_metrics(refs, hyps)``: BLEU-1..4, METEOR, ROUGE-L, CIDEr through pycocoevalcap's own scorers
+  after its PTB tokenizer (Java), exactly as ``COCOEvalCap`` computes them; SPICE when its Stanford
+  CoreNLP jars are present, otherwise reported as unavailable with the reason.
+* ``cider(refs, hyps)``: CIDEr alone on the workbench tokenizer (no Java): the per-epoch val score.
+* ``clip_scores``: CLIPScore = 2.5 * max(cos(image, "A photo depicts " + caption), 0) and RefCLIPScore =
+  harmonic mean of CLIPScore and 2.5 * max(max_ref cos(caption, ref), 0) (Hessel et al., 2021).
+* ``write_table``: rows of metrics with the exact config and seed of each, as markdown + CSV.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .paths import atomic_write
+from .vocab import tokenize
+
+SPICE_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
+
+
+def _check(refs: dict, hyps: dict) -> None:
+    missing = [k for k in hyps if k not in refs]
+    if missing or not hyps:
+        raise ValueError(f"hyps must be a non-empty dict whose keys all have references; {len(missing)} keys "
+                         f"have none (e.g. {missing[:3]}).")
+
+
+def spice_status() -> tuple:
+    """(available, reason): SPICE needs Stanford CoreNLP jars that pycocoevalcap downloads on first use."""
+    from pycocoevalcap.spice import spice as spice_module
+    lib = Path(spice_module.__file__).parent / "lib"
+    missing = [j for j in SPICE_JARS if not (lib / j).exists()]
+    if missing:
+        return False, (f"SPICE unavailable: {', '.join(missing)} not in {lib} (pycocoevalcap downloads them "
+                       "on first use; this machine is offline). Copy them there to enable SPICE.")
+    return True, ""
+
+
+def coco_metrics(refs: dict, hyps: dict, spice: bool = True) -> dict:
+    """refs {id: [str, ...]}, hyps {id: str} -> {"Bleu_1".."Bleu_4", "METEOR", "ROUGE_L", "CIDEr"[, "SPICE"]}
+    (fractions, as pycocoevalcap reports them) plus "SPICE_status"."""
+    from pycocoevalcap.bleu.bleu import Bleu
+    from pycocoevalcap.cider.cider import Cider
+    from pycocoevalcap.meteor.meteor import Meteor
+    from pycocoevalcap.rouge.rouge import Rouge
+    from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+    _check(refs, hyps)
+    tok = PTBTokenizer()
+    gts = tok.tokenize({k: [{"caption": c} for c in refs[k]] for k in hyps})
+    res = tok.tokenize({k: [{"caption": hyps[k]}] for k in hyps})
+    out = {}
+    scorers = [(Bleu(4), ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"]), (Meteor(), "METEOR"), (Rouge(), "ROUGE_L"),
+               (Cider(), "CIDEr")]
+    ok, reason = spice_status()
+    if spice and ok:
+        from pycocoevalcap.spice.spice import Spice
+        scorers.append((Spice(), "SPICE"))
+    for scorer, names in scorers:
+        with contextlib.redirect_stdout(io.StringIO()):                  # BLEU prints its internals
+            score, _ = scorer.compute_score(gts, res)
+        if isinstance(names, list):
+            out.update({n: float(s) for n, s in zip(names, score)})
+        else:
+            out[names] = float(score)
+    out["SPICE_status"] = "computed" if "SPICE" in out else (reason or "not requested")
+    return out
+
+
+def cider(refs: dict, hyps: dict) -> float:
+    """CIDEr-D of ``hyps`` against ``refs`` on the workbench tokenizer (no Java; for per-epoch validation)."""
+    from pycocoevalcap.cider.cider import Cider
+    _check(refs, hyps)
+    gts = {k: [" ".join(tokenize(c)) for c in refs[k]] for k in hyps}
+    res = {k: [" ".join(tokenize(hyps[k])) or "<empty>"] for k in hyps}
+    return float(Cider().compute_score(gts, res)[0])
+
+
+@torch.no_grad()
+def clip_scores(clip, image_global: torch.Tensor, hyps: list, refs: list | None = None, w: float = 2.5,
+                prefix: str = "A photo depicts ") -> dict:
+    """Mean CLIPScore (and RefCLIPScore with ``refs``: list of reference lists) of captions ``hyps`` for
+    images with CLIP embeddings ``image_global`` [B, D]."""
+    if len(hyps) != len(image_global):
+        raise ValueError(f"got {len(hyps)} captions for {len(image_global)} images; they must pair up.")
+    img = F.normalize(image_global.float(), dim=-1)
+    cand = F.normalize(clip.text_features([prefix + h for h in hyps]).float(), dim=-1)
+    clip_s = w * (img * cand).sum(-1).clamp(min=0)                                   # [B]
+    out = {"CLIPScore": float(clip_s.mean())}
+    if refs is not None:
+        flat = [r for rs in refs for r in rs]
+        ref = F.normalize(clip.text_features([prefix + r for r in flat]).float(), dim=-1)
+        best, start = [], 0
+        for i, rs in enumerate(refs):
+            best.append((cand[i] @ ref[start:start + len(rs)].T).max().clamp(min=0))
+            start += len(rs)
+        ref_s = w * torch.stack(best)
+        out["RefCLIPScore"] = float((2 * clip_s * ref_s / (clip_s + ref_s).clamp(min=1e-8)).mean())
+    return out
+
+
+METRIC_ORDER = ("CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "SPICE", "CLIPScore", "RefCLIPScore")
+
+
+def aggregate(rows: list, group_key: str = "model") -> list:
+    """Mean and std over seeds of every metric, one row per ``group_key`` value (order kept)."""
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(r[group_key], []).append(r)
+    out = []
+    for name, rs in groups.items():
+        row = {group_key: name, "seeds": ",".join(str(r.get("seed", "")) for r in rs), "n_seeds": len(rs)}
+        for m in METRIC_ORDER:
+            vals = [r[m] for r in rs if isinstance(r.get(m), (int, float))]
+            if vals:
+                row[m], row[m + "_std"] = float(np.mean(vals)), float(np.std(vals, ddof=1) if len(vals) > 1 else 0.0)
+        out.append(row)
+    return out
+
+
+def markdown_table(rows: list, group_key: str = "model", scale: float = 100.0) -> str:
+    """Markdown of aggregated rows: metrics x100 as mean ± std (CLIPScores as they are)."""
+    metrics = [m for m in METRIC_ORDER if any(m in r for r in rows)]
+    lines = ["| " + " | ".join([group_key, "seeds"] + metrics) + " |", "|" + "---|" * (len(metrics) + 2)]
+    for r in rows:
+        cells = [str(r[group_key]), str(r.get("n_seeds", 1))]
+        for m in metrics:
+            s = 1.0 if m.startswith(("CLIP", "RefCLIP")) else scale
+            cells.append(f"{r[m] * s:.1f} ± {r.get(m + '_std', 0.0) * s:.1f}" if m in r else "n/a")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_table(rows: list, path: str | Path, group_key: str = "model") -> dict:
+    """Write per-run rows (each with its config and seed) to ``<path>.csv`` and the aggregated table to
+    ``<path>.md``; returns the paths."""
+    path = Path(path)
+    keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in (group_key, "seed"), k))
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=keys)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({k: json.dumps(v) if isinstance(v, (dict, list)) else v for k, v in r.items()})
+    csv_path = atomic_write(path.with_suffix(".csv"), lambda tmp: Path(tmp).write_text(buf.getvalue()))
+    md = markdown_table(aggregate(rows, group_key), group_key)
+    md_path = atomic_write(path.with_suffix(".md"), lambda tmp: Path(tmp).write_text(md + "\n"))
+    return {"csv": csv_path, "md": md_path, "markdown": md}
