@@ -3,7 +3,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from workbench import pcm
 from workbench.config import PCMConfig

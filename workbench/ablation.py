@@ -17,12 +17,11 @@ import json
 import time
 from dataclasses import asdict, replace
 
-import numpy as np
 import torch
 
 from .config import (AblationConfig, CaptionerConfig, ClipConfig, ConceptConfig, FeatureConfig, PCMConfig,
                      SynthesisConfig, TrainConfig, WorldConfig)
-from .paths import atomic_write_json, repo_path
+from .paths import atomic_write_json, repo_path, stable_hash
 
 VARIANTS = {
     "text-only": {"data": "text", "use_patches": False, "mixup": False, "cxe": False},
@@ -53,7 +52,6 @@ def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True)
     pipe = pipe if pipe is not None else load_pipeline(syn_cfg)
     records = SynthesisEngine(pipe, syn_cfg, scorer=clip).run(caps, ids, progress=progress)
     syn_images = load_images(syn_cfg.out_dir, records)
-    from .paths import stable_hash
     syn = extract_image_features(clip, syn_images, ids, f"abl-syn-{cfg.n_train}", feat,
                                  source_id=stable_hash([r["sha256"] for r in records]), progress=progress)
     real_train = load_sandbox_split(world, "train", n=cfg.n_train, progress=progress)
@@ -99,26 +97,41 @@ def evaluate(model, vocab, evalset, clip, beam: int) -> tuple:
 
 
 def run_ablation(cfg: AblationConfig, clip, data: dict, progress: bool = True) -> list:
-    """Train and evaluate every (variant, seed); one row per run with its config, seed and metrics."""
+    """Train and evaluate every (variant, seed); one row per run with its config, seed, metrics and test
+    captions. Each finished run is saved to ``<out_dir>/rows/<variant>-s<seed>.json`` and reused by a rerun
+    with the same configs (a killed ablation resumes; each training run also resumes from its checkpoint)."""
     from .training import train_captioner
     cap_cfg, pcm_cfg = CaptionerConfig.preset(cfg.captioner_preset), PCMConfig.preset(cfg.pcm_preset)
     rows = []
     for variant in cfg.variants:
         for seed in cfg.seeds:
-            t0 = time.time()
-            model = build_model(variant, data, cap_cfg, pcm_cfg, seed)
             tcfg = replace(TrainConfig.preset(cfg.train_preset), seed=seed, cxe=VARIANTS[variant]["cxe"],
                            run_dir=f"{cfg.out_dir}/runs")
+            key = stable_hash({"ablation": asdict(cfg), "train": asdict(tcfg), "captioner": asdict(cap_cfg),
+                               "pcm": asdict(pcm_cfg), "variant": variant})
+            path = repo_path(cfg.out_dir) / "rows" / f"{variant}-s{seed}.json"
+            if path.exists() and json.loads(path.read_text()).get("key") == key:
+                rows.append(json.loads(path.read_text()))
+                continue
+            t0 = time.time()
+            model = build_model(variant, data, cap_cfg, pcm_cfg, seed)
             hist = train_captioner(model, data["vocab"], data["sets"][VARIANTS[variant]["data"]],
                                    data["evals"]["val"][0], tcfg, f"{variant}-s{seed}", progress=progress)
             metrics, hyps = evaluate(model, data["vocab"], data["evals"]["test"][0], clip, tcfg.beam_size)
-            unseen, _ = evaluate(model, data["vocab"], data["evals"]["test_unseen"][0], clip, tcfg.beam_size)
-            rows.append({"model": variant, "seed": seed, **metrics,
-                         "unseen_CIDEr": unseen["CIDEr"], "best_val_CIDEr": max(hist["val_cider"]),
-                         "seconds": round(time.time() - t0, 1), "captioner": asdict(model.cfg),
-                         "train": asdict(tcfg), "pcm": asdict(pcm_cfg) if VARIANTS[variant]["mixup"] else None,
-                         "examples": hyps[:8]})
+            unseen, unseen_hyps = evaluate(model, data["vocab"], data["evals"]["test_unseen"][0], clip, tcfg.beam_size)
+            row = {"model": variant, "seed": seed, **metrics, "unseen_CIDEr": unseen["CIDEr"],
+                   "unseen_CLIPScore": unseen["CLIPScore"], "best_val_CIDEr": max(hist["val_cider"]),
+                   "seconds": round(time.time() - t0, 1), "captioner": asdict(model.cfg), "train": asdict(tcfg),
+                   "pcm": asdict(pcm_cfg) if VARIANTS[variant]["mixup"] else None, "key": key,
+                   "test_hyps": hyps, "unseen_hyps": unseen_hyps, "history": hist}
+            atomic_write_json(path, row)
+            rows.append(row)
     return rows
+
+
+def table_rows(rows: list) -> list:
+    """Rows without the bulky per-image captions and curves (for the CSV / markdown table)."""
+    return [{k: v for k, v in r.items() if k not in ("test_hyps", "unseen_hyps", "history", "key")} for r in rows]
 
 
 def main(argv=None) -> None:
@@ -136,9 +149,9 @@ def main(argv=None) -> None:
     data = prepare_sandbox(cfg, clip)
     rows = run_ablation(cfg, clip, data)
     out = repo_path(cfg.out_dir)
-    paths = write_table([{k: v for k, v in r.items() if k != "examples"} for r in rows], out / "results")
-    atomic_write_json(out / "runs.json", {"config": asdict(cfg), "rows": rows, "seconds": round(time.time() - t0, 1),
-                                          "reproduce": f"python -m workbench.ablation --preset {args.preset}"})
+    paths = write_table(table_rows(rows), out / "results")
+    atomic_write_json(out / "summary.json", {"config": asdict(cfg), "seconds": round(time.time() - t0, 1),
+                                             "reproduce": f"python -m workbench.ablation --preset {args.preset}"})
     print(paths["markdown"])
     print(f"total {time.time() - t0:.0f} s; table in {paths['md']}")
 

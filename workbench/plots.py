@@ -132,3 +132,50 @@ def score_histograms(values: dict, xlabel: str, title: str):
     ax.set_title(title)
     ax.legend()
     return fig
+
+
+def training_curves(history: dict, title: str = "captioner training"):
+    """Training loss per step (smoothed) and val CIDEr per epoch."""
+    loss = np.asarray(history["loss"], float)
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
+    a.plot(loss, color="0.7", lw=0.6, label="loss")
+    if len(loss) >= 20:
+        k = max(len(loss) // 50, 5)
+        a.plot(np.arange(k - 1, len(loss)), np.convolve(loss, np.ones(k) / k, mode="valid"), label=f"mean of {k}")
+    a.set_xlabel("step")
+    a.set_title(title, fontsize=9)
+    a.legend(fontsize=7)
+    b.plot(history.get("epoch_step", []), np.asarray(history.get("val_cider", []), float) * 100, "o-")
+    b.set_xlabel("step")
+    b.set_ylabel("val CIDEr")
+    b.set_title("validation (picks the checkpoint)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def ablation_bars(agg_rows: list, metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L"), group_key: str = "model"):
+    """Grouped bars (mean ± std over seeds) of each metric per model."""
+    names = [r[group_key] for r in agg_rows]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2))
+    for ax, m in zip(np.atleast_1d(axes), metrics):
+        vals = [r.get(m, np.nan) * 100 for r in agg_rows]
+        errs = [r.get(m + "_std", 0.0) * 100 for r in agg_rows]
+        ax.bar(range(len(names)), vals, yerr=errs, capsize=3, color=plt.cm.tab10(np.arange(len(names))))
+        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
+        ax.set_title(m, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def caption_gallery(images: np.ndarray, columns: dict, n: int = 6, scale: float = 2.0):
+    """Images with several captions each: ``columns`` maps a label ("reference", "base", ...) to a list."""
+    import textwrap
+    n = min(n, len(images))
+    fig, axes = plt.subplots(1, n, figsize=(n * scale, scale * 2.2), squeeze=False)
+    for i, ax in enumerate(axes[0]):
+        ax.imshow(images[i])
+        ax.axis("off")
+        text = "\n".join(f"{k}: " + "\n".join(textwrap.wrap(v[i], 26)) for k, v in columns.items())
+        ax.set_title(text, fontsize=5.5, loc="left")
+    fig.tight_layout()
+    return fig

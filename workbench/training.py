@@ -73,10 +73,11 @@ def _state(model, opt, step, epoch, history, best):
 
 
 def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainConfig, name: str,
-                    progress: bool = True, stop_after: Optional[int] = None) -> dict:
+                    progress: bool = True, stop_after: Optional[int] = None, callback=None) -> dict:
     """Train ``model`` (resuming from ``<run_dir>/<name>/last.pt`` if present), validate CIDEr on ``val``
     after every epoch and keep the best epoch in ``best.pt``. Returns the history; the model ends with
-    the best weights loaded. ``stop_after`` ends the call after that many steps (notebook demos)."""
+    the best weights loaded. ``stop_after`` ends the call after that many steps (notebook demos);
+    ``callback(history, step)`` is called after every step and every validation (live plots)."""
     from accelerate import Accelerator
     from tqdm.auto import tqdm
     out = repo_path(cfg.run_dir) / name
@@ -122,6 +123,8 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
             history["loss"].append(float(loss.item()))
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(history['loss'][-50:]):.3f}", epoch=epoch)
+            if callback is not None:
+                callback(history, step)
             if step % cfg.checkpoint_every == 0:
                 _save(acc, out, model, opt, step, epoch, history, best)
             if stop_after is not None and steps_done >= stop_after:
@@ -130,6 +133,8 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
         score, _ = val.score(acc.unwrap_model(model), vocab, cfg.beam_size)
         history["val_cider"].append(score)
         history["epoch_step"].append(step)
+        if callback is not None:
+            callback(history, step)
         if score > best["cider"]:
             best = {"cider": score, "epoch": epoch, "step": step}
             weights = {k: v.cpu() for k, v in acc.unwrap_model(model).state_dict().items()}

@@ -56,3 +56,25 @@ def pcm_inspector(images: np.ndarray, captions: list, store, bank, base: PCMConf
                   W.HBox([controls["tau"], controls["mode"], controls["selection"]]), out])
     box.controls, box.state = controls, state       # state: the values and PCM result last drawn
     return box
+
+
+def live_training_plot(every: int = 25):
+    """An Output widget and a ``callback(history, step)`` for ``train_captioner`` that redraws
+    ``plots.training_curves`` every ``every`` steps (and after each validation)."""
+    import ipywidgets as W
+    from IPython.display import display
+
+    from .plots import training_curves
+    out = W.Output()
+    seen = {"val": 0}
+
+    def callback(history, step):
+        if step % every and len(history["val_cider"]) == seen["val"]:
+            return
+        seen["val"] = len(history["val_cider"])
+        with out:
+            out.clear_output(wait=True)
+            fig = training_curves(history)
+            display(fig)
+            plt.close(fig)
+    return out, callback
