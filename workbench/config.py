@@ -231,6 +231,9 @@ class DiffusionConfig(_Preset):
     cross_attention_levels: tuple = (1,)     # UNet levels with text cross-attention (level 1 = 8x8 latents);
                                              # attention at 16x16 costs 3x the step time on CPU
     unet_layers_per_block: int = 1
+    text_time_embedding: bool = True         # also add an attention-pooled caption embedding to the UNet's
+                                             # time embedding (diffusers addition_embed_type="text"), so
+                                             # every ResNet block, at every resolution, sees the caption
     attention_head_dim: int = 8
     norm_groups: int = 8
     vae_steps: int = 800

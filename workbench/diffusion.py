@@ -96,7 +96,9 @@ def build_unet(cfg: DiffusionConfig, cross_attention_dim: int):
         block_out_channels=cfg.unet_channels, layers_per_block=cfg.unet_layers_per_block,
         down_block_types=down, up_block_types=up,
         cross_attention_dim=cross_attention_dim, attention_head_dim=cfg.attention_head_dim,
-        norm_num_groups=cfg.norm_groups)
+        norm_num_groups=cfg.norm_groups,
+        addition_embed_type="text" if cfg.text_time_embedding else None,
+        addition_embed_type_num_heads=max(1, cross_attention_dim // 16))
 
 
 def train_scheduler():
