@@ -140,10 +140,16 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="Run the sandbox ablation (text-only, base, +mixup, +cxe, pcm-net, oracle).")
     ap.add_argument("--preset", default="sandbox", choices=AblationConfig.presets())
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="override the preset's seeds, e.g. --seeds 0")
+    ap.add_argument("--n-train", type=int, default=None, help="override the number of training pairs (own out_dir)")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = AblationConfig.preset(args.preset)
+    if args.seeds:
+        cfg = replace(cfg, seeds=tuple(args.seeds))
+    if args.n_train:
+        cfg = replace(cfg, n_train=args.n_train, out_dir=f"{cfg.out_dir}-n{args.n_train}")
     t0 = time.time()
     clip = load_clip(ClipConfig.preset("sandbox"))
     data = prepare_sandbox(cfg, clip)
