@@ -52,8 +52,9 @@ def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True)
     pipe = pipe if pipe is not None else load_pipeline(syn_cfg)
     records = SynthesisEngine(pipe, syn_cfg, scorer=clip).run(caps, ids, progress=progress)
     syn_images = load_images(syn_cfg.out_dir, records)
-    syn = extract_image_features(clip, syn_images, ids, f"abl-syn-{cfg.n_train}", feat,
-                                 source_id=stable_hash([r["sha256"] for r in records]), progress=progress)
+    src = stable_hash([r["sha256"] for r in records])          # new images -> a new cache, never a stale one
+    syn = extract_image_features(clip, syn_images, ids, f"abl-syn-{cfg.n_train}-{src[:8]}", feat,
+                                 source_id=src, progress=progress)
     real_train = load_sandbox_split(world, "train", n=cfg.n_train, progress=progress)
     real = extract_image_features(clip, real_train.images, [s.scene_id for s in real_train.scenes],
                                   f"abl-real-train-{cfg.n_train}", feat, source_id="sandbox-train", progress=progress)

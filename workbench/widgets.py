@@ -44,12 +44,12 @@ def pcm_inspector(images: np.ndarray, captions: list, store, bank, base: PCMConf
     state = {}
 
     def draw(**values):
+        fig, result = render_pcm_view(images, captions, store, bank, base=base, **values)
+        state.update(values=values, result=result)
+        out.clear_output()
         with out:
-            out.clear_output(wait=True)
-            fig, result = render_pcm_view(images, captions, store, bank, base=base, **values)
-            state.update(values=values, result=result)
             display(fig)
-            plt.close(fig)
+        plt.close(fig)
 
     W.interactive_output(draw, controls)
     box = W.VBox([W.HBox([controls["index"], controls["k"], controls["m"]]),
@@ -72,9 +72,9 @@ def live_training_plot(every: int = 25):
         if step % every and len(history["val_cider"]) == seen["val"]:
             return
         seen["val"] = len(history["val_cider"])
+        fig = training_curves(history)
+        out.clear_output()           # outside the context: clear_output(wait=True) inside it hangs nbclient
         with out:
-            out.clear_output(wait=True)
-            fig = training_curves(history)
             display(fig)
-            plt.close(fig)
+        plt.close(fig)
     return out, callback
