@@ -5,4 +5,4 @@ cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 .venv/bin/python -m pytest tests "$@"
-WORKBENCH_SMOKE=1 .venv/bin/python -m pytest --nbmake notebooks
+WORKBENCH_SMOKE=1 .venv/bin/python -m pytest --nbmake --nbmake-timeout=1800 notebooks
