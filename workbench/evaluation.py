@@ -132,8 +132,8 @@ def markdown_table(rows: list, group_key: str = "model", scale: float = 100.0) -
     for r in rows:
         cells = [str(r[group_key]), str(r.get("n_seeds", 1))]
         for m in metrics:
-            s = 1.0 if m.startswith(("CLIP", "RefCLIP")) else scale
-            cells.append(f"{r[m] * s:.1f} ± {r.get(m + '_std', 0.0) * s:.1f}" if m in r else "n/a")
+            s, d = (1.0, 3) if m.startswith(("CLIP", "RefCLIP")) else (scale, 1)
+            cells.append(f"{r[m] * s:.{d}f} ± {r.get(m + '_std', 0.0) * s:.{d}f}" if m in r else "n/a")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
