@@ -142,7 +142,7 @@ def _extract(name: str, ids: list, source_id: str, backbone_id: str, keys: tuple
         else:
             bar.update(stop - start)
         shards.append(done[sdir])
-        manifest["shards"] = [s for s in shards]
+        manifest["shards"] = list(shards)
         atomic_write_json(path, manifest)
     bar.close()
     manifest["complete"] = True

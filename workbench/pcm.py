@@ -47,6 +47,11 @@ class PCMResult:
     selected: torch.Tensor     # [B, N] bool: the patches mixed (replaced in training, appended at inference)
     order: torch.Tensor        # [B, M] long: selected patch indices, most related first (-1 = empty slot)
 
+    @property
+    def grid(self) -> int:
+        """Side of the (square) patch grid: sqrt(N)."""
+        return int(round(self.affinity.shape[1] ** 0.5))
+
 
 def salient_concepts(global_: torch.Tensor, bank: torch.Tensor, k: int, temperature: float = 0.01,
                      threshold: float = 0.0) -> Concepts:

@@ -101,8 +101,7 @@ def render_pcm(image: np.ndarray, result: pcm.PCMResult, i: int, words: list, mo
     concepts, one affinity heatmap per concept and the textual-patch assignment map."""
     if mode not in ("train", "inference"):
         raise ValueError(f"mode={mode!r} is not one of ('train', 'inference').")
-    n = result.affinity.shape[1]
-    grid = int(round(n ** 0.5))
+    grid = result.grid
     k = min(result.affinity.shape[2], max_concepts)
     names = [words[j] for j in result.concepts.index[i, :k].tolist()]
     fig, axes = plt.subplots(1, k + 3, figsize=(2.3 * (k + 3), 2.6))
@@ -148,7 +147,7 @@ def hit_report(store, images: np.ndarray, captions: list, bank, cfg, scenes=None
     Labels come from the caption's colours in the pixels; with ``scenes`` (real renders) also from the
     exact object masks, and the agreement of the two labellings is reported."""
     result = run_pcm(store, range(len(store)), bank, cfg)
-    grid = int(round(result.affinity.shape[1] ** 0.5))
+    grid = result.grid
     colour = np.stack([colour_object_patches(im, c, grid) for im, c in zip(images, captions)])
     report = {"colour_labels": hit_rates(result.selected, colour)}
     if scenes is not None:

@@ -21,7 +21,7 @@ def render_pcm_view(images: np.ndarray, captions: list, store, bank, index: int,
         raise ValueError(f"index={index} is outside [0, {len(images)}); pick an image in range.")
     cfg = replace(base or PCMConfig.preset("sandbox"), k=k, m=m, tau=tau, selection=selection)
     result = run_pcm(store, [index], bank, cfg)
-    labels = colour_object_patches(images[index], captions[index], int(round(result.affinity.shape[1] ** 0.5)))
+    labels = colour_object_patches(images[index], captions[index], result.grid)
     fig = render_pcm(images[index], result, 0, bank.words, mode=mode, caption=captions[index], labels=labels)
     return fig, result
 
