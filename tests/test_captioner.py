@@ -164,3 +164,46 @@ def test_generate_matches_caption_loop(tiny):
     model, vocab, _, val = tiny
     caps = generate(model, vocab, val.global_, val.tokens, val.patches, beam=3, batch_size=3)
     assert len(caps) == 8 and caps == generate(model, vocab, val.global_, val.tokens, val.patches, beam=3)
+
+
+def test_incremental_decoding_equals_teacher_forcing(tiny):
+    model, vocab, _, val = tiny
+    memory, pad = model.encode(val.global_, val.tokens, val.patches, mode="inference")
+    pad = pad.clone()
+    pad[::2, -3:] = True                               # empty appended slots (as the pair rule leaves) in half the rows
+    words = torch.randint(4, len(vocab), (len(memory), 7))
+    words[:, 0] = vocab.bos
+    full = model.decode(words, memory, pad)            # [B, 7, V]
+    state = model.start(memory, pad)
+    steps = torch.stack([model.step(words[:, i], state) for i in range(7)], dim=1)
+    assert torch.allclose(steps, full, atol=1e-5)
+
+
+def _reference_beam(model, memory, pad, vocab, beam, max_length=20):
+    """Beam search by re-running the whole prefix through the teacher-forcing decoder (no caches)."""
+    hyps = [([vocab.bos], 0.0, False)]
+    for _ in range(max_length + 1):
+        cands = []
+        for seq, score, done in hyps:
+            if done:
+                cands.append((seq + [vocab.pad], score, True))
+                continue
+            logp = torch.log_softmax(model.decode(torch.tensor([seq]), memory, pad)[0, -1], -1)
+            top = logp.topk(beam)
+            cands += [(seq + [int(t)], score + float(v), int(t) == vocab.eos) for v, t in zip(top.values, top.indices)]
+        hyps = sorted(cands, key=lambda h: -h[1])[:beam]
+        if all(h[2] for h in hyps):
+            break
+    return max(hyps, key=lambda h: h[1])[0][1:]
+
+
+@torch.no_grad()
+def test_cached_beam_search_equals_uncached_reference(tiny):
+    model, vocab, _, val = tiny
+    memory, pad = model.encode(val.global_, val.tokens, val.patches, mode="inference")
+    pad = pad.clone()
+    pad[::2, -3:] = True
+    ours = beam_search(model, memory, pad, vocab, 20, beam=3)
+    for i in range(4):
+        ref = _reference_beam(model, memory[i:i + 1], pad[i:i + 1], vocab, 3)
+        assert ours[i, :len(ref)].tolist() == ref

@@ -101,6 +101,7 @@ def run_ablation(cfg: AblationConfig, clip, data: dict, progress: bool = True) -
     """Train and evaluate every (variant, seed); one row per run with its config, seed, metrics and test
     captions. Each finished run is saved to ``<out_dir>/rows/<variant>-s<seed>.json`` and reused by a rerun
     with the same configs (a killed ablation resumes; each training run also resumes from its checkpoint)."""
+    from .captioner import ARCHITECTURE
     from .training import train_captioner
     cap_cfg, pcm_cfg = CaptionerConfig.preset(cfg.captioner_preset), PCMConfig.preset(cfg.pcm_preset)
     rows = []
@@ -109,7 +110,7 @@ def run_ablation(cfg: AblationConfig, clip, data: dict, progress: bool = True) -
             tcfg = replace(TrainConfig.preset(cfg.train_preset), seed=seed, cxe=VARIANTS[variant]["cxe"],
                            run_dir=f"{cfg.out_dir}/runs")
             key = stable_hash({"ablation": asdict(cfg), "train": asdict(tcfg), "captioner": asdict(cap_cfg),
-                               "pcm": asdict(pcm_cfg), "variant": variant})
+                               "pcm": asdict(pcm_cfg), "variant": variant, "architecture": ARCHITECTURE})
             path = repo_path(cfg.out_dir) / "rows" / f"{variant}-s{seed}.json"
             if path.exists() and json.loads(path.read_text()).get("key") == key:
                 rows.append(json.loads(path.read_text()))

@@ -8,7 +8,8 @@ Embedding: global -> Linear(D, H); visual patches -> Linear(W, H); textual patch
 mixed by PCM (replace in training, append at inference), + learned position and token-type embeddings.
 Encoder (Eq. 6-7): N_e blocks over [global; patches]; the global token of the input and of every block
 are concatenated and mapped by a learned matrix (+ LayerNorm) to the final global token.
-Decoder: N_d blocks (masked self-attention, cross-attention to the encoder memory, feed-forward).
+Decoder: N_d blocks (masked self-attention, cross-attention to the encoder memory, feed-forward), with
+key/value caches for incremental decoding (``start`` / ``step`` / ``reorder``; blocks in ``layers.py``).
 Training adds CapDec-style Gaussian noise (variance ``noise_variance``) to the normalised global feature.
 """
 from __future__ import annotations
@@ -21,6 +22,10 @@ import torch.nn.functional as F
 
 from . import pcm as pcm_ops
 from .config import CaptionerConfig, PCMConfig
+from .layers import DecoderBlock, Dropout, EncoderBlock, attend_mask
+
+
+ARCHITECTURE = 2     # bump when the module structure changes: saved ablation rows of older models are not reused
 
 
 class Captioner(nn.Module):
@@ -39,18 +44,15 @@ class Captioner(nn.Module):
         self.pos = nn.Parameter(torch.randn(1 + n_patches, h) * 0.02)         # 0 = global, 1.. = patches
         self.token_type = nn.Embedding(2, h)                                      # 0 visual, 1 textual
         self.embed_norm = nn.LayerNorm(h)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.drop = Dropout(cfg.dropout)
 
-        def enc_layer():
-            return nn.TransformerEncoderLayer(h, cfg.heads, h * cfg.ff_mult, cfg.dropout, batch_first=True,
-                                              norm_first=False)
-        self.encoder = nn.ModuleList([enc_layer() for _ in range(cfg.encoder_layers)])
+        self.encoder = nn.ModuleList([EncoderBlock(h, cfg.heads, h * cfg.ff_mult, cfg.dropout)
+                                      for _ in range(cfg.encoder_layers)])
         self.global_mix = nn.Sequential(nn.Linear(h * (cfg.encoder_layers + 1), h), nn.LayerNorm(h))
         self.word = nn.Embedding(vocab_size, h)
         self.word_pos = nn.Parameter(torch.randn(cfg.max_length + 2, h) * 0.02)
-        self.decoder = nn.TransformerDecoder(
-            nn.TransformerDecoderLayer(h, cfg.heads, h * cfg.ff_mult, cfg.dropout, batch_first=True),
-            cfg.decoder_layers)
+        self.decoder = nn.ModuleList([DecoderBlock(h, cfg.heads, h * cfg.ff_mult, cfg.dropout)
+                                      for _ in range(cfg.decoder_layers)])
         self.head = nn.Linear(h, vocab_size)
 
     # ------------------------------------------------------------------ encoder
@@ -82,21 +84,43 @@ class Captioner(nn.Module):
     def encode(self, global_, tokens=None, patches=None, mode: str = "train") -> tuple:
         """-> (memory [B, 1 + T, H], memory padding mask [B, 1 + T])."""
         x, pad = self.embed(global_, tokens, patches, mode)
+        mask = attend_mask(pad)
         globals_ = [x[:, 0]]
         for layer in self.encoder:
-            x = layer(x, src_key_padding_mask=pad)
+            x = layer(x, mask)
             globals_.append(x[:, 0])
         g = self.global_mix(torch.cat(globals_, dim=-1))                          # Eq. 6-7
         return torch.cat([g.unsqueeze(1), x[:, 1:]], dim=1), pad
 
     # ------------------------------------------------------------------ decoder
     def decode(self, words: torch.Tensor, memory: torch.Tensor, memory_pad: torch.Tensor) -> torch.Tensor:
-        """words [B, L] (starting with BOS) -> logits [B, L, V]."""
-        length = words.shape[1]
-        x = self.word(words) + self.word_pos[:length]
-        causal = torch.triu(torch.full((length, length), float("-inf"), device=words.device), diagonal=1)
-        y = self.decoder(x, memory, tgt_mask=causal, memory_key_padding_mask=memory_pad)
-        return self.head(y)
+        """Teacher forcing: words [B, L] (starting with BOS) -> logits [B, L, V]."""
+        x = self.word(words) + self.word_pos[:words.shape[1]]
+        mask = attend_mask(memory_pad)
+        for layer in self.decoder:
+            x = layer(x, layer.memory_kv(memory), mask)
+        return self.head(x)
+
+    def start(self, memory: torch.Tensor, memory_pad: torch.Tensor, group: int = 1) -> dict:
+        """Decoding state for ``step``: per-layer memory keys/values, the memory mask, empty caches.
+        memory [B, T, H]; ``group`` sequences per memory row (beam search: the beams), B * group in all."""
+        return {"mem_kv": [layer.memory_kv(memory) for layer in self.decoder], "mask": attend_mask(memory_pad),
+                "caches": [{} for _ in self.decoder], "length": 0, "group": group}
+
+    def step(self, last_words: torch.Tensor, state: dict) -> torch.Tensor:
+        """Incremental decoding: the newest word of each sequence [B * group] -> next-word logits
+        [B * group, V]; extends ``state``. Equals ``decode(prefix, ...)[:, -1]`` on the whole prefix."""
+        x = (self.word(last_words) + self.word_pos[state["length"]]).unsqueeze(1)      # [B * group, 1, H]
+        for layer, cache, kv in zip(self.decoder, state["caches"], state["mem_kv"]):
+            x = layer.step(x, cache, kv, state["mask"], state["group"])
+        state["length"] += 1
+        return self.head(x[:, 0])
+
+    @staticmethod
+    def reorder(state: dict, index: torch.Tensor) -> dict:
+        """Keep / repeat the sequences ``index`` [B * group] of a decoding state. The memory stays: with
+        ``group`` > 1 (beam search) ``index`` must only move sequences within their own group."""
+        return dict(state, caches=[{k: t.index_select(0, index) for k, t in c.items()} for c in state["caches"]])
 
     def forward(self, words, global_, tokens=None, patches=None, mode: str = "train") -> torch.Tensor:
         """Teacher forcing: words [B, L] -> logits [B, L, V]."""

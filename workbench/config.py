@@ -541,7 +541,7 @@ class TrainConfig(_Preset):
 
     @staticmethod
     def _preset_sandbox():
-        return TrainConfig(epochs=scaled(6, 1), batch_size=64, lr=1e-3, warmup_steps=300, checkpoint_every=100,
+        return TrainConfig(epochs=scaled(8, 1), batch_size=64, lr=1e-3, warmup_steps=300, checkpoint_every=100,
                            val_size=scaled(300, 24))
 
     @staticmethod
@@ -555,7 +555,7 @@ class TrainConfig(_Preset):
 @dataclass(frozen=True)
 class AblationConfig(_Preset):
     """The sandbox ablation: data sizes, variants, seeds and the presets of the stages it runs."""
-    n_train: int = 6000                  # training scenes (one caption each, one synthetic image per caption)
+    n_train: int = 4000                  # training scenes (one caption each, one synthetic image per caption)
     n_val: int = 300
     n_test: int = 1000
     n_test_unseen: int = 300
@@ -586,6 +586,6 @@ class AblationConfig(_Preset):
 
     @staticmethod
     def _preset_sandbox():
-        return AblationConfig(n_train=scaled(6000, 96), n_val=scaled(300, 16), n_test=scaled(1000, 24),
+        return AblationConfig(n_train=scaled(4000, 96), n_val=scaled(300, 16), n_test=scaled(1000, 24),
                               n_test_unseen=scaled(300, 8), seeds=scaled((0, 1, 2), (0,)),
                               out_dir="runs/ablation/sandbox" + ("-smoke" if smoke() else ""))

@@ -1,5 +1,8 @@
 """Decoding: greedy and batched beam search (beam 3 by default, at most ``max_length`` words), and a
 captioning function for PIL images, paths or uint8 arrays (real images go through PCM's inference mode).
+
+Both decode incrementally through the captioner's key/value caches (``model.start`` / ``step`` /
+``reorder``): each step feeds only the newest word, and beam search reorders the caches with the beams.
 """
 from __future__ import annotations
 
@@ -12,8 +15,9 @@ def greedy(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_len
     b = memory.shape[0]
     seq = torch.full((b, 1), vocab.bos, dtype=torch.long, device=memory.device)
     done = torch.zeros(b, dtype=torch.bool, device=memory.device)
+    state = model.start(memory, memory_pad)
     for _ in range(max_length + 1):
-        nxt = model.decode(seq, memory, memory_pad)[:, -1].argmax(-1)
+        nxt = model.step(seq[:, -1], state).argmax(-1)
         nxt = torch.where(done, torch.full_like(nxt, vocab.pad), nxt)
         seq = torch.cat([seq, nxt.unsqueeze(1)], dim=1)
         done |= nxt == vocab.eos
@@ -31,14 +35,13 @@ def beam_search(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, ma
     if beam < 1:
         raise ValueError(f"beam={beam} must be >= 1.")
     b, dev = memory.shape[0], memory.device
-    mem = memory.repeat_interleave(beam, 0)
-    pad_mask = memory_pad.repeat_interleave(beam, 0)
+    state = model.start(memory, memory_pad, group=beam)            # the beams share their image's memory
     seq = torch.full((b * beam, 1), vocab.bos, dtype=torch.long, device=dev)
     scores = torch.full((b, beam), float("-inf"), device=dev)
     scores[:, 0] = 0.0                                               # one live hypothesis per image at start
     done = torch.zeros(b * beam, dtype=torch.bool, device=dev)
     for _ in range(max_length + 1):
-        logp = torch.log_softmax(model.decode(seq, mem, pad_mask)[:, -1].float(), dim=-1)   # [B*K, V]
+        logp = torch.log_softmax(model.step(seq[:, -1], state).float(), dim=-1)          # [B*K, V]
         v = logp.shape[-1]
         finished = torch.full_like(logp, float("-inf"))
         finished[:, vocab.pad] = 0.0                                  # a finished hypothesis only pads
@@ -47,8 +50,10 @@ def beam_search(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, ma
         scores, idx = cand.topk(beam, dim=-1)                        # [B, K]
         src = (idx // v) + torch.arange(b, device=dev).unsqueeze(1) * beam
         tok = (idx % v).view(-1)
-        seq = torch.cat([seq[src.view(-1)], tok.unsqueeze(1)], dim=1)
-        done = done[src.view(-1)] | (tok == vocab.eos)
+        src = src.view(-1)
+        seq = torch.cat([seq[src], tok.unsqueeze(1)], dim=1)
+        state = model.reorder(state, src)                            # src stays within each image's beams
+        done = done[src] | (tok == vocab.eos)
         if done.all():
             break
     best = scores.argmax(-1) + torch.arange(b, device=dev) * beam

@@ -19,7 +19,7 @@ from .config import TrainConfig
 from .decoding import generate
 from .evaluation import cider
 from .losses import caption_loss, cxe_weights
-from .paths import atomic_write, atomic_write_json, repo_path
+from .paths import atomic_write, atomic_write_json, repo_path, stable_hash
 
 
 @dataclass
@@ -67,9 +67,17 @@ def noam_factor(step: int, warmup: int) -> float:
     return min(step / warmup, (warmup / step) ** 0.5)
 
 
-def _state(model, opt, step, epoch, history, best):
+def run_key(model, cfg: TrainConfig, n_pairs: int) -> str:
+    """Identity of a training run: its config (less the folder), the model's config and parameter shapes
+    (an architecture change gives a new key), and the number of training pairs."""
+    shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
+    return stable_hash({"train": {k: v for k, v in asdict(cfg).items() if k != "run_dir"},
+                        "model": asdict(model.cfg), "shapes": shapes, "pairs": n_pairs})
+
+
+def _state(model, opt, step, epoch, history, best, key):
     return {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "epoch": epoch,
-            "history": history, "best": best}
+            "history": history, "best": best, "key": key}
 
 
 def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainConfig, name: str,
@@ -86,11 +94,14 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
     step, epoch0, history, best = 0, 0, {"loss": [], "val_cider": [], "epoch_step": []}, {"cider": -1.0, "epoch": -1}
     last = out / "last.pt"
-    if last.exists():
-        ck = torch.load(last, map_location="cpu", weights_only=False)
+    key = run_key(model, cfg, len(train.captions))
+    ck = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
+    if ck is not None and ck.get("key") == key:             # resume the same run; another run's files are replaced
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, epoch0, history, best = ck["step"], ck["epoch"], ck["history"], ck["best"]
+    elif ck is not None:
+        print(f"{last} belongs to another run (config, model or data changed): starting {name} afresh")
     model, opt = acc.prepare(model, opt)
     n = len(train.captions)
     per_epoch = n // cfg.batch_size
@@ -126,9 +137,9 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
             if callback is not None:
                 callback(history, step)
             if step % cfg.checkpoint_every == 0:
-                _save(acc, out, model, opt, step, epoch, history, best)
+                _save(acc, out, model, opt, step, epoch, history, best, key)
             if stop_after is not None and steps_done >= stop_after:
-                _save(acc, out, model, opt, step, epoch, history, best)
+                _save(acc, out, model, opt, step, epoch, history, best, key)
                 return history
         score, _ = val.score(acc.unwrap_model(model), vocab, cfg.beam_size)
         history["val_cider"].append(score)
@@ -139,16 +150,17 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
             best = {"cider": score, "epoch": epoch, "step": step}
             weights = {k: v.cpu() for k, v in acc.unwrap_model(model).state_dict().items()}
             atomic_write(out / "best.pt", lambda tmp: torch.save(weights, tmp))
-        _save(acc, out, model, opt, step, epoch + 1, history, best)
+        _save(acc, out, model, opt, step, epoch + 1, history, best, key)
     bar.close()
     model = acc.unwrap_model(model)
     model.load_state_dict(torch.load(out / "best.pt", map_location="cpu"))
-    atomic_write_json(out / "history.json", {"history": history, "best": best, "config": asdict(cfg)})
+    atomic_write_json(out / "history.json", {"history": history, "best": best, "config": asdict(cfg),
+                                                "key": key})
     return history
 
 
-def _save(acc, out: Path, model, opt, step, epoch, history, best) -> None:
-    state = _state(acc.unwrap_model(model), opt, step, epoch, history, best)
+def _save(acc, out: Path, model, opt, step, epoch, history, best, key) -> None:
+    state = _state(acc.unwrap_model(model), opt, step, epoch, history, best, key)
     atomic_write(out / "last.pt", lambda tmp: torch.save(state, tmp))
     atomic_write_json(out / "progress.json", {"step": step, "epoch": epoch, "best": best})
 
