@@ -86,22 +86,12 @@ def build_model(variant: str, data: dict, cap_cfg: CaptionerConfig, pcm_cfg: PCM
                      pcm_cfg if v["mixup"] else None, data["bank"].embeddings if v["mixup"] else None)
 
 
-def evaluate(model, vocab, evalset, clip, beam: int) -> tuple:
-    """pycocoevalcap metrics + CLIPScore / RefCLIPScore of the model's captions; returns (metrics, hyps)."""
-    from .decoding import generate
-    from .evaluation import clip_scores, coco_metrics
-    hyps = generate(model, vocab, evalset.global_, evalset.tokens, evalset.patches, beam=beam)
-    refs = {i: r for i, r in zip(evalset.ids, evalset.refs)}
-    metrics = coco_metrics(refs, dict(zip(evalset.ids, hyps)))
-    metrics.update(clip_scores(clip, evalset.global_, hyps, evalset.refs))
-    return metrics, hyps
-
-
 def run_ablation(cfg: AblationConfig, clip, data: dict, progress: bool = True) -> list:
     """Train and evaluate every (variant, seed); one row per run with its config, seed, metrics and test
     captions. Each finished run is saved to ``<out_dir>/rows/<variant>-s<seed>.json`` and reused by a rerun
     with the same configs (a killed ablation resumes; each training run also resumes from its checkpoint)."""
     from .captioner import ARCHITECTURE
+    from .protocols import evaluate_captioner as evaluate
     from .training import train_captioner
     cap_cfg, pcm_cfg = CaptionerConfig.preset(cfg.captioner_preset), PCMConfig.preset(cfg.pcm_preset)
     rows = []

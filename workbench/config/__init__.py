@@ -1,0 +1,17 @@
+"""Typed configs for every stage, named presets, and the global switches (read in ``core.py`` only).
+
+Each stage has a dataclass validated in ``__post_init__`` and built by ``preset(name)``, where the
+names are ``tiny`` (unit tests), ``sandbox``, ``paper_b32`` and ``paper_l14`` (plus a few stage-specific
+extras). ``from workbench import config as C`` gives all of them:
+
+* ``core.py``        switches (``smoke``, ``scaled``, ``profile``, ...), ``check_*`` helpers, ``_Preset``
+* ``world.py``       WorldConfig, ClipConfig, RealDataConfig, ReferenceSetConfig, ProtocolConfig
+* ``generation.py``  PretrainConfig, DiffusionConfig, SynthesisConfig
+* ``captioning.py``  GapConfig, FeatureConfig, ConceptConfig, PCMConfig, CaptionerConfig, TrainConfig, AblationConfig
+"""
+# flake8: noqa: F401 (re-exports)
+from .core import (PRESETS, PROFILES, _Preset, check_choice, check_range, clip_checkpoint_override,  # noqa: F401
+                   profile, run_dir_override, scaled, smoke)
+from .world import (WorldConfig, ClipConfig, RealDataConfig, ReferenceSetConfig, ProtocolConfig)  # noqa: F401
+from .generation import (PretrainConfig, DiffusionConfig, SynthesisConfig)  # noqa: F401
+from .captioning import (GapConfig, FeatureConfig, ConceptConfig, PCMConfig, CaptionerConfig, TrainConfig, AblationConfig)  # noqa: F401

@@ -1,0 +1,258 @@
+"""Configs of the captioning stages: gap analysis, feature cache, concepts, PCM, captioner, training, ablation."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .core import _Preset, check_choice, check_range, scaled, smoke
+
+
+# ----------------------------------------------------------------------------- modality-gap analysis
+@dataclass(frozen=True)
+class GapConfig(_Preset):
+    """Notebook 01: the modality gap analyses."""
+    n_pairs: int = 1000                  # image-caption pairs analysed
+    split: str = "val"
+    subregion_windows: tuple = (2, 4)    # window sides (in patches) pooled into sub-region features
+    subregion_top: int = 4               # sub-regions mixed into the global feature (MacCap's top-L)
+    subregion_weight: float = 1.0        # weight of the normalised sub-region feature in the mix
+    capdec_variance: float = 0.016       # CapDec's noise variance, for comparison
+    seed: int = 0
+
+    def __post_init__(self):
+        check_range("n_pairs", self.n_pairs, 8)
+        check_choice("split", self.split, ("train", "val", "test", "test_unseen"))
+        check_range("subregion_top", self.subregion_top, 1)
+
+    @staticmethod
+    def _preset_tiny():
+        return GapConfig(n_pairs=32)
+
+    @staticmethod
+    def _preset_sandbox():
+        return GapConfig()
+
+    _preset_paper_b32 = _preset_sandbox
+    _preset_paper_l14 = _preset_sandbox
+
+
+# ----------------------------------------------------------------------------- CLIP feature cache
+@dataclass(frozen=True)
+class FeatureConfig(_Preset):
+    """Cached CLIP features of an image set / a caption set: shards of safetensors + a manifest."""
+    batch_size: int = 256                # images encoded per forward pass
+    shard_size: int = 4096               # items per shard file
+    dtype: str = "fp16"                  # stored precision
+    root: str = "runs/cache/features"    # caches live in <root>/<name>
+
+    def __post_init__(self):
+        check_range("batch_size", self.batch_size, 1)
+        check_range("shard_size", self.shard_size, 1)
+        check_choice("dtype", self.dtype, ("fp16", "fp32"))
+
+    @staticmethod
+    def _preset_tiny():
+        return FeatureConfig(batch_size=8, shard_size=16, root="runs/cache/features-tiny")
+
+    @staticmethod
+    def _preset_sandbox():
+        return FeatureConfig()
+
+    @staticmethod
+    def _preset_paper_b32():
+        return FeatureConfig(batch_size=128, shard_size=8192)
+
+    _preset_paper_l14 = _preset_paper_b32
+
+
+# ----------------------------------------------------------------------------- concept vocabulary
+@dataclass(frozen=True)
+class ConceptConfig(_Preset):
+    """The concept bank: frequent nouns of the training corpus and their CLIP text embeddings."""
+    max_size: int = 500                  # keep at most this many nouns (most frequent first)
+    min_count: int = 5                   # ... each seen at least this many times
+    template: str = "A photo of {}."     # {} = the concept, with its article ("a dog", "an apple")
+    ensemble: bool = False               # average over PROMPT_ENSEMBLE templates instead of one
+    extra_stopwords: tuple = ()          # nouns to drop on top of the built-in list
+
+    def __post_init__(self):
+        check_range("max_size", self.max_size, 1)
+        check_range("min_count", self.min_count, 1)
+        if "{}" not in self.template:
+            raise ValueError(f"template={self.template!r} has no '{{}}' slot for the concept; e.g. 'A photo of {{}}.'")
+
+    @staticmethod
+    def _preset_tiny():
+        return ConceptConfig(min_count=1)
+
+    @staticmethod
+    def _preset_sandbox():
+        return ConceptConfig(min_count=20)
+
+    @staticmethod
+    def _preset_paper_b32():
+        return ConceptConfig(max_size=500, min_count=50, ensemble=True)
+
+    _preset_paper_l14 = _preset_paper_b32
+
+
+# ----------------------------------------------------------------------------- patch-wise cross-modal mix-up
+@dataclass(frozen=True)
+class PCMConfig(_Preset):
+    """PCM: K salient concepts, M mixed patches, tau for the textual patch map and the pair selection.
+
+    ``selection``: ``"pair"`` = top-M (patch, concept) pairs as in the official code (<= M patches),
+    ``"patch"`` = top-M patches by their best concept affinity (exactly M)."""
+    k: int = 5
+    m: int = 5
+    tau: float = 0.01
+    concept_temperature: float = 0.01    # softmax temperature over the concept bank (Eq. 1)
+    concept_threshold: float = 0.0       # concepts with softmax probability <= this are masked out
+    selection: str = "pair"
+
+    def __post_init__(self):
+        check_range("k", self.k, 1)
+        check_range("m", self.m, 0)
+        check_range("tau", self.tau, 1e-6)
+        check_range("concept_temperature", self.concept_temperature, 1e-6)
+        check_range("concept_threshold", self.concept_threshold, 0.0, 1.0)
+        check_choice("selection", self.selection, ("pair", "patch"))
+
+    @staticmethod
+    def _preset_tiny():
+        return PCMConfig(k=2, m=3)
+
+    @staticmethod
+    def _preset_sandbox():
+        return PCMConfig(k=3, m=8)
+
+    @staticmethod
+    def _preset_paper_b32():
+        return PCMConfig(k=5, m=5)       # official MSCOCO B/32 config: TOPK 5, TOPK2 5, THRES 0
+
+    _preset_paper_l14 = _preset_paper_b32
+
+
+# ----------------------------------------------------------------------------- captioner
+@dataclass(frozen=True)
+class CaptionerConfig(_Preset):
+    """The PCM-Net encoder-decoder (paper: N_e = N_d = 3, width 512, 8 heads)."""
+    width: int = 512
+    heads: int = 8
+    encoder_layers: int = 3
+    decoder_layers: int = 3
+    ff_mult: int = 4
+    dropout: float = 0.1
+    max_length: int = 20                 # words per caption
+    noise_variance: float = 0.016        # CapDec-style Gaussian noise on the global feature while training
+    use_patches: bool = True             # False: global feature only (the text-only CapDec-style model)
+    mixup: bool = True                   # PCM mix-up in training (replace) and inference (append)
+
+    def __post_init__(self):
+        check_range("width", self.width, 8)
+        check_range("heads", self.heads, 1)
+        if self.width % self.heads:
+            raise ValueError(f"width={self.width} must be divisible by heads={self.heads}.")
+        for name in ("encoder_layers", "decoder_layers", "ff_mult", "max_length"):
+            check_range(name, getattr(self, name), 1)
+        check_range("dropout", self.dropout, 0.0, 0.9)
+        check_range("noise_variance", self.noise_variance, 0.0, 1.0)
+
+    @staticmethod
+    def _preset_tiny():
+        return CaptionerConfig(width=32, heads=2, encoder_layers=1, decoder_layers=1, ff_mult=2)
+
+    @staticmethod
+    def _preset_sandbox():
+        return CaptionerConfig(width=128, heads=4, encoder_layers=2, decoder_layers=2, ff_mult=2)
+
+    @staticmethod
+    def _preset_paper_b32():
+        return CaptionerConfig()
+
+    _preset_paper_l14 = _preset_paper_b32
+
+
+# ----------------------------------------------------------------------------- captioner training
+@dataclass(frozen=True)
+class TrainConfig(_Preset):
+    """Optimisation of the captioner: Adam + Noam warm-up, clipping, CXE, checkpoints, val CIDEr selection."""
+    epochs: int = 12
+    batch_size: int = 32
+    lr: float = 5e-4                     # peak of the Noam schedule (reached at the end of warm-up)
+    warmup_steps: int = 10000
+    grad_clip: float = 0.1               # official: clip by value 0.1
+    label_smoothing: float = 0.1
+    cxe: bool = True                     # CLIP-weighted cross-entropy (Eq. 11); False = plain cross-entropy
+    cxe_w: float = 4.0                   # weight = min(1, w * cos(g_I, g_S)) (paper 4; official B/32 configs 2.5)
+    focal_gamma: float = 0.0             # the official code's extra (1 - p)^gamma term; off by default
+    seed: int = 0
+    beam_size: int = 3
+    val_size: int = 500                  # val images scored with CIDEr after each epoch (picks the checkpoint)
+    checkpoint_every: int = 500          # steps between resumable checkpoints (and at every epoch end)
+    mixed_precision: str = "no"          # "fp16"/"bf16" on GPUs through accelerate
+    run_dir: str = "runs/captioner"
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "warmup_steps", "beam_size", "val_size", "checkpoint_every"):
+            check_range(name, getattr(self, name), 1)
+        check_range("lr", self.lr, 0.0)
+        check_range("label_smoothing", self.label_smoothing, 0.0, 0.5)
+        check_range("cxe_w", self.cxe_w, 0.0)
+        check_range("focal_gamma", self.focal_gamma, 0.0)
+        check_choice("mixed_precision", self.mixed_precision, ("no", "fp16", "bf16"))
+
+    @staticmethod
+    def _preset_tiny():
+        return TrainConfig(epochs=2, batch_size=8, warmup_steps=4, val_size=8, checkpoint_every=2,
+                           run_dir="runs/captioner-tiny")
+
+    @staticmethod
+    def _preset_sandbox():
+        return TrainConfig(epochs=scaled(8, 1), batch_size=64, lr=1e-3, warmup_steps=300, checkpoint_every=100,
+                           val_size=scaled(300, 24))
+
+    @staticmethod
+    def _preset_paper_b32():
+        return TrainConfig(cxe_w=2.5)    # the official MSCOCO B/32 config (ALPHA 2.5); the paper states 4
+
+    _preset_paper_l14 = _preset_paper_b32
+
+
+# ----------------------------------------------------------------------------- ablation
+@dataclass(frozen=True)
+class AblationConfig(_Preset):
+    """The sandbox ablation: data sizes, variants, seeds and the presets of the stages it runs."""
+    n_train: int = 4000                  # training scenes (one caption each, one synthetic image per caption)
+    n_val: int = 300
+    n_test: int = 1000
+    n_test_unseen: int = 300
+    vocab_min_count: int = 3
+    variants: tuple = ("text-only", "base", "+mixup", "+cxe", "pcm-net", "oracle")
+    seeds: tuple = (0, 1, 2)
+    captioner_preset: str = "sandbox"
+    train_preset: str = "sandbox"
+    pcm_preset: str = "sandbox"
+    world_preset: str = "sandbox"
+    synthesis_preset: str = "sandbox"
+    out_dir: str = "runs/ablation/sandbox"
+
+    def __post_init__(self):
+        for name in ("n_train", "n_val", "n_test", "n_test_unseen"):
+            check_range(name, getattr(self, name), 2)
+        from ..ablation import VARIANTS
+        for v in self.variants:
+            check_choice("variants", v, tuple(VARIANTS))
+        if not self.seeds:
+            raise ValueError("seeds is empty; give at least one seed, e.g. (0, 1, 2).")
+
+    @staticmethod
+    def _preset_tiny():
+        return AblationConfig(n_train=64, n_val=8, n_test=8, n_test_unseen=4, vocab_min_count=1, seeds=(0,),
+                              captioner_preset="tiny", train_preset="tiny", pcm_preset="tiny",
+                              world_preset="tiny", synthesis_preset="tiny", out_dir="runs/ablation/tiny")
+
+    @staticmethod
+    def _preset_sandbox():
+        return AblationConfig(n_train=scaled(4000, 96), n_val=scaled(300, 16), n_test=scaled(1000, 24),
+                              n_test_unseen=scaled(300, 8), seeds=scaled((0, 1, 2), (0,)),
+                              out_dir="runs/ablation/sandbox" + ("-smoke" if smoke() else ""))

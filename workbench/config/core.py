@@ -1,0 +1,84 @@
+"""Global switches, validation helpers and the preset mechanism shared by every stage's config.
+
+This is the only module of the workbench that reads environment variables:
+
+* ``WORKBENCH_SMOKE=1``  shrinks every notebook and job (sizes, steps, epochs) for CI.
+* ``WORKBENCH_PROFILE``  picks the profile: ``sandbox`` (default), ``paper_b32`` or ``paper_l14``.
+* ``WORKBENCH_CLIP_CHECKPOINT`` points a paper profile at a local open_clip checkpoint file.
+* ``WORKBENCH_RUN_DIR`` (set by the main job) redirects figures to that run's folder.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import fields, replace
+from typing import Optional
+
+PROFILES = ("sandbox", "paper_b32", "paper_l14")
+PRESETS = ("tiny",) + PROFILES
+
+
+# ----------------------------------------------------------------------------- switches
+def smoke() -> bool:
+    """True when ``WORKBENCH_SMOKE`` is set to a truthy value (1/true/yes)."""
+    return os.environ.get("WORKBENCH_SMOKE", "0").strip().lower() in ("1", "true", "yes", "on")
+
+
+def scaled(full: int, smoke_value: int) -> int:
+    """``smoke_value`` under ``WORKBENCH_SMOKE=1``, else ``full``: the one knob notebooks use to shrink."""
+    return smoke_value if smoke() else full
+
+
+def profile() -> str:
+    """The active profile, from ``WORKBENCH_PROFILE`` (default ``sandbox``)."""
+    name = os.environ.get("WORKBENCH_PROFILE", "sandbox").strip() or "sandbox"
+    check_choice("WORKBENCH_PROFILE", name, PROFILES)
+    return name
+
+
+def clip_checkpoint_override() -> Optional[str]:
+    """A local checkpoint path for the paper CLIP, from ``WORKBENCH_CLIP_CHECKPOINT``, or None."""
+    value = os.environ.get("WORKBENCH_CLIP_CHECKPOINT", "").strip()
+    return value or None
+
+
+def run_dir_override() -> Optional[str]:
+    """The main job's run folder, from ``WORKBENCH_RUN_DIR``, or None."""
+    return os.environ.get("WORKBENCH_RUN_DIR", "").strip() or None
+
+
+# ----------------------------------------------------------------------------- validation helpers
+def check_choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name}={value!r} is not one of {tuple(allowed)}; pick one of those.")
+
+
+def check_range(name: str, value, lo=None, hi=None) -> None:
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
+        rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
+        raise ValueError(f"{name}={value!r} is outside the allowed range {rng}; choose a value inside it.")
+
+
+class _Preset:
+    """Mixin: ``Cls.preset(name, **overrides)`` builds a named preset and applies overrides."""
+
+    @classmethod
+    def presets(cls) -> list:
+        """Names of this stage's presets (the shared ones first, then stage-specific extras)."""
+        extra = sorted(n[len("_preset_"):] for n in dir(cls) if n.startswith("_preset_"))
+        return [p for p in PRESETS if p in extra] + [p for p in extra if p not in PRESETS]
+
+    @classmethod
+    def preset(cls, name: str, **overrides):
+        builder = getattr(cls, f"_preset_{name}", None)
+        if builder is None:
+            raise ValueError(f"{cls.__name__}.preset(name)={name!r} is not one of {tuple(cls.presets())}; "
+                             "pick one of those.")
+        cfg = builder()
+        known = {f.name for f in fields(cls)}
+        unknown = set(overrides) - known
+        if unknown:
+            raise TypeError(f"{cls.__name__}.preset({name!r}) got unknown overrides {sorted(unknown)}; "
+                            f"valid fields: {sorted(known)}.")
+        return replace(cfg, **overrides)
+
+

@@ -1,0 +1,164 @@
+"""Configs of the generative stages: sandbox CLIP pretraining, the sandbox text-to-image model, synthesis."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional
+
+from .core import _Preset, check_choice, check_range
+from .world import WorldConfig
+
+
+# ----------------------------------------------------------------------------- CLIP pretraining
+@dataclass(frozen=True)
+class PretrainConfig(_Preset):
+    """Contrastive pretraining of the sandbox CLIP on sandbox renders and captions."""
+    model_name: str = "wb-sandbox-vit"
+    steps: int = 600
+    batch_size: int = 256
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    warmup_steps: int = 50
+    seed: int = 0
+    checkpoint_every: int = 50
+    out_weights: str = "data/sandbox_clip.safetensors"
+    run_dir: str = "runs/pretrain_clip"
+    threads: Optional[int] = None        # torch intra-op threads; None keeps torch's default
+    shape_negatives: bool = True         # NegCLIP-style hard negatives: each caption with a shape word swapped
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+    def __post_init__(self):
+        check_range("steps", self.steps, 1)
+        check_range("batch_size", self.batch_size, 2)
+        check_range("lr", self.lr, 0.0)
+        check_range("warmup_steps", self.warmup_steps, 0, self.steps)
+        check_range("checkpoint_every", self.checkpoint_every, 1)
+
+    @staticmethod
+    def _preset_tiny():
+        return PretrainConfig(model_name="wb-tiny-vit", steps=6, batch_size=16, warmup_steps=2,
+                              checkpoint_every=2, world=WorldConfig.preset("tiny"),
+                              run_dir="runs/pretrain_clip_tiny", out_weights="runs/tiny_clip.safetensors")
+
+    @staticmethod
+    def _preset_sandbox():
+        return PretrainConfig()
+
+
+# ----------------------------------------------------------------------------- sandbox text-to-image model
+@dataclass(frozen=True)
+class DiffusionConfig(_Preset):
+    """The sandbox mini Stable Diffusion: component sizes and the two training stages (VAE, then UNet)."""
+    image_size: int = 64
+    vae_channels: tuple = (16, 32, 32)       # 3 blocks: 64x64x3 <-> 16x16x4
+    unet_channels: tuple = (32, 64, 64)
+    cross_attention_levels: tuple = (1,)     # UNet levels with text cross-attention (level 1 = 8x8 latents);
+                                             # attention at 16x16 costs 3x the step time on CPU
+    unet_layers_per_block: int = 1
+    text_time_embedding: bool = True         # also add an attention-pooled caption embedding to the UNet's
+                                             # time embedding (diffusers addition_embed_type="text"), so
+                                             # every ResNet block, at every resolution, sees the caption
+    attention_head_dim: int = 8
+    norm_groups: int = 8
+    vae_steps: int = 800
+    vae_batch: int = 32
+    vae_lr: float = 1e-3
+    vae_kl_weight: float = 1e-5
+    vae_latent_channels: int = 8             # 64x64x3 -> 16x16x8: 6x compression (SD: 48x on 512 px photos)
+    vae_perceptual_weight: float = 1.0       # MSE of the frozen sandbox CLIP's patch tokens of input vs
+                                             # reconstruction (SD's VAE uses LPIPS with VGG the same way)
+    unet_steps: int = 3000
+    unet_batch: int = 64
+    unet_lr: float = 1e-3
+    cond_dropout: float = 0.1                # caption dropout, for classifier-free guidance
+    warmup_steps: int = 100
+    checkpoint_every: int = 200
+    seed: int = 0
+    out_dir: str = "data/sandbox_sd"
+    run_dir: str = "runs/train_diffusion"
+    world: WorldConfig = field(default_factory=WorldConfig)
+
+    def __post_init__(self):
+        check_range("image_size", self.image_size, 16, 1024)
+        for name in ("vae_steps", "unet_steps", "vae_batch", "unet_batch", "checkpoint_every", "warmup_steps"):
+            check_range(name, getattr(self, name), 1)
+        check_range("cond_dropout", self.cond_dropout, 0.0, 1.0)
+        check_range("vae_latent_channels", self.vae_latent_channels, 1, 64)
+        check_range("vae_perceptual_weight", self.vae_perceptual_weight, 0.0)
+        if not self.cross_attention_levels or not all(0 <= k < len(self.unet_channels) - 1
+                                                      for k in self.cross_attention_levels):
+            raise ValueError(f"cross_attention_levels={self.cross_attention_levels} must name levels in "
+                             f"[0, {len(self.unet_channels) - 2}] (the last level has no attention).")
+        if self.image_size % 2 ** (len(self.vae_channels) - 1):
+            raise ValueError(f"image_size={self.image_size} must be divisible by 2**(len(vae_channels)-1).")
+
+    @staticmethod
+    def _preset_tiny():
+        return DiffusionConfig(vae_channels=(8, 8), unet_channels=(8, 16), cross_attention_levels=(0,),
+                               norm_groups=4, vae_steps=4,
+                               vae_batch=4, unet_steps=4, unet_batch=4, warmup_steps=1, checkpoint_every=2,
+                               world=WorldConfig.preset("tiny"), out_dir="runs/tiny_sd",
+                               run_dir="runs/train_diffusion_tiny")
+
+    @staticmethod
+    def _preset_sandbox():
+        return DiffusionConfig()
+
+
+# ----------------------------------------------------------------------------- synthesis engine
+@dataclass(frozen=True)
+class SynthesisConfig(_Preset):
+    """Text-to-image synthesis of a caption corpus with any diffusers text-to-image pipeline.
+
+    ``model_id`` is a local pipeline folder (relative to the repo or absolute) or a hub id. Defaults of
+    the paper presets follow SynTIC: Stable Diffusion 1.5, 20 steps, 512x512; ``paper_fast`` is SD-Turbo.
+    """
+    model_id: str = "data/sandbox_sd"
+    steps: int = 20
+    guidance: float = 4.0
+    height: int = 64
+    width: int = 64
+    batch_size: int = 32
+    seed: int = 0
+    shard_size: int = 1000                 # captions per shard folder / manifest file
+    dtype: str = "fp32"                    # fp16 on GPUs for the paper models
+    negative_prompt: Optional[str] = None
+    clipscore_w: float = 2.5               # CLIPScore = w * max(cos, 0) (Hessel et al.)
+    out_dir: str = "runs/synthetic/sandbox"
+
+    def __post_init__(self):
+        check_range("steps", self.steps, 1, 1000)
+        check_range("guidance", self.guidance, 0.0, 50.0)
+        check_range("batch_size", self.batch_size, 1)
+        check_range("shard_size", self.shard_size, 1)
+        check_choice("dtype", self.dtype, ("fp32", "fp16", "bf16"))
+        for name in ("height", "width"):
+            if getattr(self, name) % 8:
+                raise ValueError(f"{name}={getattr(self, name)} must be a multiple of 8 (the VAE's stride).")
+
+    def settings(self) -> dict:
+        """What determines the images (the manifest records it; a resume must match it)."""
+        return {k: getattr(self, k) for k in ("model_id", "steps", "guidance", "height", "width", "seed",
+                                                "dtype", "negative_prompt")}
+
+    @staticmethod
+    def _preset_tiny():
+        return SynthesisConfig(model_id="runs/tiny_sd", steps=2, batch_size=4, shard_size=8,
+                               out_dir="runs/synthetic/tiny")
+
+    @staticmethod
+    def _preset_sandbox():
+        return SynthesisConfig()
+
+    @staticmethod
+    def _preset_paper_b32():
+        return SynthesisConfig(model_id="stable-diffusion-v1-5/stable-diffusion-v1-5", steps=20, guidance=7.5,
+                               height=512, width=512, batch_size=16, dtype="fp16", out_dir="runs/synthetic/sd15")
+
+    _preset_paper_l14 = _preset_paper_b32
+
+    @staticmethod
+    def _preset_paper_fast():
+        return SynthesisConfig(model_id="stabilityai/sd-turbo", steps=1, guidance=0.0, height=512, width=512,
+                               batch_size=32, dtype="fp16", out_dir="runs/synthetic/sd-turbo")
+
+

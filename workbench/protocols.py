@@ -1,0 +1,71 @@
+"""Scoring a trained captioner on real test sets: the in-domain and cross-domain protocols.
+
+PCM-Net reports in-domain results (trained on MSCOCO text, tested on the MSCOCO Karpathy test split;
+the same for Flickr30k) and cross-domain ones (MSCOCO -> Flickr30k and Flickr30k -> MSCOCO). A
+``ProtocolConfig`` names the training corpus and the test sets (images + Karpathy list or COCO-format
+references); every set is captioned through PCM's inference mode and scored with pycocoevalcap and
+CLIPScore / RefCLIPScore. Image features are cached like every other image set (``features.py``).
+
+    rows = run_protocol(model, vocab, clip, ProtocolConfig.preset("paper_b32"))
+    evaluation.write_table(rows, "runs/protocols/coco", group_key="protocol")
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+from .config import FeatureConfig, ProtocolConfig, ReferenceSetConfig
+from .paths import repo_path, stable_hash
+
+
+def evaluate_captioner(model, vocab, evalset, clip, beam: int) -> tuple:
+    """pycocoevalcap metrics + CLIPScore / RefCLIPScore of the model's captions of ``evalset`` (an
+    ``EvalSet`` of cached features); returns (metrics, hyps)."""
+    from .decoding import generate
+    from .evaluation import clip_scores, coco_metrics
+    hyps = generate(model, vocab, evalset.global_, evalset.tokens, evalset.patches, beam=beam)
+    refs = {i: r for i, r in zip(evalset.ids, evalset.refs)}
+    metrics = coco_metrics(refs, dict(zip(evalset.ids, hyps)))
+    metrics.update(clip_scores(clip, evalset.global_, hyps, evalset.refs))
+    return metrics, hyps
+
+
+def load_test_set(clip, test: ReferenceSetConfig, feature_cfg: FeatureConfig, n: Optional[int] = None,
+                  progress: bool = True) -> tuple:
+    """Images of ``test`` that are present in its ``image_dir`` (first ``n``), their references and cached
+    CLIP features -> (EvalSet, image paths)."""
+    from .data import find_image, load_captions
+    from .features import extract_image_features
+    from .training import EvalSet
+    image_dir, captions_file = repo_path(test.image_dir), repo_path(test.captions_file)
+    if not os.path.isdir(image_dir):
+        raise FileNotFoundError(f"image_dir={str(image_dir)!r} of the {test.corpus} test set is not a folder; "
+                                "point ReferenceSetConfig.image_dir at the images of its references.")
+    found = [(it, p) for it in load_captions(captions_file) if (p := find_image(image_dir, it)) and it.captions]
+    if not found:
+        raise FileNotFoundError(f"none of the images named in captions_file={str(captions_file)!r} is in "
+                                f"{image_dir}; check that the two belong together.")
+    found = found[:n] if n else found
+    ids = [it.image_id for it, _ in found]
+    paths = [p for _, p in found]
+    source = stable_hash([str(captions_file), [os.path.basename(p) for p in paths],
+                          [os.path.getsize(p) for p in paths]])
+    store = extract_image_features(clip, paths, ids, f"test-{test.corpus}-{len(ids)}-{source[:8]}", feature_cfg,
+                                   source_id=source, progress=progress)
+    return EvalSet.from_store(store, [it.captions for it, _ in found]), paths
+
+
+def run_protocol(model, vocab, clip, cfg: ProtocolConfig, feature_cfg: Optional[FeatureConfig] = None,
+                 progress: bool = True) -> list:
+    """Caption and score every test set of ``cfg``; one row per set with its protocol, training and test
+    corpus, the number of images and the metrics (plus the captions under ``hyps``)."""
+    feature_cfg = feature_cfg or FeatureConfig()
+    rows = []
+    for test in cfg.test_sets:
+        evalset, _ = load_test_set(clip, test, feature_cfg, cfg.max_images, progress)
+        metrics, hyps = evaluate_captioner(model, vocab, evalset, clip, cfg.beam)
+        rows.append({"protocol": f"{cfg.domain(test.corpus)}: {cfg.train_corpus} -> {test.corpus}",
+                     "domain": cfg.domain(test.corpus), "train_corpus": cfg.train_corpus,
+                     "test_corpus": test.corpus, "images": len(evalset.ids), **metrics,
+                     "hyps": dict(zip(evalset.ids, hyps))})
+    return rows
