@@ -109,3 +109,27 @@ def test_concept_bank_is_embedded(tiny_clip):
     assert not torch.allclose(ens.embeddings, bank.embeddings)
     with pytest.raises(ValueError, match="min_count"):
         build_concept_bank(caps, tiny_clip, ConceptConfig(min_count=50), cache=False)
+
+
+def test_reopening_trusts_unchanged_shards_and_verify_rehashes(tiny_clip, images, tmp_path, monkeypatch):
+    import os
+    import workbench.features as features
+    ids, cfg = [str(i) for i in range(len(images))], _cfg(tmp_path)
+    extract_image_features(tiny_clip, images, ids, "set", cfg, progress=False)
+    hashed, calls = [], []
+    real_hash, real_encode = features.sha256_file, tiny_clip.encode_images
+    monkeypatch.setattr(features, "sha256_file", lambda p: hashed.append(p) or real_hash(p))
+    monkeypatch.setattr(tiny_clip, "encode_images", lambda px: calls.append(len(px)) or real_encode(px))
+    extract_image_features(tiny_clip, images, ids, "set", cfg, progress=False)
+    assert hashed == [] and calls == []                 # unchanged size + mtime: no file is read again
+    # bit rot that keeps the size and the mtime: only a verifying open notices it
+    f = tmp_path / "set" / "shard_00000" / "global.npy"
+    st = f.stat()
+    data = bytearray(f.read_bytes())
+    data[-1] ^= 0xFF
+    f.write_bytes(bytes(data))
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    extract_image_features(tiny_clip, images, ids, "set", cfg, progress=False)
+    assert calls == []
+    extract_image_features(tiny_clip, images, ids, "set", replace(cfg, verify_checksums=True), progress=False)
+    assert sum(calls) == 16                             # exactly the rotten shard is redone

@@ -95,6 +95,31 @@ class FeatureStore:
         return self.get(range(len(self)), [key])[key]
 
 
+def _stat(path: Path) -> list:
+    st = path.stat()
+    return [st.st_size, st.st_mtime_ns]
+
+
+def _with_stat(folder: Path, shard: dict, keys: tuple) -> dict:
+    """The shard record with each file's [size, mtime_ns] (files verified against their sha256 just now)."""
+    return dict(shard, stat={k: _stat(folder / shard["dir"] / f"{k}.npy") for k in keys})
+
+
+def _shard_ok(folder: Path, shard: dict, keys: tuple, verify: bool) -> bool:
+    """A recorded shard is reused when its files exist and match their sha256. The hash is skipped when a
+    file's size and mtime equal those recorded after it was last hashed (as git and rsync do), unless
+    ``verify`` is set: reopening a large cache then costs a stat per file instead of reading it all."""
+    for k in keys:
+        f = folder / shard["dir"] / f"{k}.npy"
+        if not f.exists():
+            return False
+        if not verify and shard.get("stat", {}).get(k) == _stat(f):
+            continue
+        if sha256_file(f) != shard["sha256"][k]:
+            return False
+    return True
+
+
 def _extract(name: str, ids: list, source_id: str, backbone_id: str, keys: tuple, n_items: int,
              encode: Callable[[int, int], dict], cfg: FeatureConfig, progress: bool, kind: str) -> FeatureStore:
     """Shard loop shared by images and texts: ``encode(start, stop) -> {key: [n, ...] tensor}``."""
@@ -114,9 +139,8 @@ def _extract(name: str, ids: list, source_id: str, backbone_id: str, keys: tuple
     if manifest is None:
         manifest = {"identity": identity, "ids": ids, "keys": list(keys), "n": n_items, "shards": [],
                     "complete": False}
-    done = {s["dir"]: s for s in manifest["shards"]
-            if all((folder / s["dir"] / f"{k}.npy").exists() and sha256_file(folder / s["dir"] / f"{k}.npy") == s["sha256"][k]
-                   for k in keys)}
+    done = {s["dir"]: _with_stat(folder, s, keys) for s in manifest["shards"]
+            if _shard_ok(folder, s, keys, cfg.verify_checksums)}
     dtype = np.float16 if cfg.dtype == "fp16" else np.float32
     starts = list(range(0, n_items, cfg.shard_size))
     bar = tqdm(total=n_items, desc=f"features {name}", unit=kind, disable=not progress)
@@ -137,8 +161,8 @@ def _extract(name: str, ids: list, source_id: str, backbone_id: str, keys: tuple
                 np.save(tmp / f"{k}.npy", np.concatenate(parts[k]))
             shutil.rmtree(folder / sdir, ignore_errors=True)
             tmp.rename(folder / sdir)
-            done[sdir] = {"dir": sdir, "start": start, "stop": stop,
-                          "sha256": {k: sha256_file(folder / sdir / f"{k}.npy") for k in keys}}
+            done[sdir] = _with_stat(folder, {"dir": sdir, "start": start, "stop": stop,
+                                             "sha256": {k: sha256_file(folder / sdir / f"{k}.npy") for k in keys}}, keys)
         else:
             bar.update(stop - start)
         shards.append(done[sdir])

@@ -43,6 +43,8 @@ class FeatureConfig(_Preset):
     shard_size: int = 4096               # items per shard file
     dtype: str = "fp16"                  # stored precision
     root: str = "runs/cache/features"    # caches live in <root>/<name>
+    verify_checksums: bool = False       # re-hash every shard when a cache is opened (default: only shards
+                                         # whose file size or mtime differ from the manifest's)
 
     def __post_init__(self):
         check_range("batch_size", self.batch_size, 1)
