@@ -25,8 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .checkpoint import Checkpoint
 from .config import DiffusionConfig
-from .paths import atomic_write, atomic_write_json, repo_path, stable_hash
+from .paths import atomic_write_json, repo_path, stable_hash
 
 
 # ----------------------------------------------------------------------------- tokenizer and text encoder
@@ -146,16 +147,14 @@ def _checkpointed_loop(name, cfg, steps, run_dir, modules, opt, step_fn, progres
     """Resumable loop: ``step_fn(step) -> loss``; warm-up + cosine learning rate set from the step number;
     checkpoints ``modules`` + ``opt`` atomically every ``cfg.checkpoint_every`` steps."""
     from tqdm.auto import tqdm
-    path = run_dir / f"{name}.pt"
-    key = stage_key(cfg, name)
+    ckpt = Checkpoint(run_dir / f"{name}.pt", stage_key(cfg, name))
     start, losses = 0, []
-    if path.exists():
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-        if ck["config_hash"] == key:
-            for m, s in zip(modules, ck["modules"]):
-                m.load_state_dict(s)
-            opt.load_state_dict(ck["opt"])
-            start, losses = ck["step"], ck["losses"]
+    state = ckpt.load()
+    if state is not None:
+        for m, s in zip(modules, state["modules"]):
+            m.load_state_dict(s)
+        opt.load_state_dict(state["opt"])
+        start, losses = state["step"], state["losses"]
     bar = tqdm(range(start, steps), desc=f"train {name}", initial=start, total=steps, disable=not progress)
     for step in bar:
         for group in opt.param_groups:
@@ -168,9 +167,7 @@ def _checkpointed_loop(name, cfg, steps, run_dir, modules, opt, step_fn, progres
         losses.append(loss.item())
         bar.set_postfix(loss=f"{np.mean(losses[-20:]):.4f}")
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == steps:
-            state = {"modules": [m.state_dict() for m in modules], "opt": opt.state_dict(), "step": step + 1,
-                     "losses": losses, "config_hash": key}
-            atomic_write(path, lambda tmp: torch.save(state, tmp))
+            ckpt.save(modules=[m.state_dict() for m in modules], opt=opt.state_dict(), step=step + 1, losses=losses)
     return losses
 
 

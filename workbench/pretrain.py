@@ -26,9 +26,10 @@ import torch
 import torch.nn.functional as F
 
 from .backbones import ClipBackbone, load_clip, save_clip_weights
+from .checkpoint import Checkpoint
 from .config import ClipConfig, PretrainConfig
 from .data import load_sandbox_split
-from .paths import atomic_write, atomic_write_json, repo_path, sha256_file, stable_hash
+from .paths import atomic_write_json, repo_path, sha256_file, stable_hash
 from .sandbox.captions import swap_shape
 
 
@@ -86,20 +87,15 @@ def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, de
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
 
-    run_dir = repo_path(cfg.run_dir)
-    ckpt_path = run_dir / "checkpoint.pt"
-    key = stable_hash(asdict(cfg))
+    ckpt = Checkpoint(repo_path(cfg.run_dir) / "checkpoint.pt", stable_hash(asdict(cfg)))
     start, losses = 0, []
-    if ckpt_path.exists() and not fresh:
-        ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-        if ckpt["config_hash"] == key:
-            model.load_state_dict(ckpt["model"])
-            opt.load_state_dict(ckpt["opt"])
-            sched.load_state_dict(ckpt["sched"])
-            start, losses = ckpt["step"], ckpt["losses"]
-            print(f"resumed from {ckpt_path} at step {start}")
-        else:
-            print(f"ignoring {ckpt_path}: it was written for another config")
+    state = ckpt.load(fresh)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        start, losses = state["step"], state["losses"]
+        print(f"resumed from {ckpt.path} at step {start}")
 
     t0 = time.time()
     bar = tqdm(range(start, cfg.steps), desc="pretrain CLIP", initial=start, total=cfg.steps, disable=not progress)
@@ -126,9 +122,8 @@ def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, de
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.3f}", scale=f"{scale.item():.1f}")
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
-            state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict(),
-                     "step": step + 1, "losses": losses, "config_hash": key}
-            atomic_write(ckpt_path, lambda tmp: torch.save(state, tmp))
+            ckpt.save(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), step=step + 1,
+                      losses=losses)
     clip.train_seconds = time.time() - t0
     clip.losses = losses
     model.eval()

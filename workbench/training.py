@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from .checkpoint import Checkpoint
 from .config import TrainConfig
 from .decoding import generate
 from .evaluation import cider
@@ -75,11 +76,6 @@ def run_key(model, cfg: TrainConfig, n_pairs: int) -> str:
                         "model": asdict(model.cfg), "shapes": shapes, "pairs": n_pairs})
 
 
-def _state(model, opt, step, epoch, history, best, key):
-    return {"model": model.state_dict(), "opt": opt.state_dict(), "step": step, "epoch": epoch,
-            "history": history, "best": best, "key": key}
-
-
 def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainConfig, name: str,
                     progress: bool = True, stop_after: Optional[int] = None, callback=None) -> dict:
     """Train ``model`` (resuming from ``<run_dir>/<name>/last.pt`` if present), validate CIDEr on ``val``
@@ -93,15 +89,13 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
     acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
     step, epoch0, history, best = 0, 0, {"loss": [], "val_cider": [], "epoch_step": []}, {"cider": -1.0, "epoch": -1}
-    last = out / "last.pt"
     key = run_key(model, cfg, len(train.captions))
-    ck = torch.load(last, map_location="cpu", weights_only=False) if last.exists() else None
-    if ck is not None and ck.get("key") == key:             # resume the same run; another run's files are replaced
+    last = Checkpoint(out / "last.pt", key)
+    ck = last.load()                                        # resume the same run; another run's file is replaced
+    if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, epoch0, history, best = ck["step"], ck["epoch"], ck["history"], ck["best"]
-    elif ck is not None:
-        print(f"{last} belongs to another run (config, model or data changed): starting {name} afresh")
     model, opt = acc.prepare(model, opt)
     n = len(train.captions)
     per_epoch = n // cfg.batch_size
@@ -137,9 +131,9 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
             if callback is not None:
                 callback(history, step)
             if step % cfg.checkpoint_every == 0:
-                _save(acc, out, model, opt, step, epoch, history, best, key)
+                _save(acc, last, out, model, opt, step, epoch, history, best)
             if stop_after is not None and steps_done >= stop_after:
-                _save(acc, out, model, opt, step, epoch, history, best, key)
+                _save(acc, last, out, model, opt, step, epoch, history, best)
                 return history
         score, _ = val.score(acc.unwrap_model(model), vocab, cfg.beam_size)
         history["val_cider"].append(score)
@@ -150,7 +144,7 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
             best = {"cider": score, "epoch": epoch, "step": step}
             weights = {k: v.cpu() for k, v in acc.unwrap_model(model).state_dict().items()}
             atomic_write(out / "best.pt", lambda tmp: torch.save(weights, tmp))
-        _save(acc, out, model, opt, step, epoch + 1, history, best, key)
+        _save(acc, last, out, model, opt, step, epoch + 1, history, best)
     bar.close()
     model = acc.unwrap_model(model)
     model.load_state_dict(torch.load(out / "best.pt", map_location="cpu"))
@@ -159,9 +153,9 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
     return history
 
 
-def _save(acc, out: Path, model, opt, step, epoch, history, best, key) -> None:
-    state = _state(acc.unwrap_model(model), opt, step, epoch, history, best, key)
-    atomic_write(out / "last.pt", lambda tmp: torch.save(state, tmp))
+def _save(acc, last: Checkpoint, out: Path, model, opt, step, epoch, history, best) -> None:
+    last.save(model=acc.unwrap_model(model).state_dict(), opt=opt.state_dict(), step=step, epoch=epoch,
+              history=history, best=best)
     atomic_write_json(out / "progress.json", {"step": step, "epoch": epoch, "best": best})
 
 
