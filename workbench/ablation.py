@@ -63,17 +63,30 @@ def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True)
     rows = list(range(cfg.n_train))
     sets = {"synthetic": CaptionSet(syn, rows, caps, cos), "real": CaptionSet(real, rows, caps),
             "text": CaptionSet(text, rows, caps, global_key="text")}
-    evals = {}
+    evals, eval_ids = {}, {}
     for split, n in (("val", cfg.n_val), ("test", cfg.n_test), ("test_unseen", cfg.n_test_unseen)):
         d = load_sandbox_split(world, split, n=n, progress=progress)
         store = extract_image_features(clip, d.images, [s.scene_id for s in d.scenes], f"abl-{split}-{n}", feat,
                                        source_id=f"sandbox-{split}", progress=progress)
         evals[split] = (EvalSet.from_store(store, d.captions), d)
+        eval_ids[split] = store.manifest["identity"]
     bank = build_concept_bank(all_caps, clip, ConceptConfig.preset(cfg.world_preset))
     vocab = Vocabulary.build(all_caps, min_count=cfg.vocab_min_count,
                              max_length=CaptionerConfig.preset(cfg.captioner_preset).max_length)
+    identity = stable_hash({"sets": {k: v.identity() for k, v in sets.items()}, "evals": eval_ids,
+                            "vocab": vocab.itos, "bank": bank.words})      # new images or CLIP -> new rows
     return {"sets": sets, "evals": evals, "bank": bank, "vocab": vocab, "synthetic_images": syn_images,
-            "captions": caps, "synthetic_cos": cos}
+            "captions": caps, "synthetic_cos": cos, "identity": identity}
+
+
+def row_key(cfg: AblationConfig, tcfg: TrainConfig, cap_cfg: CaptionerConfig, pcm_cfg: PCMConfig, variant: str,
+            data_identity: str) -> str:
+    """Identity of one ablation run: every config, the variant, the captioner architecture and the data
+    (synthetic images, CLIP features, vocabulary, concept bank); a saved row is reused only under the same key."""
+    from .captioner import ARCHITECTURE
+    return stable_hash({"ablation": asdict(cfg), "train": asdict(tcfg), "captioner": asdict(cap_cfg),
+                        "pcm": asdict(pcm_cfg), "variant": variant, "architecture": ARCHITECTURE,
+                        "data": data_identity})
 
 
 def build_model(variant: str, data: dict, cap_cfg: CaptionerConfig, pcm_cfg: PCMConfig, seed: int):
@@ -90,7 +103,6 @@ def run_ablation(cfg: AblationConfig, clip, data: dict, progress: bool = True) -
     """Train and evaluate every (variant, seed); one row per run with its config, seed, metrics and test
     captions. Each finished run is saved to ``<out_dir>/rows/<variant>-s<seed>.json`` and reused by a rerun
     with the same configs (a killed ablation resumes; each training run also resumes from its checkpoint)."""
-    from .captioner import ARCHITECTURE
     from .protocols import evaluate_captioner as evaluate
     from .training import train_captioner
     cap_cfg, pcm_cfg = CaptionerConfig.preset(cfg.captioner_preset), PCMConfig.preset(cfg.pcm_preset)
@@ -99,8 +111,7 @@ def run_ablation(cfg: AblationConfig, clip, data: dict, progress: bool = True) -
         for seed in cfg.seeds:
             tcfg = replace(TrainConfig.preset(cfg.train_preset), seed=seed, cxe=VARIANTS[variant]["cxe"],
                            run_dir=f"{cfg.out_dir}/runs")
-            key = stable_hash({"ablation": asdict(cfg), "train": asdict(tcfg), "captioner": asdict(cap_cfg),
-                               "pcm": asdict(pcm_cfg), "variant": variant, "architecture": ARCHITECTURE})
+            key = row_key(cfg, tcfg, cap_cfg, pcm_cfg, variant, data["identity"])
             path = repo_path(cfg.out_dir) / "rows" / f"{variant}-s{seed}.json"
             if path.exists() and json.loads(path.read_text()).get("key") == key:
                 rows.append(json.loads(path.read_text()))

@@ -35,6 +35,12 @@ class CaptionSet:
     cos: Optional[torch.Tensor] = None
     global_key: str = "global"
 
+    def identity(self) -> str:
+        """What the pairs are: the feature cache's identity (backbone, image or text set), rows, captions, cos."""
+        store_id = getattr(self.store, "manifest", {}).get("identity")
+        return stable_hash({"store": store_id, "rows": list(self.rows), "captions": list(self.captions),
+                            "cos": self.cos.tolist() if self.cos is not None else None, "key": self.global_key})
+
     def batch(self, idx: np.ndarray, vocab, use_patches: bool) -> dict:
         keys = [self.global_key] + (["tokens", "patches"] if use_patches else [])
         f = self.store.get([self.rows[i] for i in idx], keys=keys)
@@ -68,12 +74,12 @@ def noam_factor(step: int, warmup: int) -> float:
     return min(step / warmup, (warmup / step) ** 0.5)
 
 
-def run_key(model, cfg: TrainConfig, n_pairs: int) -> str:
+def run_key(model, cfg: TrainConfig, train: CaptionSet) -> str:
     """Identity of a training run: its config (less the folder), the model's config and parameter shapes
-    (an architecture change gives a new key), and the number of training pairs."""
+    (an architecture change gives a new key), and the identity of the training pairs."""
     shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
     return stable_hash({"train": {k: v for k, v in asdict(cfg).items() if k != "run_dir"},
-                        "model": asdict(model.cfg), "shapes": shapes, "pairs": n_pairs})
+                        "model": asdict(model.cfg), "shapes": shapes, "pairs": train.identity()})
 
 
 def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainConfig, name: str,
@@ -89,7 +95,7 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
     acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
     step, epoch0, history, best = 0, 0, {"loss": [], "val_cider": [], "epoch_step": []}, {"cider": -1.0, "epoch": -1}
-    key = run_key(model, cfg, len(train.captions))
+    key = run_key(model, cfg, train)
     last = Checkpoint(out / "last.pt", key)
     ck = last.load()                                        # resume the same run; another run's file is replaced
     if ck is not None:
