@@ -104,7 +104,8 @@ class Captioner(nn.Module):
     def start(self, memory: torch.Tensor, memory_pad: torch.Tensor, group: int = 1) -> dict:
         """Decoding state for ``step``: per-layer memory keys/values, the memory mask, empty caches.
         memory [B, T, H]; ``group`` sequences per memory row (beam search: the beams), B * group in all."""
-        return {"mem_kv": [layer.memory_kv(memory) for layer in self.decoder], "mask": attend_mask(memory_pad),
+        return {"mem_kv": [layer.memory_kv(memory, contiguous=True) for layer in self.decoder],
+                "mask": attend_mask(memory_pad),
                 "caches": [{} for _ in self.decoder], "length": 0, "group": group}
 
     def step(self, last_words: torch.Tensor, state: dict) -> torch.Tensor:

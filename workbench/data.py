@@ -118,16 +118,25 @@ def find_image(image_dir: str | os.PathLike, item: CaptionedImage) -> Optional[s
     return None
 
 
-def load_real_pairs(image_dir: str | os.PathLike, captions_file: str | os.PathLike, n: Optional[int] = None):
-    """Real pairs: a list of ``(image_path, captions)`` for images present in ``image_dir``."""
+def present_items(image_dir: str | os.PathLike, captions_file: str | os.PathLike,
+                  owner: str = "RealDataConfig") -> list:
+    """``(CaptionedImage, image path)`` for the items of ``captions_file`` whose image is in ``image_dir``;
+    ``owner`` names the config whose ``image_dir`` to fix in the error."""
     from .paths import repo_path
     image_dir, captions_file = repo_path(image_dir), repo_path(captions_file)
     if not os.path.isdir(image_dir):
-        raise FileNotFoundError(f"image_dir={str(image_dir)!r} is not a folder; point RealDataConfig.image_dir "
-                                "at your MSCOCO/Flickr30k images.")
-    pairs = [(p, it.captions) for it in load_captions(captions_file) if (p := find_image(image_dir, it))]
-    if not pairs:
-        raise FileNotFoundError(f"no image of {captions_file} was found in {image_dir}.")
+        raise FileNotFoundError(f"image_dir={str(image_dir)!r} is not a folder; point {owner}.image_dir "
+                                "at the images of its caption file.")
+    found = [(it, p) for it in load_captions(captions_file) if (p := find_image(image_dir, it))]
+    if not found:
+        raise FileNotFoundError(f"none of the images named in captions_file={str(captions_file)!r} is in "
+                                f"{image_dir}; check that the two belong together.")
+    return found
+
+
+def load_real_pairs(image_dir: str | os.PathLike, captions_file: str | os.PathLike, n: Optional[int] = None):
+    """Real pairs: a list of ``(image_path, captions)`` for images present in ``image_dir``."""
+    pairs = [(p, it.captions) for it, p in present_items(image_dir, captions_file)]
     return pairs[:n] if n else pairs
 
 

@@ -106,9 +106,10 @@ class DecoderBlock(nn.Module):
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(width), nn.LayerNorm(width), nn.LayerNorm(width)
         self.drop = Dropout(dropout)
 
-    def memory_kv(self, memory: torch.Tensor) -> tuple:
-        """Cross-attention keys/values of the encoder memory [B, T, H] (computed once per caption)."""
-        return self.cross_attn.keys_values(memory, contiguous=True)
+    def memory_kv(self, memory: torch.Tensor, contiguous: bool = False) -> tuple:
+        """Cross-attention keys/values of the encoder memory [B, T, H] (computed once per caption;
+        ``contiguous`` when they are reused at every decoding step)."""
+        return self.cross_attn.keys_values(memory, contiguous)
 
     def _rest(self, x, mem_kv, mem_mask):
         x = self.norm2(x + self.drop(self.cross_attn.attend(x, *mem_kv, mem_mask)))

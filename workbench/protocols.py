@@ -21,11 +21,9 @@ from .paths import repo_path, stable_hash
 def evaluate_captioner(model, vocab, evalset, clip, beam: int) -> tuple:
     """pycocoevalcap metrics + CLIPScore / RefCLIPScore of the model's captions of ``evalset`` (an
     ``EvalSet`` of cached features); returns (metrics, hyps)."""
-    from .decoding import generate
     from .evaluation import clip_scores, coco_metrics
-    hyps = generate(model, vocab, evalset.global_, evalset.tokens, evalset.patches, beam=beam)
-    refs = {i: r for i, r in zip(evalset.ids, evalset.refs)}
-    metrics = coco_metrics(refs, dict(zip(evalset.ids, hyps)))
+    hyps = evalset.captions(model, vocab, beam)
+    metrics = coco_metrics(evalset.references(), dict(zip(evalset.ids, hyps)))
     metrics.update(clip_scores(clip, evalset.global_, hyps, evalset.refs))
     return metrics, hyps
 
@@ -34,21 +32,15 @@ def load_test_set(clip, test: ReferenceSetConfig, feature_cfg: FeatureConfig, n:
                   progress: bool = True) -> tuple:
     """Images of ``test`` that are present in its ``image_dir`` (first ``n``), their references and cached
     CLIP features -> (EvalSet, image paths)."""
-    from .data import find_image, load_captions
+    from .data import present_items
     from .features import extract_image_features
     from .training import EvalSet
-    image_dir, captions_file = repo_path(test.image_dir), repo_path(test.captions_file)
-    if not os.path.isdir(image_dir):
-        raise FileNotFoundError(f"image_dir={str(image_dir)!r} of the {test.corpus} test set is not a folder; "
-                                "point ReferenceSetConfig.image_dir at the images of its references.")
-    found = [(it, p) for it in load_captions(captions_file) if (p := find_image(image_dir, it)) and it.captions]
-    if not found:
-        raise FileNotFoundError(f"none of the images named in captions_file={str(captions_file)!r} is in "
-                                f"{image_dir}; check that the two belong together.")
+    found = [(it, p) for it, p in present_items(test.image_dir, test.captions_file, "ReferenceSetConfig")
+             if it.captions]
     found = found[:n] if n else found
     ids = [it.image_id for it, _ in found]
     paths = [p for _, p in found]
-    source = stable_hash([str(captions_file), [os.path.basename(p) for p in paths],
+    source = stable_hash([str(repo_path(test.captions_file)), [os.path.basename(p) for p in paths],
                           [os.path.getsize(p) for p in paths]])
     store = extract_image_features(clip, paths, ids, f"test-{test.corpus}-{len(ids)}-{source[:8]}", feature_cfg,
                                    source_id=source, progress=progress)

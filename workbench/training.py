@@ -63,9 +63,17 @@ class EvalSet:
         f = store.get(range(len(store)))
         return cls(f["global"], f["tokens"], f["patches"], refs, list(store.ids))
 
+    def captions(self, model, vocab, beam: int) -> list:
+        """The model's caption of every image (PCM inference mode), in ``ids`` order."""
+        return generate(model, vocab, self.global_, self.tokens, self.patches, beam=beam)
+
+    def references(self) -> dict:
+        return dict(zip(self.ids, self.refs))
+
     def score(self, model, vocab, beam: int) -> tuple:
-        hyps = generate(model, vocab, self.global_, self.tokens, self.patches, beam=beam)
-        return cider({i: r for i, r in zip(self.ids, self.refs)}, dict(zip(self.ids, hyps))), hyps
+        """(val CIDEr, captions)."""
+        hyps = self.captions(model, vocab, beam)
+        return cider(self.references(), dict(zip(self.ids, hyps))), hyps
 
 
 def noam_factor(step: int, warmup: int) -> float:
