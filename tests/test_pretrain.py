@@ -1,6 +1,7 @@
 """Contrastive pretraining on the tiny preset: it learns, checkpoints, and resumes on the same trajectory."""
 from dataclasses import replace
 
+import pytest
 import torch
 
 from workbench.config import PretrainConfig
@@ -36,3 +37,14 @@ def test_loss_decreases_and_weights_are_written(tmp_path):
     manifest = json.loads(out.with_suffix(".json").read_text())
     assert manifest["bytes"] == out.stat().st_size and len(manifest["sha256"]) == 64
     assert manifest["pretrain_config"]["steps"] == 30
+
+
+def test_fixed_logit_scale_stays_fixed_and_the_gap_is_traced(tmp_path):
+    cfg = replace(PretrainConfig.preset("tiny"), steps=4, logit_scale=100.0, monitor_every=2,
+                  run_dir=str(tmp_path / "r"))
+    clip = pretrain(cfg, fresh=True, progress=False, stop_after=2)
+    assert float(clip.model.logit_scale.exp()) == pytest.approx(100.0) and not clip.model.logit_scale.requires_grad
+    resumed = pretrain(cfg, progress=False)                                 # the trace survives a resume
+    assert float(resumed.model.logit_scale.exp()) == pytest.approx(100.0)
+    assert [t["step"] for t in resumed.trace] == [2, 4]
+    assert {"paired_cos", "centroid_distance", "separability", "shape_acc"} <= set(resumed.trace[0])

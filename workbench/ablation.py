@@ -49,6 +49,8 @@ def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True)
     pick = [5 * i + i % 5 for i in range(cfg.n_train)]               # one reference per scene, rotating
     caps, ids = [all_caps[i] for i in pick], [all_ids[i] for i in pick]
     syn_cfg = replace(SynthesisConfig.preset(cfg.synthesis_preset), out_dir=f"{cfg.out_dir}/synthetic")
+    if cfg.layout_strength is not None:
+        syn_cfg = replace(syn_cfg, layout_strength=None if cfg.layout_strength >= 1.0 else cfg.layout_strength)
     pipe = pipe if pipe is not None else load_pipeline(syn_cfg)
     records = SynthesisEngine(pipe, syn_cfg, scorer=clip).run(caps, ids, progress=progress)
     syn_images = load_images(syn_cfg.out_dir, records)
@@ -132,6 +134,36 @@ def run_ablation(cfg: AblationConfig, clip, data: dict, progress: bool = True) -
     return rows
 
 
+SWEEP_VARIANTS = ("base", "+mixup", "+cxe", "pcm-net")
+
+
+def sweep_config(cfg: AblationConfig, strength: float, seed: int = 0) -> AblationConfig:
+    """The ablation config of one point of the faithfulness sweep (synthetic-image variants, one seed)."""
+    return replace(cfg, layout_strength=strength, variants=SWEEP_VARIANTS, seeds=(seed,),
+                   out_dir=f"{cfg.out_dir}-sweep/s{strength:g}")
+
+
+def run_sweep(cfg: AblationConfig, clip, strengths, seed: int = 0, n_profile: int = 80, progress: bool = True) -> dict:
+    """Base, +Mix-up, +CXE and PCM-Net trained on the synthetic images of every layout strength (1.0 = pure
+    text-to-image), each point's faithfulness measured on *val* captions; resumable per run and per image.
+    Returns ``{"rows": [...], "faithfulness": {strength: val profile rates}}``."""
+    from .calibrate import sweep as profile_sweep
+    from .synthesis import load_pipeline
+    base = SynthesisConfig.preset(cfg.synthesis_preset)
+    pipe = load_pipeline(base)
+    world = WorldConfig.preset(cfg.world_preset)
+    prof = profile_sweep(pipe, clip, base, world, strengths, "val", n_profile, progress=progress)
+    rows = []
+    for s in strengths:
+        point = sweep_config(cfg, s, seed)
+        data = prepare_sandbox(point, clip, pipe=pipe, progress=progress)
+        rows += [{**r, "strength": s, "faithfulness_overall": prof[s]["synthetic"]["overall"],
+                  "point": f"{r['model']} @ " + ("text-to-image" if s >= 1.0 else f"s={s:g}")}
+                 for r in run_ablation(point, clip, data, progress)]
+    return {"rows": rows, "faithfulness": {s: prof[s]["synthetic"] for s in strengths},
+            "real": prof[strengths[0]]["real"]}
+
+
 def table_rows(rows: list) -> list:
     """Rows without the bulky per-image captions and curves (for the CSV / markdown table)."""
     return [{k: v for k, v in r.items() if k not in ("test_hyps", "unseen_hyps", "history", "key")} for r in rows]
@@ -145,6 +177,9 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="override the preset's seeds, e.g. --seeds 0")
     ap.add_argument("--n-train", type=int, default=None, help="override the number of training pairs (own out_dir)")
+    ap.add_argument("--sweep", type=float, nargs="+", default=None, metavar="S",
+                    help="faithfulness sweep instead: base/+mixup/+cxe/pcm-net, seed 0, at these layout strengths "
+                         "(1.0 = pure text-to-image); text-only and oracle lines come from the main table")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -155,6 +190,8 @@ def main(argv=None) -> None:
         cfg = replace(cfg, n_train=args.n_train, out_dir=f"{cfg.out_dir}-n{args.n_train}")
     t0 = time.time()
     clip = load_clip(ClipConfig.preset("sandbox"))
+    if args.sweep:
+        return _main_sweep(cfg, clip, sorted(args.sweep), t0)
     data = prepare_sandbox(cfg, clip)
     rows = run_ablation(cfg, clip, data)
     out = repo_path(cfg.out_dir)
@@ -163,6 +200,38 @@ def main(argv=None) -> None:
                                              "reproduce": f"python -m workbench.ablation --preset {args.preset}"})
     print(paths["markdown"])
     print(f"total {time.time() - t0:.0f} s; table in {paths['md']}")
+
+
+def _main_sweep(cfg: AblationConfig, clip, strengths, t0: float) -> None:
+    from .evaluation import write_table
+    from .plots import faithfulness_sweep, save_to
+    res = run_sweep(cfg, clip, strengths)
+    out = repo_path(f"{cfg.out_dir}-sweep")
+    rows = table_rows(res["rows"])
+    paths = write_table(rows, out / "sweep", group_key="point")
+    main_csv = repo_path(cfg.out_dir) / "results.csv"
+    refs = sweep_references(main_csv)
+    save_to(faithfulness_sweep(rows, refs, res["real"]["overall"]), out / "sweep.png")
+    atomic_write_json(out / "summary.json", {"config": asdict(cfg), "strengths": strengths,
+                                             "faithfulness_val": {f"{s:g}": v for s, v in res["faithfulness"].items()},
+                                             "real_val": res["real"], "references": refs,
+                                             "seconds": round(time.time() - t0, 1),
+                                             "reproduce": "python -m workbench.ablation --preset sandbox --sweep "
+                                                          + " ".join(f"{s:g}" for s in strengths)})
+    print(paths["markdown"])
+    print(f"total {time.time() - t0:.0f} s; sweep in {out}")
+
+
+def sweep_references(results_csv) -> dict:
+    """Mean test CIDEr of text-only and oracle from the main ablation's per-run CSV (lines in the sweep figure)."""
+    import csv
+    if not results_csv.exists():
+        return {}
+    vals: dict = {}
+    for r in csv.DictReader(results_csv.open()):
+        if r["model"] in ("text-only", "oracle"):
+            vals.setdefault(r["model"], []).append(float(r["CIDEr"]))
+    return {k: sum(v) / len(v) for k, v in vals.items()}
 
 
 if __name__ == "__main__":

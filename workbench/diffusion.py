@@ -18,7 +18,7 @@ import argparse
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -276,17 +276,26 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="Train the sandbox text-to-image model (mini Stable Diffusion).")
     ap.add_argument("--preset", default="sandbox", choices=["tiny", "sandbox"])
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--clip", default=None, help="CLIP weights whose text tower conditions the UNet and whose patch "
+                                                 "tokens drive the VAE's perceptual loss (default: the sandbox CLIP)")
     args = ap.parse_args(argv)
     cfg = DiffusionConfig.preset(args.preset)
     if args.threads:
         torch.set_num_threads(args.threads)
     t0 = time.time()
-    clip = load_clip(ClipConfig.preset("sandbox" if args.preset == "sandbox" else "tiny"), device="cpu")
+    clip_cfg = ClipConfig.preset("sandbox" if args.preset == "sandbox" else "tiny")
+    if args.clip:
+        clip_cfg = replace(clip_cfg, pretrained=args.clip)
+    clip = load_clip(clip_cfg, device="cpu")
     pipe, log = train_sandbox_pipeline(cfg, clip)
+    from .paths import sha256_file
+    clip_file = repo_path(clip_cfg.pretrained) if clip_cfg.pretrained else None
     manifest = {"config": asdict(cfg), "seconds": round(time.time() - t0, 1), "scaling_factor": log["scaling_factor"],
                 "vae_final_loss": float(np.mean(log["vae_losses"][-50:])),
                 "unet_final_loss": float(np.mean(log["unet_losses"][-50:])),
-                "reproduce": f"python -m workbench.diffusion --preset {args.preset}"}
+                "clip_sha256": sha256_file(clip_file) if clip_file else None,
+                "reproduce": f"python -m workbench.diffusion --preset {args.preset}"
+                             + (f" --clip {args.clip}" if args.clip else "")}
     out = save_pipeline(pipe, cfg.out_dir, manifest)
     print(json.dumps(manifest, indent=2, default=str))
     print(f"saved {out} in {time.time() - t0:.0f} s")

@@ -127,6 +127,25 @@ def umap_embedding(img: torch.Tensor, txt: torch.Tensor, seed: int = 0, n_neighb
     return reducer.fit_transform(x)
 
 
+def gap_summary(img: torch.Tensor, txt: torch.Tensor, seed: int = 0) -> dict:
+    """The calibration numbers of a CLIP's gap on paired [N, D] features (compare with ``REAL_CLIP``)."""
+    dist = cosine_distributions(img, txt)
+    fit = difference_gaussian(img, txt)
+    return {"paired_cos": dist["paired_mean"], "unpaired_cos": dist["unpaired_mean"],
+            "image_image_cos": dist["image_image_mean"], "text_text_cos": dist["text_text_mean"],
+            "centroid_distance": centroid_gap(img, txt)["centroid_distance"],
+            "separability": linear_separability(img, txt, seed=seed)["accuracy"],
+            "sigma_per_dim": fit["sigma"], "sigma_times_sqrt_d": fit["sigma"] * math.sqrt(img.shape[1]),
+            "paired_cos_after_mean_shift": mean_shift(img, txt)["paired_after"], "n": len(img)}
+
+
+# Published reference values of real CLIPs that the sandbox CLIP is calibrated against: paired cosine of
+# ViT-B/32 on MSCOCO (why CLIPScore rescales by 2.5), centroid distance ("Mind the Gap", Liang et al. 2022),
+# CapDec's noise (variance 0.016 per dimension at D = 512), OpenAI CLIP's final logit scale.
+REAL_CLIP = {"paired_cos": 0.3, "centroid_distance": 0.82, "separability": 1.0,
+             "sigma_per_dim": math.sqrt(0.016), "sigma_times_sqrt_d": math.sqrt(0.016 * 512), "logit_scale": 100.0}
+
+
 def encode_pairs(clip, images, captions, progress: bool = True) -> dict:
     """Normalised features of image-caption pairs: ``img`` [N, D], ``patches`` [N, n, D], ``txt`` [N, D]."""
     if len(images) != len(captions):

@@ -179,3 +179,58 @@ def caption_gallery(images: np.ndarray, columns: dict, n: int = 6, scale: float 
         ax.set_title(text, fontsize=5.5, loc="left")
     fig.tight_layout()
     return fig
+
+
+def save_to(fig, path) -> "Path":
+    """Save ``fig`` at an explicit path (a run's own folder)."""
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return path
+
+
+def faithfulness_sweep(rows: list, references: dict, real_faithfulness: float | None = None,
+                       x_key: str = "faithfulness_overall", metric: str = "CIDEr"):
+    """Test ``metric`` of each variant against the measured (val) faithfulness of its synthetic images, with
+    the text-only and oracle models as horizontal lines and the real renders' faithfulness as a vertical one."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for i, name in enumerate(dict.fromkeys(r["model"] for r in rows)):
+        pts = sorted((r[x_key], r[metric] * 100, r["strength"]) for r in rows if r["model"] == name)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=plt.cm.tab10(i), label=name)
+        if i == 0:
+            for x, y, s in pts:
+                ax.annotate("T2I" if s >= 1 else f"s={s:g}", (x, y), textcoords="offset points", xytext=(0, -14),
+                            ha="center", fontsize=9, color="0.3")
+    for j, (name, val) in enumerate(sorted(references.items())):
+        ax.axhline(val * 100, ls="--", color=("0.2", "0.55")[j % 2], label=f"{name} (3 seeds)")
+    if real_faithfulness is not None:
+        ax.axvline(real_faithfulness, ls=":", color="0.5", label="real renders' faithfulness")
+    ax.set_xlabel("faithfulness of the training images (GenEval-like overall, val)", fontsize=10)
+    ax.set_ylabel(f"test {metric} (x100)", fontsize=10)
+    ax.tick_params(labelsize=9)
+    ax.legend(fontsize=9, loc="best")
+    ax.set_title("captioning quality vs faithfulness of the synthetic images", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def faithfulness_profile(profiles: dict, categories=None, title: str = "faithfulness profile (GenEval-like)"):
+    """Grouped horizontal bars: one group per category, one bar per image set (``{name: {category: rate}}``),
+    each bar labelled with its value."""
+    names = list(profiles)
+    categories = list(categories or next(iter(profiles.values())).keys())
+    fig, ax = plt.subplots(figsize=(7.0, 0.5 + 0.32 * len(categories) * len(names)))
+    h = 0.8 / len(names)
+    for j, name in enumerate(names):
+        ys = np.arange(len(categories)) + j * h
+        vals = [profiles[name].get(c, np.nan) for c in categories]
+        ax.barh(ys, vals, height=h, color=plt.cm.tab10(j), label=name)
+        for y, v in zip(ys, vals):
+            if np.isfinite(v):
+                ax.text(v + 0.01, y, f"{v:.2f}", va="center", fontsize=9)
+    ax.set_yticks(np.arange(len(categories)) + 0.4 - h / 2, [c.replace("_", " ") for c in categories], fontsize=10)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1.12)
+    ax.set_xlabel("share of images that pass", fontsize=10)
+    ax.legend(fontsize=9, loc="lower right")
+    ax.set_title(title, fontsize=11)
+    fig.tight_layout()
+    return fig

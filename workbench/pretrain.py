@@ -29,6 +29,7 @@ from .backbones import ClipBackbone, load_clip, save_clip_weights
 from .checkpoint import Checkpoint
 from .config import ClipConfig, PretrainConfig
 from .data import load_sandbox_split
+from .gap import REAL_CLIP
 from .paths import atomic_write_json, repo_path, sha256_file, stable_hash
 from .sandbox.captions import swap_shape
 
@@ -68,6 +69,22 @@ def contrastive_loss(img: torch.Tensor, txt: torch.Tensor, scale: torch.Tensor,
     return 0.5 * (F.cross_entropy(scale * img @ texts.T, labels) + F.cross_entropy(scale * txt @ img.T, labels))
 
 
+def monitor(clip: ClipBackbone, world, n_pairs: int = 500, n_single: int = 300) -> dict:
+    """Gap statistics on ``n_pairs`` val pairs and zero-shot colour/shape accuracy on val single objects."""
+    from .gap import encode_pairs, gap_summary
+    from .zeroshot import attribute_accuracy
+    was_training = clip.model.training
+    clip.model.eval()
+    pairs = load_sandbox_split(world, "val", n=n_pairs, progress=False)
+    f = encode_pairs(clip, pairs.images, pairs.first_captions(), progress=False)
+    out = gap_summary(f["img"], f["txt"])
+    if n_single:
+        single = load_sandbox_split(world, "val", n=n_single, n_objects=1, progress=False)
+        out.update({k: v for k, v in attribute_accuracy(clip, single.images, single.scenes).items() if k != "n"})
+    clip.model.train(was_training)
+    return out
+
+
 def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, device: str = "cpu",
              stop_after: int | None = None) -> ClipBackbone:
     """Train the CLIP that ``cfg.model_name`` names from random weights; returns the trained backbone.
@@ -88,13 +105,17 @@ def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, de
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
 
     ckpt = Checkpoint(repo_path(cfg.run_dir) / "checkpoint.pt", stable_hash(asdict(cfg)))
-    start, losses = 0, []
+    if cfg.logit_scale is not None:                  # fixed temperature: not a parameter any more
+        model.logit_scale.requires_grad_(False)
+        with torch.no_grad():
+            model.logit_scale.fill_(math.log(cfg.logit_scale))
+    start, losses, trace = 0, [], []
     state = ckpt.load(fresh)
     if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["opt"])
         sched.load_state_dict(state["sched"])
-        start, losses = state["step"], state["losses"]
+        start, losses, trace = state["step"], state["losses"], state.get("trace", [])
         print(f"resumed from {ckpt.path} at step {start}")
 
     t0 = time.time()
@@ -117,22 +138,28 @@ def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, de
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
-        with torch.no_grad():
-            model.logit_scale.clamp_(0, math.log(100))
+        if cfg.logit_scale is None:                                  # a learned scale is capped at 100
+            with torch.no_grad():
+                model.logit_scale.clamp_(0, math.log(100))
         losses.append(loss.item())
         bar.set_postfix(loss=f"{losses[-1]:.3f}", scale=f"{scale.item():.1f}")
+        if cfg.monitor_every and ((step + 1) % cfg.monitor_every == 0 or step + 1 == cfg.steps):
+            with torch.no_grad():
+                trace.append({"step": step + 1, **monitor(clip, cfg.world)})
+            bar.write(json.dumps({k: round(v, 3) for k, v in trace[-1].items()}))
         if (step + 1) % cfg.checkpoint_every == 0 or step + 1 == cfg.steps:
             ckpt.save(model=model.state_dict(), opt=opt.state_dict(), sched=sched.state_dict(), step=step + 1,
-                      losses=losses)
+                      losses=losses, trace=trace)
     clip.train_seconds = time.time() - t0
-    clip.losses = losses
+    clip.losses, clip.trace = losses, trace
     model.eval()
     return clip
 
 
 def write_weights(clip: ClipBackbone, cfg: PretrainConfig, report: dict | None = None,
-                  preset: str = "sandbox") -> Path:
-    """Save fp16 safetensors to ``cfg.out_weights`` plus a JSON manifest with the same stem."""
+                  preset: str = "sandbox", gap: dict | None = None) -> Path:
+    """Save fp16 safetensors to ``cfg.out_weights`` plus a JSON manifest with the same stem (config, losses,
+    zero-shot ``report``, ``gap`` statistics beside real CLIP's, the gap's trajectory during training)."""
     out = save_clip_weights(clip, repo_path(cfg.out_weights))
     losses = getattr(clip, "losses", [])
     manifest = {
@@ -146,6 +173,8 @@ def write_weights(clip: ClipBackbone, cfg: PretrainConfig, report: dict | None =
         "train_seconds_this_process": round(getattr(clip, "train_seconds", 0.0), 1),
         "torch": torch.__version__, "open_clip": open_clip.__version__, "machine": platform.machine(),
         "zero_shot": report,
+        "gap_val": gap, "gap_real_clip_reference": REAL_CLIP if gap else None,
+        "gap_trace": getattr(clip, "trace", []),
         "reproduce": f"python -m workbench.pretrain --preset {preset} --fresh",
     }
     atomic_write_json(out.with_suffix(".json"), manifest)
@@ -159,16 +188,23 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--fresh", action="store_true", help="ignore an existing checkpoint")
     ap.add_argument("--out", default=None, help="override the weights path")
+    ap.add_argument("--logit-scale", type=float, default=None, help="override the fixed logit scale")
+    ap.add_argument("--run-dir", default=None, help="override the checkpoint folder")
     args = ap.parse_args(argv)
     cfg = PretrainConfig.preset(args.preset)
-    overrides = {k: v for k, v in (("steps", args.steps), ("threads", args.threads), ("out_weights", args.out)) if v}
+    overrides = {k: v for k, v in (("steps", args.steps), ("threads", args.threads), ("out_weights", args.out),
+                                   ("logit_scale", args.logit_scale), ("run_dir", args.run_dir)) if v}
     cfg = replace(cfg, **overrides)
     t0 = time.time()
     clip = pretrain(cfg, fresh=args.fresh)
     from .zeroshot import sandbox_report
-    report = sandbox_report(clip, cfg.world, progress=True) if args.preset == "sandbox" else None
-    out = write_weights(clip, cfg, report, preset=args.preset)
-    print(json.dumps(report, indent=2))
+    report, gap = None, None
+    if args.preset == "sandbox":
+        report = sandbox_report(clip, cfg.world, progress=True)
+        with torch.no_grad():
+            gap = {k: v for k, v in monitor(clip, cfg.world, n_pairs=1000, n_single=0).items() if "_acc" not in k}
+    out = write_weights(clip, cfg, report, preset=args.preset, gap=gap)
+    print(json.dumps({"zero_shot": report, "gap_val": gap}, indent=2))
     print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB) in {time.time() - t0:.0f} s total")
 
 

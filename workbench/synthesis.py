@@ -71,6 +71,7 @@ class SynthesisEngine:
 
     def __init__(self, pipe, cfg: SynthesisConfig, scorer=None):
         self.pipe, self.cfg, self.scorer = pipe, cfg, scorer
+        self._layout_pipe = None                          # built on first use from the pipe's components
         self.out = repo_path(cfg.out_dir)
         # the weights are part of the settings: a retrained model under the same model_id makes new images
         self.weights = weights_fingerprint(*(getattr(pipe, n, None) for n in ("unet", "transformer", "vae", "text_encoder")))
@@ -115,8 +116,20 @@ class SynthesisEngine:
         """uint8 [B, H, W, 3] images for ``captions`` with one CPU generator per caption."""
         gens = [torch.Generator("cpu").manual_seed(s) for s in seeds]
         kwargs = {} if self.cfg.negative_prompt is None else {"negative_prompt": [self.cfg.negative_prompt] * len(captions)}
-        out = self.pipe(list(captions), num_inference_steps=self.cfg.steps, guidance_scale=self.cfg.guidance,
-                        height=self.cfg.height, width=self.cfg.width, generator=gens, output_type="np", **kwargs)
+        kwargs.update(num_inference_steps=self.cfg.steps, guidance_scale=self.cfg.guidance, generator=gens,
+                      output_type="np")
+        s = self.cfg.layout_strength
+        if s is not None and s < 1.0:
+            if self.cfg.height != self.cfg.width:
+                raise ValueError(f"layout-guided synthesis draws square sketches; height={self.cfg.height} and "
+                                 f"width={self.cfg.width} must be equal.")
+            if self._layout_pipe is None:
+                from .layout_pipeline import LayoutSketchPipeline
+                self._layout_pipe = LayoutSketchPipeline(**self.pipe.components)
+                self._layout_pipe.set_progress_bar_config(disable=True)
+            out = self._layout_pipe(list(captions), strength=s, sketch_seeds=seeds, size=self.cfg.height, **kwargs)
+        else:
+            out = self.pipe(list(captions), height=self.cfg.height, width=self.cfg.width, **kwargs)
         return (np.clip(out.images, 0, 1) * 255).round().astype(np.uint8)
 
     def clip_scores(self, images: np.ndarray, captions: list) -> np.ndarray:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 from .core import _Preset, check_choice, check_range, scaled, smoke
 
@@ -236,6 +237,7 @@ class AblationConfig(_Preset):
     pcm_preset: str = "sandbox"
     world_preset: str = "sandbox"
     synthesis_preset: str = "sandbox"
+    layout_strength: Optional[float] = None  # override the synthesis preset's layout strength (1.0: text-to-image)
     out_dir: str = "runs/ablation/sandbox"
 
     def __post_init__(self):
@@ -246,6 +248,8 @@ class AblationConfig(_Preset):
             check_choice("variants", v, tuple(VARIANTS))
         if not self.seeds:
             raise ValueError("seeds is empty; give at least one seed, e.g. (0, 1, 2).")
+        if self.layout_strength is not None:
+            check_range("layout_strength", self.layout_strength, 0.05, 1.0)
 
     @staticmethod
     def _preset_tiny():

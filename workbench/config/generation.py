@@ -24,6 +24,8 @@ class PretrainConfig(_Preset):
     run_dir: str = "runs/pretrain_clip"
     threads: Optional[int] = None        # torch intra-op threads; None keeps torch's default
     shape_negatives: bool = True         # NegCLIP-style hard negatives: each caption with a shape word swapped
+    logit_scale: Optional[float] = None  # fixed logit scale (OpenAI CLIP ends at 100); None learns it (capped at 100)
+    monitor_every: int = 0               # every N steps record the gap and zero-shot numbers on val (0: never)
     world: WorldConfig = field(default_factory=WorldConfig)
 
     def __post_init__(self):
@@ -32,6 +34,9 @@ class PretrainConfig(_Preset):
         check_range("lr", self.lr, 0.0)
         check_range("warmup_steps", self.warmup_steps, 0, self.steps)
         check_range("checkpoint_every", self.checkpoint_every, 1)
+        if self.logit_scale is not None:
+            check_range("logit_scale", self.logit_scale, 1.0, 1000.0)
+        check_range("monitor_every", self.monitor_every, 0)
 
     @staticmethod
     def _preset_tiny():
@@ -41,7 +46,9 @@ class PretrainConfig(_Preset):
 
     @staticmethod
     def _preset_sandbox():
-        return PretrainConfig()
+        # The logit scale is fixed at OpenAI CLIP's final value from random initialisation: with a low
+        # temperature the contrastive loss keeps the cones of the two modalities apart ("Mind the Gap").
+        return PretrainConfig(logit_scale=100.0, monitor_every=100)
 
 
 # ----------------------------------------------------------------------------- sandbox text-to-image model
@@ -122,6 +129,8 @@ class SynthesisConfig(_Preset):
     shard_size: int = 1000                 # captions per shard folder / manifest file
     dtype: str = "fp32"                    # fp16 on GPUs for the paper models
     negative_prompt: Optional[str] = None
+    layout_strength: Optional[float] = None  # layout-guided img2img from a sketch of the parsed caption at this
+                                             # strength (sandbox captions only); None or 1: pure text-to-image
     clipscore_w: float = 2.5               # CLIPScore = w * max(cos, 0) (Hessel et al.)
     out_dir: str = "runs/synthetic/sandbox"
 
@@ -131,6 +140,8 @@ class SynthesisConfig(_Preset):
         check_range("batch_size", self.batch_size, 1)
         check_range("shard_size", self.shard_size, 1)
         check_choice("dtype", self.dtype, ("fp32", "fp16", "bf16"))
+        if self.layout_strength is not None:
+            check_range("layout_strength", self.layout_strength, 0.05, 1.0)
         for name in ("height", "width"):
             if getattr(self, name) % 8:
                 raise ValueError(f"{name}={getattr(self, name)} must be a multiple of 8 (the VAE's stride).")
@@ -138,7 +149,7 @@ class SynthesisConfig(_Preset):
     def settings(self) -> dict:
         """What determines the images (the manifest records it; a resume must match it)."""
         return {k: getattr(self, k) for k in ("model_id", "steps", "guidance", "height", "width", "seed",
-                                                "dtype", "negative_prompt")}
+                                                "dtype", "negative_prompt", "layout_strength")}
 
     @staticmethod
     def _preset_tiny():
