@@ -19,18 +19,9 @@ from dataclasses import asdict, replace
 
 import torch
 
-from .config import (AblationConfig, CaptionerConfig, ClipConfig, ConceptConfig, FeatureConfig, PCMConfig,
-                     SynthesisConfig, TrainConfig, WorldConfig)
+from .config import (ABLATION_VARIANTS as VARIANTS, AblationConfig, CaptionerConfig, ClipConfig, ConceptConfig,
+                     FeatureConfig, PCMConfig, SynthesisConfig, TrainConfig, WorldConfig)
 from .paths import atomic_write_json, repo_path, stable_hash
-
-VARIANTS = {
-    "text-only": {"data": "text", "use_patches": False, "mixup": False, "cxe": False},
-    "base": {"data": "synthetic", "use_patches": True, "mixup": False, "cxe": False},
-    "+mixup": {"data": "synthetic", "use_patches": True, "mixup": True, "cxe": False},
-    "+cxe": {"data": "synthetic", "use_patches": True, "mixup": False, "cxe": True},
-    "pcm-net": {"data": "synthetic", "use_patches": True, "mixup": True, "cxe": True},
-    "oracle": {"data": "real", "use_patches": True, "mixup": False, "cxe": False},
-}
 
 
 def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True) -> dict:
@@ -135,32 +126,38 @@ def run_ablation(cfg: AblationConfig, clip, data: dict, progress: bool = True) -
 
 
 SWEEP_VARIANTS = ("base", "+mixup", "+cxe", "pcm-net")
+SWEEP_REFERENCES = ("text-only", "oracle")          # trained once, at the first point (they use no synthetic image)
 
 
-def sweep_config(cfg: AblationConfig, strength: float, seed: int = 0) -> AblationConfig:
-    """The ablation config of one point of the faithfulness sweep (synthetic-image variants, one seed)."""
-    return replace(cfg, layout_strength=strength, variants=SWEEP_VARIANTS, seeds=(seed,),
+def sweep_config(cfg: AblationConfig, strength: float, variants=SWEEP_VARIANTS, seed: int = 0) -> AblationConfig:
+    """The ablation config of one point of the faithfulness sweep (``cfg.sweep_n_train`` pairs, one seed)."""
+    return replace(cfg, layout_strength=strength, variants=tuple(variants), seeds=(seed,), n_train=cfg.sweep_n_train,
                    out_dir=f"{cfg.out_dir}-sweep/s{strength:g}")
 
 
-def run_sweep(cfg: AblationConfig, clip, strengths, seed: int = 0, n_profile: int = 80, progress: bool = True) -> dict:
-    """Base, +Mix-up, +CXE and PCM-Net trained on the synthetic images of every layout strength (1.0 = pure
-    text-to-image), each point's faithfulness measured on *val* captions; resumable per run and per image.
-    Returns ``{"rows": [...], "faithfulness": {strength: val profile rates}}``."""
+def run_sweep(cfg: AblationConfig, clip, seed: int = 0, progress: bool = True) -> dict:
+    """Base, +Mix-up, +CXE and PCM-Net trained on the synthetic images of every ``cfg.sweep_strengths`` (1.0 =
+    pure text-to-image), with text-only and oracle as references at the same size; each point's faithfulness is
+    measured on *val* captions. Resumable per run and per image. Returns ``{"rows", "references",
+    "faithfulness": {strength: val profile rates}, "real": val profile of real renders}``."""
     from .calibrate import sweep as profile_sweep
     from .synthesis import load_pipeline
+    strengths = sorted(cfg.sweep_strengths)
     base = SynthesisConfig.preset(cfg.synthesis_preset)
     pipe = load_pipeline(base)
-    world = WorldConfig.preset(cfg.world_preset)
-    prof = profile_sweep(pipe, clip, base, world, strengths, "val", n_profile, progress=progress)
-    rows = []
-    for s in strengths:
-        point = sweep_config(cfg, s, seed)
+    prof = profile_sweep(pipe, clip, base, WorldConfig.preset(cfg.world_preset), strengths, "val",
+                         cfg.sweep_n_profile, progress=progress)
+    rows, refs = [], []
+    for k, s in enumerate(strengths):
+        point = sweep_config(cfg, s, SWEEP_VARIANTS + (SWEEP_REFERENCES if k == 0 else ()), seed)
         data = prepare_sandbox(point, clip, pipe=pipe, progress=progress)
-        rows += [{**r, "strength": s, "faithfulness_overall": prof[s]["synthetic"]["overall"],
-                  "point": f"{r['model']} @ " + ("text-to-image" if s >= 1.0 else f"s={s:g}")}
-                 for r in run_ablation(point, clip, data, progress)]
-    return {"rows": rows, "faithfulness": {s: prof[s]["synthetic"] for s in strengths},
+        for r in run_ablation(point, clip, data, progress):
+            if r["model"] in SWEEP_REFERENCES:
+                refs.append(r)
+                continue
+            rows.append({**r, "strength": s, "faithfulness_overall": prof[s]["synthetic"]["overall"],
+                         "point": f"{r['model']} @ " + ("text-to-image" if s >= 1.0 else f"s={s:g}")})
+    return {"rows": rows, "references": refs, "faithfulness": {s: prof[s]["synthetic"] for s in strengths},
             "real": prof[strengths[0]]["real"]}
 
 
@@ -177,9 +174,9 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="override the preset's seeds, e.g. --seeds 0")
     ap.add_argument("--n-train", type=int, default=None, help="override the number of training pairs (own out_dir)")
-    ap.add_argument("--sweep", type=float, nargs="+", default=None, metavar="S",
-                    help="faithfulness sweep instead: base/+mixup/+cxe/pcm-net, seed 0, at these layout strengths "
-                         "(1.0 = pure text-to-image); text-only and oracle lines come from the main table")
+    ap.add_argument("--sweep", action="store_true",
+                    help="the faithfulness sweep instead: base/+mixup/+cxe/pcm-net (seed 0, sweep_n_train pairs) at "
+                         "each of the preset's sweep_strengths, text-only and oracle as references")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -191,7 +188,7 @@ def main(argv=None) -> None:
     t0 = time.time()
     clip = load_clip(ClipConfig.preset("sandbox"))
     if args.sweep:
-        return _main_sweep(cfg, clip, sorted(args.sweep), t0)
+        return _main_sweep(cfg, clip, t0)
     data = prepare_sandbox(cfg, clip)
     rows = run_ablation(cfg, clip, data)
     out = repo_path(cfg.out_dir)
@@ -202,36 +199,23 @@ def main(argv=None) -> None:
     print(f"total {time.time() - t0:.0f} s; table in {paths['md']}")
 
 
-def _main_sweep(cfg: AblationConfig, clip, strengths, t0: float) -> None:
+def _main_sweep(cfg: AblationConfig, clip, t0: float) -> None:
     from .evaluation import write_table
     from .plots import faithfulness_sweep, save_to
-    res = run_sweep(cfg, clip, strengths)
+    res = run_sweep(cfg, clip)
     out = repo_path(f"{cfg.out_dir}-sweep")
     rows = table_rows(res["rows"])
-    paths = write_table(rows, out / "sweep", group_key="point")
-    main_csv = repo_path(cfg.out_dir) / "results.csv"
-    refs = sweep_references(main_csv)
+    paths = write_table(rows + [{**r, "point": r["model"]} for r in table_rows(res["references"])], out / "sweep",
+                        group_key="point")
+    refs = {r["model"]: r["CIDEr"] for r in res["references"]}
     save_to(faithfulness_sweep(rows, refs, res["real"]["overall"]), out / "sweep.png")
-    atomic_write_json(out / "summary.json", {"config": asdict(cfg), "strengths": strengths,
+    atomic_write_json(out / "summary.json", {"config": asdict(cfg), "strengths": sorted(cfg.sweep_strengths),
                                              "faithfulness_val": {f"{s:g}": v for s, v in res["faithfulness"].items()},
-                                             "real_val": res["real"], "references": refs,
+                                             "real_val": res["real"], "references_CIDEr": refs,
                                              "seconds": round(time.time() - t0, 1),
-                                             "reproduce": "python -m workbench.ablation --preset sandbox --sweep "
-                                                          + " ".join(f"{s:g}" for s in strengths)})
+                                             "reproduce": "python -m workbench.ablation --preset sandbox --sweep"})
     print(paths["markdown"])
     print(f"total {time.time() - t0:.0f} s; sweep in {out}")
-
-
-def sweep_references(results_csv) -> dict:
-    """Mean test CIDEr of text-only and oracle from the main ablation's per-run CSV (lines in the sweep figure)."""
-    import csv
-    if not results_csv.exists():
-        return {}
-    vals: dict = {}
-    for r in csv.DictReader(results_csv.open()):
-        if r["model"] in ("text-only", "oracle"):
-            vals.setdefault(r["model"], []).append(float(r["CIDEr"]))
-    return {k: sum(v) / len(v) for k, v in vals.items()}
 
 
 if __name__ == "__main__":

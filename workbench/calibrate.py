@@ -18,7 +18,7 @@ from dataclasses import replace
 from .faithfulness import GENEVAL, choose_strength, distance_to, profile_report
 from .paths import atomic_write_json, repo_path, sha256_file, weights_fingerprint
 
-DEFAULT_STRENGTHS = (0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+DEFAULT_STRENGTHS = (0.3, 0.5, 0.6, 0.7, 0.8, 1.0)
 REPORT = "data/sandbox_synthesis.json"
 
 
@@ -61,7 +61,7 @@ def main(argv=None) -> None:
     from .synthesis import load_pipeline
     ap = argparse.ArgumentParser(description="Choose the sandbox synthesis strength on val; profile it on test.")
     ap.add_argument("--strengths", type=float, nargs="+", default=list(DEFAULT_STRENGTHS))
-    ap.add_argument("--n", type=int, default=100, help="scenes per category")
+    ap.add_argument("--n", type=int, default=60, help="scenes per category (60: the sweep of the ablation reuses the images)")
     ap.add_argument("--out", default=REPORT)
     args = ap.parse_args(argv)
     world, clip = WorldConfig.preset("sandbox"), load_clip(ClipConfig.preset("sandbox"))

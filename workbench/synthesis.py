@@ -303,17 +303,3 @@ def main(argv=None) -> None:
 if __name__ == "__main__":
     main()
 
-
-def faithfulness_report(pipe, clip, cfg: SynthesisConfig, n: int, n_objects: int, split: str = "test") -> dict:
-    """Synthesise the first caption of ``n`` sandbox scenes with ``n_objects`` objects (into
-    ``<out_dir>-<split>-n<k>``, resumable) and measure object faithfulness of synthetic and real images."""
-    from .config import WorldConfig
-    from .data import load_sandbox_split
-    from .zeroshot import object_faithfulness
-    caps, ids, scenes = sandbox_captions(split, n, per_scene=1, n_objects=n_objects)
-    run_cfg = replace(cfg, out_dir=f"{cfg.out_dir}-{split}-n{n_objects}")
-    images = load_images(run_cfg.out_dir, SynthesisEngine(pipe, run_cfg, scorer=clip).run(caps, ids))
-    real = load_sandbox_split(WorldConfig.preset("sandbox"), split, n=n, n_objects=n_objects).images
-    return {"captions": caps, "synthetic": images, "real": real,
-            "faith_synthetic": object_faithfulness(clip, images, scenes),
-            "faith_real": object_faithfulness(clip, real, scenes)}

@@ -66,31 +66,6 @@ def sandbox_report(clip: ClipBackbone, world_cfg, n_single: int = 500, n_multi: 
     }
 
 
-def object_faithfulness(clip: ClipBackbone, images, scenes, template: str = "a photo of a {colour} {shape}") -> dict:
-    """Does CLIP recognise the colour and the shape of the scene's main object (its first group)?
-
-    The main object's prompt must outscore every prompt that changes only its colour (``colour_ok``) and
-    every prompt that changes only its shape (``shape_ok``); alternatives that are themselves present in the
-    scene are not counted against it. ``faithful`` = both. Returns rates and per-image ``flags``.
-    """
-    if len(images) != len(scenes):
-        raise ValueError(f"got {len(images)} images for {len(scenes)} scenes; they must pair up.")
-    pairs, text = _prompt_features(clip, template)
-    img = F.normalize(clip.image_features(images).global_.float(), dim=-1)
-    scores = (img @ text.T).tolist()                                           # [B, 64]
-    flags, colour_ok, shape_ok = [], [], []
-    for row, scene in zip(scores, scenes):
-        main, present = scene.groups[0], scene.pairs()
-        own = row[pairs.index((main.colour, main.shape))]
-        alt_c = [row[pairs.index((c, main.shape))] for c in COLOURS if (c, main.shape) not in present]
-        alt_s = [row[pairs.index((main.colour, s))] for s in SHAPES if (main.colour, s) not in present]
-        colour_ok.append(own > max(alt_c))
-        shape_ok.append(own > max(alt_s))
-        flags.append(colour_ok[-1] and shape_ok[-1])
-    return {"faithful": float(np.mean(flags)), "colour_ok": float(np.mean(colour_ok)),
-            "shape_ok": float(np.mean(shape_ok)), "flags": flags, "n": len(scenes)}
-
-
 def pair_cosines(clip: ClipBackbone, images, captions) -> np.ndarray:
     """Cosine between each image and its caption, [N] (CLIPScore = 2.5 * max(cos, 0))."""
     img = F.normalize(clip.image_features(images).global_.float(), dim=-1)

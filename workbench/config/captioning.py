@@ -222,6 +222,17 @@ class TrainConfig(_Preset):
 
 
 # ----------------------------------------------------------------------------- ablation
+# The sandbox ablation's variants: training data, features, PCM mix-up and CLIP-weighted cross-entropy.
+ABLATION_VARIANTS = {
+    "text-only": {"data": "text", "use_patches": False, "mixup": False, "cxe": False},
+    "base": {"data": "synthetic", "use_patches": True, "mixup": False, "cxe": False},
+    "+mixup": {"data": "synthetic", "use_patches": True, "mixup": True, "cxe": False},
+    "+cxe": {"data": "synthetic", "use_patches": True, "mixup": False, "cxe": True},
+    "pcm-net": {"data": "synthetic", "use_patches": True, "mixup": True, "cxe": True},
+    "oracle": {"data": "real", "use_patches": True, "mixup": False, "cxe": False},
+}
+
+
 @dataclass(frozen=True)
 class AblationConfig(_Preset):
     """The sandbox ablation: data sizes, variants, seeds and the presets of the stages it runs."""
@@ -238,27 +249,36 @@ class AblationConfig(_Preset):
     world_preset: str = "sandbox"
     synthesis_preset: str = "sandbox"
     layout_strength: Optional[float] = None  # override the synthesis preset's layout strength (1.0: text-to-image)
+    sweep_strengths: tuple = (0.3, 0.5, 0.7, 1.0)   # faithfulness sweep: layout strengths (1.0: text-to-image)
+    sweep_n_train: int = 2000            # training pairs per sweep point (one seed; keeps the sweep within an hour)
+    sweep_n_profile: int = 60            # val scenes per category measuring each point's faithfulness
     out_dir: str = "runs/ablation/sandbox"
 
     def __post_init__(self):
         for name in ("n_train", "n_val", "n_test", "n_test_unseen"):
             check_range(name, getattr(self, name), 2)
-        from ..ablation import VARIANTS
         for v in self.variants:
-            check_choice("variants", v, tuple(VARIANTS))
+            check_choice("variants", v, tuple(ABLATION_VARIANTS))
         if not self.seeds:
             raise ValueError("seeds is empty; give at least one seed, e.g. (0, 1, 2).")
         if self.layout_strength is not None:
             check_range("layout_strength", self.layout_strength, 0.05, 1.0)
+        for v in self.sweep_strengths:
+            check_range("sweep_strengths", v, 0.05, 1.0)
+        check_range("sweep_n_train", self.sweep_n_train, 2)
+        check_range("sweep_n_profile", self.sweep_n_profile, 1)
 
     @staticmethod
     def _preset_tiny():
         return AblationConfig(n_train=64, n_val=8, n_test=8, n_test_unseen=4, vocab_min_count=1, seeds=(0,),
                               captioner_preset="tiny", train_preset="tiny", pcm_preset="tiny",
-                              world_preset="tiny", synthesis_preset="tiny", out_dir="runs/ablation/tiny")
+                              world_preset="tiny", synthesis_preset="tiny", out_dir="runs/ablation/tiny",
+                              sweep_strengths=(0.5, 1.0), sweep_n_train=32, sweep_n_profile=2)
 
     @staticmethod
     def _preset_sandbox():
         return AblationConfig(n_train=scaled(4000, 96), n_val=scaled(300, 16), n_test=scaled(1000, 24),
                               n_test_unseen=scaled(300, 8), seeds=scaled((0, 1, 2), (0,)),
+                              sweep_strengths=scaled((0.3, 0.5, 0.7, 1.0), (0.5, 1.0)),
+                              sweep_n_train=scaled(2000, 64), sweep_n_profile=scaled(60, 4),
                               out_dir="runs/ablation/sandbox" + ("-smoke" if smoke() else ""))
