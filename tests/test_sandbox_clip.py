@@ -1,6 +1,6 @@
 """The committed sandbox CLIP: loads from data/, and clears the zero-shot floors on held-out scenes.
 
-The closing note reports the full numbers (500 single-object images); here a smaller sample.
+The zero-shot floors are checked on the 500-scene acceptance set, the gap targets on 300 val pairs.
 """
 import json
 
@@ -18,9 +18,11 @@ def test_weights_match_their_manifest_and_budget():
 
 
 def test_zero_shot_floors(sandbox_clip):
-    r = sandbox_report(sandbox_clip, WorldConfig.preset("sandbox"), n_single=200, n_multi=200)
+    """On the acceptance set itself (500 single-object test scenes): the calibrated CLIP clears the shape floor
+    with little room (91.2 %; the first 200 scenes alone give 88 %), so a smaller sample would test noise."""
+    r = sandbox_report(sandbox_clip, WorldConfig.preset("sandbox"), n_single=500, n_multi=200)
     single = r["single_object_test"]
-    assert single["n"] == 200
+    assert single["n"] == 500
     assert single["colour_acc"] >= 0.95, r
     assert single["shape_acc"] >= 0.90, r
     assert r["multi_object_caption_vs_other"]["win_rate"] >= 0.90, r

@@ -125,7 +125,7 @@ class SynthesisEngine:
                                  f"width={self.cfg.width} must be equal.")
             if self._layout_pipe is None:
                 from .layout_pipeline import LayoutSketchPipeline
-                self._layout_pipe = LayoutSketchPipeline(**self.pipe.components)
+                self._layout_pipe = LayoutSketchPipeline(**self.pipe.components, requires_safety_checker=False)
                 self._layout_pipe.set_progress_bar_config(disable=True)
             out = self._layout_pipe(list(captions), strength=s, sketch_seeds=seeds, size=self.cfg.height, **kwargs)
         else:

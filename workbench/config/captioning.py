@@ -166,7 +166,10 @@ class CaptionerConfig(_Preset):
 
     @staticmethod
     def _preset_sandbox():
-        return CaptionerConfig(width=128, heads=4, encoder_layers=2, decoder_layers=2, ff_mult=2)
+        # noise: the per-dimension variance of paired image-text differences of the sandbox CLIP on 1,000 val
+        # pairs (data/sandbox_clip.json "gap_val", notebook 01), as CapDec's 0.016 stands for ViT-B/32
+        return CaptionerConfig(width=128, heads=4, encoder_layers=2, decoder_layers=2, ff_mult=2,
+                               noise_variance=0.00915)
 
     @staticmethod
     def _preset_paper_b32():
