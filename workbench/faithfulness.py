@@ -185,16 +185,23 @@ def synthesise(pipe, cfg, cats: dict, clip=None, progress: bool = False) -> dict
     return {c: images[[i for i, r in enumerate(rows) if r[0] == c]] for c in cats}
 
 
+def probe_features(clip, images: np.ndarray) -> torch.Tensor:
+    """What a synthetic-vs-real probe sees: the normalised global embedding and the mean of the patch tokens
+    (the captioner's inputs), [N, D + W]. The calibrated CLIP's global embedding keeps little of an image's
+    style (a tight cone of caption content), the patch tokens keep it."""
+    with torch.no_grad():
+        f = clip.image_features(images)
+    return torch.cat([F.normalize(f.global_.float(), dim=-1), f.tokens.float().mean(1)], dim=1)
+
+
 def synthetic_vs_real(clip, synthetic: dict, real: dict, seed: int = 0) -> dict:
     """Is the synthetic set measurably synthetic? Held-out accuracy of a linear probe on CLIP image features
-    telling synthetic from real, and mean CLIPScore (2.5 * max(cos, 0)) of each against its captions."""
+    (``probe_features``) telling synthetic from real images of the same captions."""
     from .gap import linear_separability
     syn = np.concatenate([synthetic[c] for c in synthetic])
     rl = np.concatenate([real[c] for c in synthetic])
-    with torch.no_grad():
-        f_syn = F.normalize(clip.image_features(syn).global_.float(), dim=-1)
-        f_real = F.normalize(clip.image_features(rl).global_.float(), dim=-1)
-    return {"probe_accuracy": linear_separability(f_syn, f_real, seed=seed)["accuracy"], "n": len(syn)}
+    acc = linear_separability(probe_features(clip, syn), probe_features(clip, rl), seed=seed)["accuracy"]
+    return {"probe_accuracy": acc, "n": len(syn)}
 
 
 def clip_scores(clip, images: dict, cats: dict) -> float:

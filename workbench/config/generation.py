@@ -160,7 +160,9 @@ class SynthesisConfig(_Preset):
 
     @staticmethod
     def _preset_sandbox():
-        return SynthesisConfig()
+        # Layout-guided at strength 0.1, chosen on val captions by `python -m workbench.calibrate` as the
+        # setting closest to SD 1.5's GenEval profile on single object and colour (data/sandbox_synthesis.json).
+        return SynthesisConfig(layout_strength=0.1)
 
     @staticmethod
     def _preset_paper_b32():
