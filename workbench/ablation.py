@@ -77,7 +77,8 @@ def row_key(cfg: AblationConfig, tcfg: TrainConfig, cap_cfg: CaptionerConfig, pc
     """Identity of one ablation run: every config, the variant, the captioner architecture and the data
     (synthetic images, CLIP features, vocabulary, concept bank); a saved row is reused only under the same key."""
     from .captioner import ARCHITECTURE
-    return stable_hash({"ablation": asdict(cfg), "train": asdict(tcfg), "captioner": asdict(cap_cfg),
+    run = {k: v for k, v in asdict(cfg).items() if not k.startswith("sweep_")}   # the sweep's settings: not this run's
+    return stable_hash({"ablation": run, "train": asdict(tcfg), "captioner": asdict(cap_cfg),
                         "pcm": asdict(pcm_cfg), "variant": variant, "architecture": ARCHITECTURE,
                         "data": data_identity})
 
