@@ -18,8 +18,8 @@ def save(fig, name: str):
     return path
 
 
-def image_grid(images: np.ndarray, titles=None, cols: int = 8, scale: float = 1.6):
-    """Show uint8 [B, H, W, 3] images in a grid, optional titles (wrapped)."""
+def image_grid(images: np.ndarray, titles=None, cols: int = 8, scale: float = 1.6, fontsize: float = 6):
+    """Show uint8 [B, H, W, 3] images in a grid, optional titles (wrapped to the cell width)."""
     import textwrap
     n = len(images)
     rows = int(np.ceil(n / cols))
@@ -30,7 +30,7 @@ def image_grid(images: np.ndarray, titles=None, cols: int = 8, scale: float = 1.
     for i, ax in enumerate(axes.flat[:n]):
         ax.imshow(images[i])
         if titles:
-            ax.set_title("\n".join(textwrap.wrap(titles[i], 22)), fontsize=6)
+            ax.set_title("\n".join(textwrap.wrap(titles[i], int(22 * scale / 1.6 * 6 / fontsize))), fontsize=fontsize)
     fig.tight_layout()
     return fig
 
@@ -200,7 +200,7 @@ def faithfulness_sweep(rows: list, references: dict, real_faithfulness: float | 
                 ax.annotate("T2I" if s >= 1 else f"s={s:g}", (x, y), textcoords="offset points", xytext=(0, -14),
                             ha="center", fontsize=9, color="0.3")
     for j, (name, val) in enumerate(sorted(references.items())):
-        ax.axhline(val * 100, ls="--", color=("0.2", "0.55")[j % 2], label=f"{name} (3 seeds)")
+        ax.axhline(val * 100, ls="--", color=("0.2", "0.55")[j % 2], label=f"{name} (same size and seed)")
     if real_faithfulness is not None:
         ax.axvline(real_faithfulness, ls=":", color="0.5", label="real renders' faithfulness")
     ax.set_xlabel("faithfulness of the training images (GenEval-like overall, val)", fontsize=10)
