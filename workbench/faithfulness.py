@@ -132,13 +132,12 @@ def contrasts(category: str, scene) -> tuple:
     raise ValueError(f"category={category!r} is not one of {CATEGORIES}.")
 
 
-def _passes(clip, images, scenes, category: str) -> np.ndarray:
-    """bool [N]: CLIP prefers the truth to every change of ``category``."""
+def _passes(clip, img: torch.Tensor, scenes, category: str) -> np.ndarray:
+    """bool [N]: CLIP prefers the truth to every change of ``category``; ``img`` normalised [N, D]."""
     pairs = [contrasts(category, s) for s in scenes]
     texts = sorted({t for truth, alts in pairs for t in [truth, *alts]})
     index = {t: i for i, t in enumerate(texts)}
     txt = F.normalize(clip.text_features(texts).float(), dim=-1)                    # [T, D]
-    img = F.normalize(clip.image_features(images).global_.float(), dim=-1)         # [N, D]
     sim = (img @ txt.T).numpy()                                                    # [N, T]
     return np.array([sim[i, index[t]] > max(sim[i, index[a]] for a in alts) for i, (t, alts) in enumerate(pairs)])
 
@@ -154,9 +153,10 @@ def profile(clip, images: dict, cats: dict) -> dict:
             if c not in cats or not len(cats[c]):
                 continue
             scenes = [s for s, _ in cats[c]]
-            flags = _passes(clip, images[c], scenes, c)
+            img = F.normalize(clip.image_features(images[c]).global_.float(), dim=-1)   # [N, D], encoded once
+            flags = _passes(clip, img, scenes, c)
             if c in needs:
-                flags &= _passes(clip, images[c], scenes, needs[c])
+                flags &= _passes(clip, img, scenes, needs[c])
             out[c] = {"rate": float(flags.mean()), "flags": flags.tolist(), "n": len(flags)}
     return out
 
