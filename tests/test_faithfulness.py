@@ -152,3 +152,4 @@ def test_layout_strength_runs_img2img_and_is_part_of_the_settings(tiny_pipeline_
     assert len(recs) == 2 and all(r["settings_hash"] == lay.settings_hash for r in recs)
     with pytest.raises(ValueError, match="layout_strength"):
         SynthesisConfig.preset("tiny", layout_strength=0.0)
+    assert SynthesisConfig.preset("tiny", layout_strength=1.0).layout_strength is None   # 1 = text-to-image

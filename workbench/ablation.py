@@ -41,7 +41,7 @@ def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True)
     caps, ids = [all_caps[i] for i in pick], [all_ids[i] for i in pick]
     syn_cfg = replace(SynthesisConfig.preset(cfg.synthesis_preset), out_dir=f"{cfg.out_dir}/synthetic")
     if cfg.layout_strength is not None:
-        syn_cfg = replace(syn_cfg, layout_strength=None if cfg.layout_strength >= 1.0 else cfg.layout_strength)
+        syn_cfg = replace(syn_cfg, layout_strength=cfg.layout_strength)
     pipe = pipe if pipe is not None else load_pipeline(syn_cfg)
     records = SynthesisEngine(pipe, syn_cfg, scorer=clip).run(caps, ids, progress=progress)
     syn_images = load_images(syn_cfg.out_dir, records)
@@ -141,7 +141,7 @@ def run_sweep(cfg: AblationConfig, clip, seed: int = 0, progress: bool = True) -
     pure text-to-image), with text-only and oracle as references at the same size; each point's faithfulness is
     measured on *val* captions. Resumable per run and per image. Returns ``{"rows", "references",
     "faithfulness": {strength: val profile rates}, "real": val profile of real renders}``."""
-    from .calibrate import sweep as profile_sweep
+    from .calibrate import strength_label, sweep as profile_sweep
     from .synthesis import load_pipeline
     strengths = sorted(cfg.sweep_strengths)
     base = SynthesisConfig.preset(cfg.synthesis_preset)
@@ -157,7 +157,7 @@ def run_sweep(cfg: AblationConfig, clip, seed: int = 0, progress: bool = True) -
                 refs.append(r)
                 continue
             rows.append({**r, "strength": s, "faithfulness_overall": prof[s]["synthetic"]["overall"],
-                         "point": f"{r['model']} @ " + ("text-to-image" if s >= 1.0 else f"s={s:g}")})
+                         "point": f"{r['model']} @ {strength_label(s)}"})
     return {"rows": rows, "references": refs, "faithfulness": {s: prof[s]["synthetic"] for s in strengths},
             "real": prof[strengths[0]]["real"]}
 

@@ -28,13 +28,17 @@ def _summary(rep: dict) -> dict:
     return {k: rep[k] for k in keep}
 
 
+def strength_label(s: float) -> str:
+    """How tables name a point of the knob: "layout s=0.7", or "text-to-image" at 1."""
+    return "text-to-image" if s >= 1.0 else f"layout s={s:g}"
+
+
 def sweep(pipe, clip, base_cfg, world, strengths, split: str, n: int, progress: bool = True) -> dict:
     """``{strength: profile report}`` on ``split`` (strength 1.0 = pure text-to-image)."""
     from tqdm.auto import tqdm
     out = {}
     for s in tqdm(strengths, desc=f"profile strengths ({split})", disable=not progress):
-        cfg = replace(base_cfg, layout_strength=None if s >= 1.0 else s,
-                      out_dir=f"runs/synthetic/calibrate-s{s:g}")
+        cfg = replace(base_cfg, layout_strength=s, out_dir=f"runs/synthetic/calibrate-s{s:g}")
         out[s] = profile_report(pipe, clip, cfg, world, split, n)
     return out
 
@@ -45,8 +49,7 @@ def table(reports: dict, reference: dict = GENEVAL["sd15"]) -> str:
     head = "| images | " + " | ".join(cats) + " | probe syn/real | CLIPScore |\n|" + "---|" * (len(cats) + 3) + "\n"
     rows = []
     for s, r in reports.items():
-        name = "text-to-image" if s >= 1.0 else f"layout s={s:g}"
-        rows.append(f"| {name} | " + " | ".join(f"{r['synthetic'][c]:.2f}" for c in cats)
+        rows.append(f"| {strength_label(s)} | " + " | ".join(f"{r['synthetic'][c]:.2f}" for c in cats)
                     + f" | {r['probe_accuracy']:.3f} | {r['clipscore_synthetic']:.3f} |")
     r = next(iter(reports.values()))
     rows.append("| real renders | " + " | ".join(f"{r['real'][c]:.2f}" for c in cats) + f" | – | {r['clipscore_real']:.3f} |")
@@ -70,9 +73,8 @@ def main(argv=None) -> None:
     val = sweep(pipe, clip, base, world, args.strengths, "val", args.n)
     print(table(val))
     best = choose_strength(val)
-    chosen = replace(base, layout_strength=None if best >= 1.0 else best)
-    test = profile_report(pipe, clip, replace(chosen, out_dir=f"runs/synthetic/calibrate-s{best:g}"), world,
-                          "test", args.n)
+    chosen = replace(base, layout_strength=best, out_dir=f"runs/synthetic/calibrate-s{best:g}")
+    test = profile_report(pipe, clip, chosen, world, "test", args.n)
     print(f"chosen on val: strength {best:g} (max deviation from SD 1.5 on single object / colour "
           f"{distance_to(val[best]['synthetic'], GENEVAL['sd15']):.3f}); test profile:")
     print(table({best: test}))

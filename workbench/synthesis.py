@@ -119,7 +119,7 @@ class SynthesisEngine:
         kwargs.update(num_inference_steps=self.cfg.steps, guidance_scale=self.cfg.guidance, generator=gens,
                       output_type="np")
         s = self.cfg.layout_strength
-        if s is not None and s < 1.0:
+        if s is not None:
             if self.cfg.height != self.cfg.width:
                 raise ValueError(f"layout-guided synthesis draws square sketches; height={self.cfg.height} and "
                                  f"width={self.cfg.width} must be equal.")

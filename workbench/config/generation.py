@@ -144,6 +144,8 @@ class SynthesisConfig(_Preset):
         check_choice("dtype", self.dtype, ("fp32", "fp16", "bf16"))
         if self.layout_strength is not None:
             check_range("layout_strength", self.layout_strength, 0.05, 1.0)
+            if self.layout_strength == 1.0:              # the whole schedule from noise: plain text-to-image
+                object.__setattr__(self, "layout_strength", None)
         for name in ("height", "width"):
             if getattr(self, name) % 8:
                 raise ValueError(f"{name}={getattr(self, name)} must be a multiple of 8 (the VAE's stride).")
