@@ -59,7 +59,10 @@ def test_render_and_widget_drive_the_same_function(cached):
     caps = d.first_captions()
     fig, res = widgets.render_pcm_view(d.images, caps, store, bank, 2, k=3, m=4, tau=0.05, mode="inference",
                                        selection="patch")
-    assert res.selected.sum() == 4 and len(fig.axes) == 3 + 3     # image, concepts, 3 heatmaps, assignment
+    assert res.selected.sum() == 4
+    titles = [a.get_title() for a in fig.axes]
+    assert sum(t.startswith("cos(patch") for t in titles) == 3    # one affinity map per concept
+    assert any("entropy" in t for t in titles) and any("top concept" in t for t in titles)
     with pytest.raises(ValueError, match="index=99"):
         widgets.render_pcm_view(d.images, caps, store, bank, 99, k=2, m=2, tau=0.1, mode="train")
     panel = widgets.pcm_inspector(d.images, caps, store, bank, PCMConfig.preset("tiny"))
@@ -67,6 +70,8 @@ def test_render_and_widget_drive_the_same_function(cached):
     panel.controls["mode"].value = "inference"
     assert panel.state["values"]["k"] == 2 and panel.state["values"]["mode"] == "inference"
     assert panel.state["result"].concepts.index.shape == (1, 2)   # redrawn with the new K
+    assert panel.image.value == widgets.render_pcm_png(d.images, caps, store, bank, base=PCMConfig.preset("tiny"),
+                                                       **panel.state["values"])
     with pytest.raises(ValueError, match="mode"):
         pcm_inspect.render_pcm(d.images[0], res, 0, bank.words, mode="eval")
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import re
 
-import matplotlib.pyplot as plt
 import numpy as np
 import torch
 
@@ -94,51 +93,114 @@ def run_pcm(store, indices, bank, cfg) -> pcm.PCMResult:
     return pcm.pcm(f["global"], f["patches"], bank.embeddings, cfg)
 
 
+def selection_note(result: pcm.PCMResult, i: int, m: int, rule: str) -> str:
+    """Why image ``i`` has fewer mixed patches than M, or "" when it has M."""
+    n_sel = int(result.selected[i].sum())
+    if n_sel >= m:
+        return ""
+    if rule == "pair":
+        return (f"pair rule: the top-{m} (patch, concept) pairs fall on only {n_sel} distinct patches "
+                f"({m - n_sel} pairs share a patch with a higher-ranked pair), so {n_sel} of M={m} are mixed")
+    return f"{n_sel} of M={m} patches are mixed"
+
+
+def weight_entropy(result: pcm.PCMResult, i: int) -> np.ndarray:
+    """Entropy of Eq. 3's softmax weights per patch, divided by log K: [N] in [0, 1] (0: one concept takes
+    the whole textual patch, as tau -> 0; 1: all K concepts mix equally, as tau -> infinity)."""
+    w = result.weights[i].double().clamp_min(1e-300)                                     # [N, K]
+    k = w.shape[-1]
+    if k < 2:
+        return np.zeros(w.shape[0])
+    return (-(w * w.log()).sum(-1) / np.log(k)).clamp(0, 1).numpy()
+
+
 def render_pcm(image: np.ndarray, result: pcm.PCMResult, i: int, words: list, mode: str = "train",
-               caption: str = "", labels=None, max_concepts: int = 5):
-    """One image's PCM, as a Figure: the image with the mixed patches outlined (red: replaced in training,
-    cyan: appended at inference; green dots: caption-object patches when ``labels`` is given), its top-K
-    concepts, one affinity heatmap per concept and the textual-patch assignment map."""
+               caption: str = "", labels=None, max_concepts: int = 5, m: int | None = None,
+               tau: float | None = None, rule: str | None = None):
+    """One image's PCM, as a Figure (no pyplot): the image with the mixed patches outlined (red: replaced in
+    training, cyan: appended at inference; green dots: caption-object patches when ``labels`` is given)
+    under its full caption; the top-K concepts with their probabilities (log axis); which concept
+    dominates each textual patch (with a colour key); the entropy of Eq. 3's weights per patch (the view
+    that tau changes); one affinity heatmap per concept (Eq. 2). With ``m`` and ``rule`` the title says
+    when fewer than M patches are mixed and why."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch, Rectangle
+
+    from . import plots
     if mode not in ("train", "inference"):
         raise ValueError(f"mode={mode!r} is not one of ('train', 'inference').")
     grid = result.grid
     k = min(result.affinity.shape[2], max_concepts)
     names = [words[j] for j in result.concepts.index[i, :k].tolist()]
-    fig, axes = plt.subplots(1, k + 3, figsize=(2.3 * (k + 3), 2.6))
-    ax = axes[0]
-    ax.imshow(image)
+    colours = [f"C{j}" for j in range(k)]
+    fig = plots.WorkbenchFigure(figsize=(plots.MAX_WIDTH_IN, 7.4), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.45, 1.0])
+    ax_img, ax_bar, ax_map, ax_ent = top.subplots(1, 4, gridspec_kw={"width_ratios": [1.15, 1.0, 1.0, 1.1]})
+
+    ax_img.imshow(image)
     cell = image.shape[0] / grid
+    edge = "red" if mode == "train" else "cyan"
     for j in torch.nonzero(result.selected[i]).flatten().tolist():
         r, c = divmod(j, grid)
-        ax.add_patch(plt.Rectangle((c * cell, r * cell), cell, cell, fill=False, lw=1.5,
-                                   ec="red" if mode == "train" else "cyan"))
+        ax_img.add_patch(Rectangle((c * cell - 0.5, r * cell - 0.5), cell, cell, fill=False, lw=1.8, ec=edge))
+    verb = "replaced" if mode == "train" else "appended"
+    n_sel = int(result.selected[i].sum())
+    keys = [Line2D([], [], color=edge, lw=2, label=f"{verb} patch ({n_sel})")]
     if labels is not None:
         for j in np.nonzero(np.asarray(labels))[0]:
             r, c = divmod(int(j), grid)
-            ax.plot((c + 0.5) * cell, (r + 0.5) * cell, ".", color="lime", ms=3)
-    verb = "replaced" if mode == "train" else "appended"
-    ax.set_title(f"{int(result.selected[i].sum())} patches {verb}\n{caption[:40]}", fontsize=7)
-    ax.axis("off")
-    probs = result.concepts.prob[i, :k].tolist()
-    axes[1].barh(range(k)[::-1], probs, color="tab:blue")
-    axes[1].set_yticks(range(k)[::-1], names, fontsize=7)
-    axes[1].set_title("top-K concepts (p)", fontsize=8)
-    axes[1].tick_params(axis="x", labelsize=6)
-    for slot in range(k):
-        a = axes[2 + slot]
-        a.imshow(result.affinity[i, :, slot].reshape(grid, grid).numpy(), cmap="magma")
-        a.set_title(f"cos(patch, {names[slot]})", fontsize=7)
+            ax_img.plot((c + 0.5) * cell - 0.5, (r + 0.5) * cell - 0.5, "o", color="lime", ms=3.5, mec="k", mew=0.4)
+        keys.append(Line2D([], [], ls="", marker="o", color="lime", mec="k", label="caption-object patch"))
+    ax_img.legend(handles=keys, loc="upper center", bbox_to_anchor=(0.5, -0.02), fontsize=plots.FONT, frameon=False)
+    ax_img.set_title(plots._wrap(caption, 30) if caption else "image", fontsize=plots.FONT)
+    ax_img.axis("off")
+
+    probs = result.concepts.prob[i, :k].double().numpy()
+    ys = np.arange(k)
+    ax_bar.barh(ys, probs, color=colours)
+    ax_bar.set_xscale("log")
+    ax_bar.set_xlim(max(probs.min() / 3, 1e-6), 3.0)
+    for y, p in zip(ys, probs):
+        ax_bar.text(p * 1.15, y, f"{p:.3g}", va="center", fontsize=plots.FONT)
+    ax_bar.set_yticks(ys, names)
+    ax_bar.invert_yaxis()
+    ax_bar.set_xlabel("p (log scale)", fontsize=plots.FONT)
+    ax_bar.set_title(f"top-{k} concepts", fontsize=plots.TITLE)
+
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+    assign = result.weights[i, :, :k].argmax(-1).reshape(grid, grid).numpy()
+    ax_map.imshow(assign, cmap=ListedColormap(colours), norm=BoundaryNorm(np.arange(k + 1) - 0.5, k))
+    ax_map.legend(handles=[Patch(color=c, label=n) for c, n in zip(colours, names)], loc="upper center",
+                  bbox_to_anchor=(0.5, -0.02), ncol=2, fontsize=plots.FONT, frameon=False)
+    ax_map.set_title("textual patch:\nits top concept", fontsize=plots.TITLE)
+    ax_map.axis("off")
+
+    ent = weight_entropy(result, i).reshape(grid, grid)
+    im = ax_ent.imshow(ent, cmap="viridis", vmin=0, vmax=1)
+    top.colorbar(im, ax=ax_ent, shrink=0.8).ax.tick_params(labelsize=plots.FONT)
+    tau_text = f" (τ={tau:g})" if tau is not None else ""
+    ax_ent.set_title(f"Eq. 3 weights{tau_text}:\nentropy / log K", fontsize=plots.TITLE)
+    ax_ent.set_xlabel(f"mean {ent.mean():.2f}", fontsize=plots.FONT)
+    ax_ent.set_xticks([])
+    ax_ent.set_yticks([])
+
+    heat = bottom.subplots(1, max(k, 3))
+    aff = result.affinity[i, :, :k].numpy()
+    lo, hi = float(aff.min()), float(aff.max())
+    for slot, a in enumerate(heat):
         a.axis("off")
-    assign = result.weights[i].argmax(-1).reshape(grid, grid).numpy()
-    a = axes[-1]
-    a.imshow(assign, cmap="tab10", vmin=0, vmax=9)
-    for r in range(grid):
-        for c in range(grid):
-            a.text(c, r, names[assign[r, c]][:3] if assign[r, c] < k else "", fontsize=4, ha="center", va="center")
-    a.set_title("textual patch: top concept", fontsize=7)
-    a.axis("off")
-    fig.tight_layout()
-    return fig
+        if slot < k:
+            im = a.imshow(aff[:, slot].reshape(grid, grid), cmap="magma", vmin=lo, vmax=hi)
+            a.set_title(f"cos(patch, {names[slot]})", fontsize=plots.FONT, color=colours[slot])
+    bottom.colorbar(im, ax=list(heat), shrink=0.8).ax.tick_params(labelsize=plots.FONT)
+    bottom.suptitle("Eq. 2: affinity of each patch to each concept (shared colour scale)", fontsize=plots.FONT)
+
+    head = f"{mode} mode · K={result.affinity.shape[2]}" + (f" · M={m}" if m is not None else "") + tau_text.replace(
+        " (", " · ").replace(")", "") + (f" · {rule} rule" if rule else "") + f" · {n_sel} patches {verb}"
+    note = selection_note(result, i, m, rule or "pair") if m is not None else ""
+    fig.suptitle(head + ("\n" + plots._wrap(note, 120) if note else ""), fontsize=plots.TITLE,
+                 color="black" if not note else "darkred")
+    return plots.finish(fig)
 
 
 def hit_report(store, images: np.ndarray, captions: list, bank, cfg, scenes=None, world_cfg=None) -> dict:

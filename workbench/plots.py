@@ -1,56 +1,155 @@
-"""Plot functions: each takes plain results and returns a matplotlib Figure; ``save`` writes it.
+"""Plot functions: each takes plain results and returns a matplotlib Figure; ``show`` saves and displays it.
+
+No function here touches pyplot. Figures are ``matplotlib.figure.Figure`` objects with their own Agg canvas,
+so they never enter pyplot's global figure list: a widget callback can draw one on any kernel thread
+without the inline backend's ``flush_figures`` displaying (and closing) it half-drawn (ipykernel 7 runs
+widget messages on subshell threads). A figure shows itself when it is a cell's last value (``_repr_png_``).
+
+Legibility at the size JupyterLab shows a figure in a 1280 px window: every figure is at most
+``MAX_WIDTH_IN`` inches wide at ``DPI`` (so it is shown unscaled) and no text is smaller than ``MIN_FONT``
+points (``tests/test_plots.py`` checks both, and that tick labels do not overlap).
 
 Figures are written under ``runs/figures`` (or ``$WORKBENCH_RUN_DIR/figures`` in the main job).
 """
 from __future__ import annotations
 
+import io
+import textwrap
 
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.text import Text
 
 from .paths import figures_dir
+
+DPI = 96              # CSS pixels per inch: a 9 pt font is 12 px on screen
+MAX_WIDTH_IN = 11.0   # 1,056 px: the output area of a notebook in a 1280 px JupyterLab window
+MIN_FONT = 9.0        # points, at that size
+FONT = 10.0           # body text: ticks, labels, legends, annotations
+TITLE = 11.0
+
+
+class WorkbenchFigure(Figure):
+    """A Figure outside pyplot with its own Agg canvas; it renders itself as PNG in a notebook."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("dpi", DPI)
+        super().__init__(*args, **kwargs)
+        FigureCanvasAgg(self)
+
+    def to_png(self) -> bytes:
+        """The PNG bytes of this figure (deterministic for the same figure)."""
+        buf = io.BytesIO()
+        self.savefig(buf, format="png", dpi=self.dpi, bbox_inches="tight", facecolor="white")
+        return buf.getvalue()
+
+    def _repr_png_(self) -> bytes:
+        return self.to_png()
+
+
+def subplots(nrows: int = 1, ncols: int = 1, figsize=(6.0, 3.5), **kwargs):
+    """pyplot.subplots without pyplot: (WorkbenchFigure, axes)."""
+    if figsize[0] > MAX_WIDTH_IN:
+        raise ValueError(f"figsize={figsize} is wider than MAX_WIDTH_IN={MAX_WIDTH_IN}; JupyterLab would shrink "
+                         "it and its text; use more rows.")
+    fig = WorkbenchFigure(figsize=figsize, layout=kwargs.pop("layout", "constrained"))
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def finish(fig: Figure) -> Figure:
+    """Raise any text below ``MIN_FONT`` (tick labels included) to it."""
+    for ax in fig.axes:
+        ax.tick_params(labelsize=max(FONT, MIN_FONT))
+    for t in fig.findobj(Text):
+        if t.get_fontsize() < MIN_FONT:
+            t.set_fontsize(MIN_FONT)
+    return fig
+
+
+def png_bytes(fig: Figure) -> bytes:
+    """PNG bytes of any Figure, as ``WorkbenchFigure.to_png`` makes them."""
+    if isinstance(fig, WorkbenchFigure):
+        return fig.to_png()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight", facecolor="white")
+    return buf.getvalue()
 
 
 def save(fig, name: str):
     """Save ``fig`` as ``<figures_dir>/<name>.png`` and return the path."""
     path = figures_dir() / f"{name}.png"
-    fig.savefig(path, dpi=120, bbox_inches="tight")
+    return save_to(fig, path)
+
+
+def save_to(fig, path):
+    """Save ``fig`` at an explicit path (a run's own folder), atomically."""
+    from pathlib import Path
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(png_bytes(fig))
+    tmp.replace(path)
     return path
 
 
-def image_grid(images: np.ndarray, titles=None, cols: int = 8, scale: float = 1.6, fontsize: float = 6):
-    """Show uint8 [B, H, W, 3] images in a grid, optional titles (wrapped to the cell width)."""
-    import textwrap
+def show(fig, name: str | None = None):
+    """Save ``fig`` under ``name`` (when given) and display it in the notebook."""
+    from IPython.display import display
+    if name:
+        save(fig, name)
+    display(fig)
+
+
+def fmt(v) -> str:
+    """A value as a person reads it: integers without decimals, large numbers with one, small with three."""
+    v = float(v)
+    if not np.isfinite(v):
+        return "n/a"
+    if v.is_integer() and abs(v) >= 1:
+        return f"{int(v):,}"
+    return f"{v:.1f}" if abs(v) >= 10 else f"{v:.3f}"
+
+
+def _wrap(text: str, width: int) -> str:
+    return "\n".join(textwrap.wrap(str(text), max(width, 8))) or " "
+
+
+def image_grid(images: np.ndarray, titles=None, cols: int = 8, scale: float = 1.6, fontsize: float = FONT):
+    """Show uint8 [B, H, W, 3] images in a grid, optional titles wrapped to the cell width."""
     n = len(images)
+    cols = max(1, min(cols, n))
     rows = int(np.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * scale, rows * scale * (1.5 if titles else 1.0)),
-                             squeeze=False)
+    scale = min(scale, MAX_WIDTH_IN / cols)
+    fontsize = max(fontsize, MIN_FONT)
+    chars = int(scale * 72 / (0.55 * fontsize))                 # characters per line at this font size
+    lines = max((len(textwrap.wrap(t, chars)) for t in titles), default=0) if titles else 0
+    fig, axes = subplots(rows, cols, figsize=(cols * scale, rows * (scale + lines * fontsize * 1.3 / 72)),
+                         squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for i, ax in enumerate(axes.flat[:n]):
         ax.imshow(images[i])
         if titles:
-            ax.set_title("\n".join(textwrap.wrap(titles[i], int(22 * scale / 1.6 * 6 / fontsize))), fontsize=fontsize)
-    fig.tight_layout()
-    return fig
+            ax.set_title(_wrap(titles[i], chars), fontsize=fontsize)
+    return finish(fig)
 
 
 def cosine_histograms(dist: dict):
     """Paired vs unpaired image-text cosine distributions."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = subplots(figsize=(6.5, 3.6))
     bins = np.linspace(min(dist["unpaired"].min(), dist["paired"].min()), max(dist["paired"].max(), 0.01), 60)
     ax.hist(dist["unpaired"], bins=bins, density=True, alpha=0.6, label=f"unpaired (mean {dist['unpaired_mean']:.3f})")
     ax.hist(dist["paired"], bins=bins, density=True, alpha=0.6, label=f"paired (mean {dist['paired_mean']:.3f})")
-    ax.set_xlabel("cosine(image, text)")
-    ax.set_ylabel("density")
-    ax.legend()
-    ax.set_title("Image-text cosine similarity")
-    return fig
+    ax.set_xlabel("cosine(image, text)", fontsize=FONT)
+    ax.set_ylabel("density", fontsize=FONT)
+    ax.legend(fontsize=FONT)
+    ax.set_title("Image-text cosine similarity", fontsize=TITLE)
+    return finish(fig)
 
 
 def difference_histogram(fit: dict):
     """Per-dimension image - text differences with the fitted zero-mean Gaussian and CapDec's noise."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = subplots(figsize=(6.5, 3.6))
     d = fit["diffs"]
     lim = np.percentile(np.abs(d), 99.5)
     xs = np.linspace(-lim, lim, 400)
@@ -58,158 +157,173 @@ def difference_histogram(fit: dict):
     for sigma, label, style in ((fit["sigma"], f"fitted N(0, σ={fit['sigma']:.3f})", "-"),
                                 (fit["capdec_sigma"], f"CapDec N(0, σ²={fit['capdec_variance']})", "--")):
         ax.plot(xs, np.exp(-xs ** 2 / (2 * sigma ** 2)) / (sigma * np.sqrt(2 * np.pi)), style, label=label)
-    ax.set_xlabel("difference")
-    ax.legend(fontsize=8)
-    ax.set_title("Per-dimension modality difference")
-    return fig
+    ax.set_xlabel("difference", fontsize=FONT)
+    ax.legend(fontsize=FONT)
+    ax.set_title("Per-dimension modality difference", fontsize=TITLE)
+    return finish(fig)
 
 
 def mean_shift_bars(shift: dict, before_label="raw", after_label="mean-shifted"):
     """Paired cosine and retrieval accuracy before/after Unsupervised-ClipCap's mean shift."""
-    fig, axes = plt.subplots(1, 2, figsize=(7, 3))
-    axes[0].bar([before_label, after_label], [shift["paired_before"], shift["paired_after"]], color=["C0", "C1"])
-    axes[0].set_title("mean paired cosine")
-    axes[1].bar([before_label, after_label], [shift["retrieval_top1_before"], shift["retrieval_top1_after"]],
-                color=["C0", "C1"])
-    axes[1].set_title("image→text top-1")
-    axes[1].set_ylim(0, 1)
-    fig.tight_layout()
-    return fig
+    fig, axes = subplots(1, 2, figsize=(7.5, 3.2))
+    for ax, key, title in ((axes[0], "paired", "mean paired cosine"), (axes[1], "retrieval_top1", "image→text top-1")):
+        vals = [shift[f"{key}_before"], shift[f"{key}_after"]]
+        ax.bar([before_label, after_label], vals, color=["C0", "C1"])
+        for i, v in enumerate(vals):
+            ax.text(i, v, fmt(v), ha="center", va="bottom", fontsize=FONT)
+        ax.set_ylim(0, 1.12)
+        ax.set_title(title, fontsize=TITLE)
+    return finish(fig)
 
 
 def umap_scatter(points: np.ndarray, n_images: int):
     """UMAP points: the first ``n_images`` rows are images, the rest texts."""
-    fig, ax = plt.subplots(figsize=(5, 5))
-    ax.scatter(*points[:n_images].T, s=5, alpha=0.6, label="images")
-    ax.scatter(*points[n_images:].T, s=5, alpha=0.6, label="captions")
-    ax.legend()
-    ax.set_title("UMAP of CLIP embeddings")
+    fig, ax = subplots(figsize=(5.5, 5.0))
+    ax.scatter(*points[:n_images].T, s=6, alpha=0.6, label="images")
+    ax.scatter(*points[n_images:].T, s=6, alpha=0.6, label="captions")
+    ax.legend(fontsize=FONT)
+    ax.set_title("UMAP of CLIP embeddings", fontsize=TITLE)
     ax.set_xticks([])
     ax.set_yticks([])
-    return fig
+    return finish(fig)
 
 
 def bar_pair(values: dict, title: str, ylabel: str = ""):
-    """A small bar chart of named values."""
-    fig, ax = plt.subplots(figsize=(5, 3))
-    ax.bar(list(values), list(values.values()), color=[f"C{i}" for i in range(len(values))])
-    ax.set_title(title)
-    ax.set_ylabel(ylabel)
-    for i, v in enumerate(values.values()):
-        ax.text(i, v, f"{v:.3f}", ha="center", va="bottom", fontsize=8)
-    fig.tight_layout()
-    return fig
+    """Horizontal bars of named values, each labelled with its value (integers as integers).
+
+    ``ylabel`` names the quantity (the x axis, since the bars are horizontal)."""
+    names, vals = [str(k) for k in values], [float(v) for v in values.values()]
+    fig, ax = subplots(figsize=(7.0, 0.9 + 0.3 * len(names)))
+    ys = np.arange(len(names))
+    ax.barh(ys, vals, color="C0")
+    ax.set_yticks(ys, names)
+    ax.invert_yaxis()
+    hi = max([v for v in vals if np.isfinite(v)] + [0.0])
+    for y, v in zip(ys, vals):
+        ax.text(v + 0.01 * (hi or 1), y, fmt(v), va="center", fontsize=FONT)
+    ax.set_xlim(0, (hi or 1) * 1.18)
+    ax.set_xlabel(ylabel, fontsize=FONT)
+    ax.set_title(title, fontsize=TITLE)
+    return finish(fig)
 
 
 def synthesis_gallery(captions, synthetic: np.ndarray, real: np.ndarray, n: int = 6, scale: float = 1.8):
     """Rows: caption | synthetic image | real rendering of the same scene."""
-    import textwrap
     n = min(n, len(captions))
-    fig, axes = plt.subplots(n, 3, figsize=(3 * scale * 1.4, n * scale), squeeze=False,
-                             gridspec_kw={"width_ratios": [2.2, 1, 1]})
+    fig, axes = subplots(n, 3, figsize=(min(3 * scale * 1.5, MAX_WIDTH_IN), n * scale), squeeze=False,
+                         gridspec_kw={"width_ratios": [2.4, 1, 1]})
     for i in range(n):
-        axes[i, 0].text(0, 0.5, "\n".join(textwrap.wrap(captions[i], 34)), va="center", fontsize=8)
+        axes[i, 0].text(0, 0.5, _wrap(captions[i], 36), va="center", fontsize=FONT)
         axes[i, 1].imshow(synthetic[i])
         axes[i, 2].imshow(real[i])
         for ax in axes[i]:
             ax.axis("off")
-    axes[0, 1].set_title("synthetic", fontsize=9)
-    axes[0, 2].set_title("real render", fontsize=9)
-    fig.tight_layout()
-    return fig
+    axes[0, 1].set_title("synthetic", fontsize=TITLE)
+    axes[0, 2].set_title("real render", fontsize=TITLE)
+    return finish(fig)
 
 
 def score_histograms(values: dict, xlabel: str, title: str):
     """Overlaid density histograms of named 1-D arrays, with their means in the legend."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = subplots(figsize=(6.5, 3.6))
     lo = min(float(np.min(v)) for v in values.values())
     hi = max(float(np.max(v)) for v in values.values())
     bins = np.linspace(lo, hi, 40)
     for name, v in values.items():
         ax.hist(v, bins=bins, density=True, alpha=0.55, label=f"{name} (mean {np.mean(v):.3f})")
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel("density")
-    ax.set_title(title)
-    ax.legend()
-    return fig
+    ax.set_xlabel(xlabel, fontsize=FONT)
+    ax.set_ylabel("density", fontsize=FONT)
+    ax.set_title(title, fontsize=TITLE)
+    ax.legend(fontsize=FONT)
+    return finish(fig)
 
 
 def training_curves(history: dict, title: str = "captioner training"):
     """Training loss per step (smoothed) and val CIDEr per epoch."""
     loss = np.asarray(history["loss"], float)
-    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.2))
-    a.plot(loss, color="0.7", lw=0.6, label="loss")
+    fig, (a, b) = subplots(1, 2, figsize=(10.0, 3.6))
+    a.plot(loss, color="0.7", lw=0.8, label="loss per step")
     if len(loss) >= 20:
         k = max(len(loss) // 50, 5)
         a.plot(np.arange(k - 1, len(loss)), np.convolve(loss, np.ones(k) / k, mode="valid"), label=f"mean of {k}")
-    a.set_xlabel("step")
-    a.set_title(title, fontsize=9)
-    a.legend(fontsize=7)
-    b.plot(history.get("epoch_step", []), np.asarray(history.get("val_cider", []), float) * 100, "o-")
-    b.set_xlabel("step")
-    b.set_ylabel("val CIDEr")
-    b.set_title("validation (picks the checkpoint)", fontsize=9)
-    fig.tight_layout()
-    return fig
+    a.set_xlabel("step", fontsize=FONT)
+    a.set_ylabel("cross-entropy", fontsize=FONT)
+    a.set_title(_wrap(title, 50), fontsize=TITLE)
+    a.legend(fontsize=FONT)
+    steps, cider = history.get("epoch_step", []), np.asarray(history.get("val_cider", []), float) * 100
+    b.plot(steps, cider, "o-")
+    for x, y in zip(steps, cider):
+        b.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=FONT)
+    b.set_xlabel("step", fontsize=FONT)
+    b.set_ylabel("val CIDEr", fontsize=FONT)
+    b.set_title("validation (picks the checkpoint)", fontsize=TITLE)
+    b.set_xlim(0, max(len(loss), max(steps, default=0)) + 1)
+    return finish(fig)
 
 
 def ablation_bars(agg_rows: list, metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L"), group_key: str = "model"):
-    """Grouped bars (mean ± std over seeds) of each metric per model."""
-    names = [r[group_key] for r in agg_rows]
-    fig, axes = plt.subplots(1, len(metrics), figsize=(3.2 * len(metrics), 3.2))
-    for ax, m in zip(np.atleast_1d(axes), metrics):
-        vals = [r.get(m, np.nan) * 100 for r in agg_rows]
-        errs = [r.get(m + "_std", 0.0) * 100 for r in agg_rows]
-        ax.bar(range(len(names)), vals, yerr=errs, capsize=3, color=plt.cm.tab10(np.arange(len(names))))
-        ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=7)
-        ax.set_title(m, fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
-def caption_gallery(images: np.ndarray, columns: dict, n: int = 6, scale: float = 2.0):
-    """Images with several captions each: ``columns`` maps a label ("reference", "base", ...) to a list."""
-    import textwrap
-    n = min(n, len(images))
-    fig, axes = plt.subplots(1, n, figsize=(n * scale, scale * 2.2), squeeze=False)
-    for i, ax in enumerate(axes[0]):
-        ax.imshow(images[i])
+    """Horizontal bars (mean ± std over seeds, x100) of each metric per model, one panel per metric."""
+    names = [str(r[group_key]) for r in agg_rows]
+    cols = 2 if len(metrics) > 1 else 1
+    rows = int(np.ceil(len(metrics) / cols))
+    fig, axes = subplots(rows, cols, figsize=(10.0, rows * (0.8 + 0.32 * len(names))), squeeze=False)
+    for ax in axes.flat[len(metrics):]:
         ax.axis("off")
-        text = "\n".join(f"{k}: " + "\n".join(textwrap.wrap(v[i], 26)) for k, v in columns.items())
-        ax.set_title(text, fontsize=5.5, loc="left")
-    fig.tight_layout()
-    return fig
+    colours = [f"C{i % 10}" for i in range(len(names))]
+    ys = np.arange(len(names))
+    for ax, m in zip(axes.flat, metrics):
+        vals = np.array([r.get(m, np.nan) * 100 for r in agg_rows], float)
+        errs = np.array([r.get(m + "_std", 0.0) * 100 for r in agg_rows], float)
+        ax.barh(ys, vals, xerr=errs, capsize=3, color=colours)
+        ax.set_yticks(ys, names)
+        ax.invert_yaxis()
+        top = np.nanmax(vals + errs) if np.isfinite(vals).any() else 1.0
+        for y, v, e in zip(ys, vals, errs):
+            ax.text(v + e + 0.01 * top, y, f"{v:.1f}" + (f" ± {e:.1f}" if e else ""), va="center", fontsize=FONT)
+        ax.set_xlim(0, top * 1.35)
+        ax.set_title(f"{m} (x100, mean ± std over seeds)", fontsize=TITLE)
+    return finish(fig)
 
 
-def save_to(fig, path) -> "Path":
-    """Save ``fig`` at an explicit path (a run's own folder)."""
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    return path
+def caption_gallery(images: np.ndarray, columns: dict, n: int = 6, scale: float = 1.6):
+    """Images with several captions each, two images per row (image | its captions): ``columns`` maps a
+    label ("ref", "base", ...) to a list of captions."""
+    n = min(n, len(images))
+    per_row = 2 if n > 1 else 1
+    rows = int(np.ceil(n / per_row))
+    fig, axes = subplots(rows, 2 * per_row, figsize=(MAX_WIDTH_IN if per_row == 2 else 5.5, rows * (scale + 0.3)),
+                         squeeze=False, gridspec_kw={"width_ratios": [1, 2.2] * per_row})
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        r, c = divmod(i, per_row)
+        axes[r, 2 * c].imshow(images[i])
+        text = "\n".join(_wrap(f"{k}: {v[i]}", 38) for k, v in columns.items())
+        axes[r, 2 * c + 1].text(0, 0.5, text, va="center", fontsize=FONT)
+    return finish(fig)
 
 
 def faithfulness_sweep(rows: list, references: dict, real_faithfulness: float | None = None,
                        x_key: str = "faithfulness_overall", metric: str = "CIDEr"):
     """Test ``metric`` of each variant against the measured (val) faithfulness of its synthetic images, with
     the text-only and oracle models as horizontal lines and the real renders' faithfulness as a vertical one."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    fig, ax = subplots(figsize=(8.0, 4.6))
     for i, name in enumerate(dict.fromkeys(r["model"] for r in rows)):
         pts = sorted((r[x_key], r[metric] * 100, r["strength"]) for r in rows if r["model"] == name)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=plt.cm.tab10(i), label=name)
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", color=f"C{i % 10}", label=name)
         if i == 0:
             for x, y, s in pts:
-                ax.annotate("T2I" if s >= 1 else f"s={s:g}", (x, y), textcoords="offset points", xytext=(0, -14),
-                            ha="center", fontsize=9, color="0.3")
+                ax.annotate("T2I" if s >= 1 else f"s={s:g}", (x, y), textcoords="offset points", xytext=(0, -15),
+                            ha="center", fontsize=FONT, color="0.3")
     for j, (name, val) in enumerate(sorted(references.items())):
         ax.axhline(val * 100, ls="--", color=("0.2", "0.55")[j % 2], label=f"{name} (same size and seed)")
     if real_faithfulness is not None:
         ax.axvline(real_faithfulness, ls=":", color="0.5", label="real renders' faithfulness")
-    ax.set_xlabel("faithfulness of the training images (GenEval-like overall, val)", fontsize=10)
-    ax.set_ylabel(f"test {metric} (x100)", fontsize=10)
-    ax.tick_params(labelsize=9)
-    ax.legend(fontsize=9, loc="best")
-    ax.set_title("captioning quality vs faithfulness of the synthetic images", fontsize=11)
-    fig.tight_layout()
-    return fig
+    ax.set_xlabel("faithfulness of the training images (GenEval-like overall, val)", fontsize=FONT)
+    ax.set_ylabel(f"test {metric} (x100)", fontsize=FONT)
+    ax.legend(fontsize=FONT, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    ax.set_title("captioning quality vs faithfulness of the synthetic images", fontsize=TITLE)
+    return finish(fig)
 
 
 def faithfulness_profile(profiles: dict, categories=None, title: str = "faithfulness profile (GenEval-like)"):
@@ -217,20 +331,19 @@ def faithfulness_profile(profiles: dict, categories=None, title: str = "faithful
     each bar labelled with its value."""
     names = list(profiles)
     categories = list(categories or next(iter(profiles.values())).keys())
-    fig, ax = plt.subplots(figsize=(7.0, 0.5 + 0.32 * len(categories) * len(names)))
+    fig, ax = subplots(figsize=(8.0, 1.2 + 0.3 * len(categories) * len(names)))
     h = 0.8 / len(names)
     for j, name in enumerate(names):
         ys = np.arange(len(categories)) + j * h
         vals = [profiles[name].get(c, np.nan) for c in categories]
-        ax.barh(ys, vals, height=h, color=plt.cm.tab10(j), label=name)
+        ax.barh(ys, vals, height=h, color=f"C{j % 10}", label=name)
         for y, v in zip(ys, vals):
             if np.isfinite(v):
-                ax.text(v + 0.01, y, f"{v:.2f}", va="center", fontsize=9)
-    ax.set_yticks(np.arange(len(categories)) + 0.4 - h / 2, [c.replace("_", " ") for c in categories], fontsize=10)
+                ax.text(v + 0.01, y, f"{v:.2f}", va="center", fontsize=FONT)
+    ax.set_yticks(np.arange(len(categories)) + 0.4 - h / 2, [c.replace("_", " ") for c in categories])
     ax.invert_yaxis()
     ax.set_xlim(0, 1.12)
-    ax.set_xlabel("share of images that pass", fontsize=10)
-    ax.legend(fontsize=9, loc="lower right")
-    ax.set_title(title, fontsize=11)
-    fig.tight_layout()
-    return fig
+    ax.set_xlabel("share of images that pass", fontsize=FONT)
+    ax.legend(fontsize=FONT, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(3, len(names)))
+    ax.set_title(title, fontsize=TITLE)
+    return finish(fig)
