@@ -40,7 +40,10 @@ def check_legible(fig):
             for a, b in itertools.combinations(boxes, 2):
                 assert not _overlap(a, b), f"overlapping tick labels on {ax.get_title()!r}"
     png = fig.to_png()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    from PIL import Image
+    import io
+    width = Image.open(io.BytesIO(png)).size[0]
+    assert width <= (plots.MAX_WIDTH_IN + 2 * plots.PAD_IN) * plots.DPI + 1, f"the saved figure is {width} px wide: something spills out"
     return png
 
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .paths import atomic_write
+from .paths import atomic_write, repo_path
 from .vocab import tokenize
 
 SPICE_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
@@ -140,8 +140,8 @@ def markdown_table(rows: list, group_key: str = "model", scale: float = 100.0) -
 
 def write_table(rows: list, path: str | Path, group_key: str = "model") -> dict:
     """Write per-run rows (each with its config and seed) to ``<path>.csv`` and the aggregated table to
-    ``<path>.md``; returns the paths."""
-    path = Path(path)
+    ``<path>.md`` (a relative path is under the repository, wherever the notebook runs); returns the paths."""
+    path = repo_path(path)
     keys = sorted({k for r in rows for k in r}, key=lambda k: (k not in (group_key, "seed"), k))
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=keys)

@@ -179,7 +179,7 @@ def render_pcm(image: np.ndarray, result: pcm.PCMResult, i: int, words: list, mo
     im = ax_ent.imshow(ent, cmap="viridis", vmin=0, vmax=1)
     top.colorbar(im, ax=ax_ent, shrink=0.8).ax.tick_params(labelsize=plots.FONT)
     tau_text = f" (τ={tau:g})" if tau is not None else ""
-    ax_ent.set_title(f"Eq. 3 weights{tau_text}:\nentropy / log K", fontsize=plots.TITLE)
+    ax_ent.set_title(f"Eq. 3 weights{tau_text}\nentropy / log K", fontsize=plots.FONT)
     ax_ent.set_xlabel(f"mean {ent.mean():.2f}", fontsize=plots.FONT)
     ax_ent.set_xticks([])
     ax_ent.set_yticks([])
@@ -198,7 +198,7 @@ def render_pcm(image: np.ndarray, result: pcm.PCMResult, i: int, words: list, mo
     head = f"{mode} mode · K={result.affinity.shape[2]}" + (f" · M={m}" if m is not None else "") + tau_text.replace(
         " (", " · ").replace(")", "") + (f" · {rule} rule" if rule else "") + f" · {n_sel} patches {verb}"
     note = selection_note(result, i, m, rule or "pair") if m is not None else ""
-    fig.suptitle(head + ("\n" + plots._wrap(note, 120) if note else ""), fontsize=plots.TITLE,
+    fig.suptitle(plots._wrap(head, 88) + ("\n" + plots._wrap(note, 88) if note else ""), fontsize=plots.TITLE,
                  color="black" if not note else "darkred")
     return plots.finish(fig)
 

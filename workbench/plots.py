@@ -24,10 +24,12 @@ from matplotlib.text import Text
 from .paths import figures_dir
 
 DPI = 96              # CSS pixels per inch: a 9 pt font is 12 px on screen
-MAX_WIDTH_IN = 11.0   # 1,056 px: the output area of a notebook in a 1280 px JupyterLab window
+MAX_WIDTH_IN = 8.5    # 816 px (+ the crop's pad): a notebook's output area is 829 px in a 1280 px JupyterLab
+                      # window with the file browser open
 MIN_FONT = 9.0        # points, at that size
 FONT = 10.0           # body text: ticks, labels, legends, annotations
 TITLE = 11.0
+PAD_IN = 0.02         # the padding bbox_inches="tight" keeps around the content
 
 
 class WorkbenchFigure(Figure):
@@ -41,7 +43,7 @@ class WorkbenchFigure(Figure):
     def to_png(self) -> bytes:
         """The PNG bytes of this figure (deterministic for the same figure)."""
         buf = io.BytesIO()
-        self.savefig(buf, format="png", dpi=self.dpi, bbox_inches="tight", facecolor="white")
+        self.savefig(buf, format="png", dpi=self.dpi, bbox_inches="tight", pad_inches=PAD_IN, facecolor="white")
         return buf.getvalue()
 
     def _repr_png_(self) -> bytes:
@@ -72,7 +74,7 @@ def png_bytes(fig: Figure) -> bytes:
     if isinstance(fig, WorkbenchFigure):
         return fig.to_png()
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight", facecolor="white")
+    fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight", pad_inches=PAD_IN, facecolor="white")
     return buf.getvalue()
 
 
@@ -121,7 +123,7 @@ def image_grid(images: np.ndarray, titles=None, cols: int = 8, scale: float = 1.
     rows = int(np.ceil(n / cols))
     scale = min(scale, MAX_WIDTH_IN / cols)
     fontsize = max(fontsize, MIN_FONT)
-    chars = int(scale * 72 / (0.55 * fontsize))                 # characters per line at this font size
+    chars = int(scale * 72 / (0.62 * fontsize))                 # characters per line at this font size
     lines = max((len(textwrap.wrap(t, chars)) for t in titles), default=0) if titles else 0
     fig, axes = subplots(rows, cols, figsize=(cols * scale, rows * (scale + lines * fontsize * 1.3 / 72)),
                          squeeze=False)
@@ -241,7 +243,7 @@ def score_histograms(values: dict, xlabel: str, title: str):
 def training_curves(history: dict, title: str = "captioner training"):
     """Training loss per step (smoothed) and val CIDEr per epoch."""
     loss = np.asarray(history["loss"], float)
-    fig, (a, b) = subplots(1, 2, figsize=(10.0, 3.6))
+    fig, (a, b) = subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.6))
     a.plot(loss, color="0.7", lw=0.8, label="loss per step")
     if len(loss) >= 20:
         k = max(len(loss) // 50, 5)
@@ -266,7 +268,7 @@ def ablation_bars(agg_rows: list, metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L
     names = [str(r[group_key]) for r in agg_rows]
     cols = 2 if len(metrics) > 1 else 1
     rows = int(np.ceil(len(metrics) / cols))
-    fig, axes = subplots(rows, cols, figsize=(10.0, rows * (0.8 + 0.32 * len(names))), squeeze=False)
+    fig, axes = subplots(rows, cols, figsize=(MAX_WIDTH_IN, rows * (0.8 + 0.32 * len(names))), squeeze=False)
     for ax in axes.flat[len(metrics):]:
         ax.axis("off")
     colours = [f"C{i % 10}" for i in range(len(names))]
@@ -291,14 +293,16 @@ def caption_gallery(images: np.ndarray, columns: dict, n: int = 6, scale: float 
     n = min(n, len(images))
     per_row = 2 if n > 1 else 1
     rows = int(np.ceil(n / per_row))
-    fig, axes = subplots(rows, 2 * per_row, figsize=(MAX_WIDTH_IN if per_row == 2 else 5.5, rows * (scale + 0.3)),
+    width = MAX_WIDTH_IN if per_row == 2 else 5.5
+    chars = int(width / per_row * 2.2 / 3.2 * 72 / (0.62 * FONT))      # the text column, in characters
+    fig, axes = subplots(rows, 2 * per_row, figsize=(width, rows * (scale + 0.3)),
                          squeeze=False, gridspec_kw={"width_ratios": [1, 2.2] * per_row})
     for ax in axes.flat:
         ax.axis("off")
     for i in range(n):
         r, c = divmod(i, per_row)
         axes[r, 2 * c].imshow(images[i])
-        text = "\n".join(_wrap(f"{k}: {v[i]}", 38) for k, v in columns.items())
+        text = "\n".join(_wrap(f"{k}: {v[i]}", chars) for k, v in columns.items())
         axes[r, 2 * c + 1].text(0, 0.5, text, va="center", fontsize=FONT)
     return finish(fig)
 

@@ -173,5 +173,14 @@ def _save(acc, last: Checkpoint, out: Path, model, opt, step, epoch, history, be
     atomic_write_json(out / "progress.json", {"step": step, "epoch": epoch, "best": best})
 
 
+def reset_run(run_dir: str | Path, name: str) -> Path:
+    """Delete ``<run_dir>/<name>`` (checkpoints and history) so the next ``train_captioner`` starts fresh;
+    a relative ``run_dir`` is under the repository, as in ``train_captioner``."""
+    import shutil
+    out = repo_path(run_dir) / name
+    shutil.rmtree(out, ignore_errors=True)
+    return out
+
+
 def load_history(run_dir: str | Path, name: str) -> dict:
     return json.loads((repo_path(run_dir) / name / "history.json").read_text())
