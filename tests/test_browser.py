@@ -11,6 +11,7 @@ figures drawn in widget callbacks came out blank or half-drawn). Screenshots lan
 Run with ``pytest -m browser``; skipped, with the reason, where Chromium, its driver or Selenium is missing.
 """
 import hashlib
+import os
 import time
 from pathlib import Path
 
@@ -18,13 +19,16 @@ import pytest
 
 from labdriver import REPO, Lab, kernel_eval, missing
 
-pytestmark = [pytest.mark.browser, pytest.mark.skipif(bool(missing()), reason=missing() or "ok")]
+REQUIRED = os.environ.get("WORKBENCH_REQUIRE_BROWSER") == "1"         # .ci/run: a missing browser fails
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(bool(missing()) and not REQUIRED, reason=missing() or "ok")]
 SHOTS = REPO / "runs" / "browser"
 ENV = {"WORKBENCH_SMOKE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
 
 
 @pytest.fixture
 def lab(tmp_path):
+    if missing():
+        pytest.fail(f"WORKBENCH_REQUIRE_BROWSER=1 but {missing()}")
     lab = Lab(tmp_path, env=ENV)
     lab.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False})

@@ -159,7 +159,7 @@ def render_pcm(image: np.ndarray, result: pcm.PCMResult, i: int, words: list, mo
     ys = np.arange(k)
     ax_bar.barh(ys, probs, color=colours)
     ax_bar.set_xscale("log")
-    ax_bar.set_xlim(max(probs.min() / 3, 1e-6), 3.0)
+    ax_bar.set_xlim(max(probs.min() / 3, 1e-6), 2.5)
     for y, p in zip(ys, probs):
         ax_bar.text(p * 1.15, y, f"{p:.3g}", va="center", fontsize=plots.FONT)
     ax_bar.set_yticks(ys, names)
@@ -178,7 +178,7 @@ def render_pcm(image: np.ndarray, result: pcm.PCMResult, i: int, words: list, mo
     ent = weight_entropy(result, i).reshape(grid, grid)
     im = ax_ent.imshow(ent, cmap="viridis", vmin=0, vmax=1)
     top.colorbar(im, ax=ax_ent, shrink=0.8).ax.tick_params(labelsize=plots.FONT)
-    tau_text = f" (τ={tau:g})" if tau is not None else ""
+    tau_text = f" (τ={tau:.3g})" if tau is not None else ""
     ax_ent.set_title(f"Eq. 3 weights{tau_text}\nentropy / log K", fontsize=plots.FONT)
     ax_ent.set_xlabel(f"mean {ent.mean():.2f}", fontsize=plots.FONT)
     ax_ent.set_xticks([])

@@ -119,7 +119,7 @@ def _wrap(text: str, width: int) -> str:
 def image_grid(images: np.ndarray, titles=None, cols: int = 8, scale: float = 1.6, fontsize: float = FONT):
     """Show uint8 [B, H, W, 3] images in a grid, optional titles wrapped to the cell width."""
     n = len(images)
-    cols = max(1, min(cols, n))
+    cols = max(1, min(cols, n, 6 if titles else 10))          # titled cells need ~1.4 in to stay readable
     rows = int(np.ceil(n / cols))
     scale = min(scale, MAX_WIDTH_IN / cols)
     fontsize = max(fontsize, MIN_FONT)
@@ -160,6 +160,7 @@ def difference_histogram(fit: dict):
                                 (fit["capdec_sigma"], f"CapDec N(0, σ²={fit['capdec_variance']})", "--")):
         ax.plot(xs, np.exp(-xs ** 2 / (2 * sigma ** 2)) / (sigma * np.sqrt(2 * np.pi)), style, label=label)
     ax.set_xlabel("difference", fontsize=FONT)
+    ax.set_ylabel("density", fontsize=FONT)
     ax.legend(fontsize=FONT)
     ax.set_title("Per-dimension modality difference", fontsize=TITLE)
     return finish(fig)
@@ -209,13 +210,15 @@ def bar_pair(values: dict, title: str, ylabel: str = ""):
     return finish(fig)
 
 
-def synthesis_gallery(captions, synthetic: np.ndarray, real: np.ndarray, n: int = 6, scale: float = 1.8):
+def synthesis_gallery(captions, synthetic: np.ndarray, real: np.ndarray, n: int = 6, scale: float = 1.5):
     """Rows: caption | synthetic image | real rendering of the same scene."""
     n = min(n, len(captions))
-    fig, axes = subplots(n, 3, figsize=(min(3 * scale * 1.5, MAX_WIDTH_IN), n * scale), squeeze=False,
-                         gridspec_kw={"width_ratios": [2.4, 1, 1]})
+    ratios = [1.8, 1, 1]
+    width = min(scale * sum(ratios) + 0.3, MAX_WIDTH_IN)
+    chars = int(width * ratios[0] / sum(ratios) * 72 / (0.62 * FONT))
+    fig, axes = subplots(n, 3, figsize=(width, n * scale + 0.3), squeeze=False, gridspec_kw={"width_ratios": ratios})
     for i in range(n):
-        axes[i, 0].text(0, 0.5, _wrap(captions[i], 36), va="center", fontsize=FONT)
+        axes[i, 0].text(0, 0.5, _wrap(captions[i], chars), va="center", fontsize=FONT)
         axes[i, 1].imshow(synthetic[i])
         axes[i, 2].imshow(real[i])
         for ax in axes[i]:
@@ -257,7 +260,7 @@ def training_curves(history: dict, title: str = "captioner training"):
     for x, y in zip(steps, cider):
         b.annotate(f"{y:.1f}", (x, y), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=FONT)
     b.set_xlabel("step", fontsize=FONT)
-    b.set_ylabel("val CIDEr", fontsize=FONT)
+    b.set_ylabel("val CIDEr (x100)", fontsize=FONT)
     b.set_title("validation (picks the checkpoint)", fontsize=TITLE)
     b.set_xlim(0, max(len(loss), max(steps, default=0)) + 1)
     return finish(fig)
@@ -281,7 +284,7 @@ def ablation_bars(agg_rows: list, metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L
         ax.invert_yaxis()
         top = np.nanmax(vals + errs) if np.isfinite(vals).any() else 1.0
         for y, v, e in zip(ys, vals, errs):
-            ax.text(v + e + 0.01 * top, y, f"{v:.1f}" + (f" ± {e:.1f}" if e else ""), va="center", fontsize=FONT)
+            ax.text(v + e + 0.03 * top, y, f"{v:.1f}" + (f" ± {e:.1f}" if e else ""), va="center", fontsize=FONT)
         ax.set_xlim(0, top * 1.35)
         ax.set_title(f"{m} (x100, mean ± std over seeds)", fontsize=TITLE)
     return finish(fig)
@@ -295,15 +298,18 @@ def caption_gallery(images: np.ndarray, columns: dict, n: int = 6, scale: float 
     rows = int(np.ceil(n / per_row))
     width = MAX_WIDTH_IN if per_row == 2 else 5.5
     chars = int(width / per_row * 2.2 / 3.2 * 72 / (0.62 * FONT))      # the text column, in characters
-    fig, axes = subplots(rows, 2 * per_row, figsize=(width, rows * (scale + 0.3)),
-                         squeeze=False, gridspec_kw={"width_ratios": [1, 2.2] * per_row})
+    texts = ["\n".join(_wrap(f"{k}: {v[i]}", chars) for k, v in columns.items()) for i in range(n)]
+    line_in = FONT * 1.25 / 72
+    heights = [max(scale, max(t.count("\n") + 1 for t in texts[r * per_row:(r + 1) * per_row]) * line_in + 0.15)
+               for r in range(rows)]
+    fig, axes = subplots(rows, 2 * per_row, figsize=(width, sum(heights) + 0.2), squeeze=False,
+                         gridspec_kw={"width_ratios": [1, 2.2] * per_row, "height_ratios": heights})
     for ax in axes.flat:
         ax.axis("off")
     for i in range(n):
         r, c = divmod(i, per_row)
         axes[r, 2 * c].imshow(images[i])
-        text = "\n".join(_wrap(f"{k}: {v[i]}", chars) for k, v in columns.items())
-        axes[r, 2 * c + 1].text(0, 0.5, text, va="center", fontsize=FONT)
+        axes[r, 2 * c + 1].text(0, 0.5, texts[i], va="center", fontsize=FONT)
     return finish(fig)
 
 
@@ -348,6 +354,6 @@ def faithfulness_profile(profiles: dict, categories=None, title: str = "faithful
     ax.invert_yaxis()
     ax.set_xlim(0, 1.12)
     ax.set_xlabel("share of images that pass", fontsize=FONT)
-    ax.legend(fontsize=FONT, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=min(3, len(names)))
+    fig.legend(fontsize=FONT, loc="outside lower center", ncol=min(3, len(names)))
     ax.set_title(title, fontsize=TITLE)
     return finish(fig)
