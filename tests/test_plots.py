@@ -75,6 +75,10 @@ CASES = {
     "faithfulness_sweep": lambda: plots.faithfulness_sweep(
         [{"model": m, "strength": s, "faithfulness_overall": f, "CIDEr": c} for m in ("base", "pcm-net")
          for s, f, c in ((0.1, 0.47, 0.84), (1.0, 0.12, 0.66))], {"text-only": 0.6, "oracle": 0.87}, 0.8),
+    "leaderboard_bars": lambda: plots.leaderboard_bars(
+        [{"method": m, "block": b, "CIDEr": c, "CIDEr_std": 2.0, "seeds": 3}
+         for m, b, c in (("capdec", "text only", 97.0), ("decap", "text only", 90.0), ("syntic", "synthetic images", 99.0),
+                         ("oracle", "reference", 140.0))]),
     "faithfulness_profile": lambda: plots.faithfulness_profile(
         {"real": {"single_object": 0.88, "colour": 0.88}, "synthetic": {"single_object": 0.7, "colour": 0.6}}),
 }

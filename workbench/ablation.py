@@ -1,14 +1,16 @@
-"""The sandbox ablation (PCM-Net Table 3) with two references: text-only and an oracle on real renders.
+"""The sandbox runner: any registered method (``workbench.methods``) x seeds, one protocol, one table.
 
-Variants (each trained with every seed, checkpoint picked by val CIDEr on real val renders):
-    text-only  CapDec-style: trained on caption CLIP embeddings + noise, global feature only
-    base       synthetic image features (global + patches), plain cross-entropy
-    +mixup     base + PCM (replace in training, append at inference)
-    +cxe       base + CLIP-weighted cross-entropy
-    pcm-net    base + PCM + CXE
-    oracle     base trained on real renders of the same training captions
+Every (method, seed) is trained on the method's training data, its checkpoint picked by val CIDEr on real
+val renders (through the method's own inference recipe), and scored on the test split and the
+unseen-combination subset (pycocoevalcap + CLIPScore). Rows are saved as they finish and reused by a rerun
+under the same configs and data (a killed run resumes; each training run also resumes from its checkpoint).
 
-    python -m workbench.ablation --preset sandbox        # writes runs/ablation/<preset>/results.{md,csv}
+    python -m workbench.ablation --preset sandbox                    # PCM-Net's ablation: capdec (text-only),
+                                                                     # base, +mixup, +cxe, pcm-net, oracle
+    python -m workbench.ablation --preset sandbox --methods all      # the leaderboard of every registered method
+    python -m workbench.ablation --preset sandbox --sweep            # the faithfulness sweep
+
+Data assembly lives in ``experiment.py``; the methods in ``methods/``.
 """
 from __future__ import annotations
 
@@ -17,117 +19,105 @@ import json
 import time
 from dataclasses import asdict, replace
 
+import numpy as np
 import torch
 
-from .config import (ABLATION_VARIANTS as VARIANTS, AblationConfig, CaptionerConfig, ClipConfig, ConceptConfig,
-                     FeatureConfig, PCMConfig, SynthesisConfig, TrainConfig, WorldConfig)
+from . import methods
+from .config import AblationConfig, CaptionerConfig, ClipConfig, PCMConfig, SynthesisConfig, TrainConfig, WorldConfig
+from .experiment import prepare_sandbox
 from .paths import atomic_write_json, repo_path, stable_hash
 
 
-def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True) -> dict:
-    """Captions, synthetic images (engine, resumable), feature caches, concept bank and vocabulary.
-
-    ``pipe`` is the text-to-image pipeline (default: load ``SynthesisConfig.preset(cfg.synthesis_preset)``)."""
-    from .concepts import build_concept_bank
-    from .data import load_sandbox_split
-    from .features import extract_image_features, extract_text_features
-    from .synthesis import SynthesisEngine, load_images, load_pipeline, sandbox_captions
-    from .training import CaptionSet, EvalSet
-    from .vocab import Vocabulary
-    world = WorldConfig.preset(cfg.world_preset)
-    feat = replace(FeatureConfig.preset(cfg.world_preset), root=f"{cfg.out_dir}/features")
-    all_caps, all_ids, scenes = sandbox_captions("train", cfg.n_train * 5, per_scene=5, world=world)
-    pick = [5 * i + i % 5 for i in range(cfg.n_train)]               # one reference per scene, rotating
-    caps, ids = [all_caps[i] for i in pick], [all_ids[i] for i in pick]
-    syn_cfg = replace(SynthesisConfig.preset(cfg.synthesis_preset), out_dir=f"{cfg.out_dir}/synthetic")
-    if cfg.layout_strength is not None:
-        syn_cfg = replace(syn_cfg, layout_strength=cfg.layout_strength)
-    pipe = pipe if pipe is not None else load_pipeline(syn_cfg)
-    records = SynthesisEngine(pipe, syn_cfg, scorer=clip).run(caps, ids, progress=progress)
-    syn_images = load_images(syn_cfg.out_dir, records)
-    src = stable_hash([r["sha256"] for r in records])          # new images -> a new cache, never a stale one
-    syn = extract_image_features(clip, syn_images, ids, f"abl-syn-{cfg.n_train}-{src[:8]}", feat,
-                                 source_id=src, progress=progress)
-    real_train = load_sandbox_split(world, "train", n=cfg.n_train, progress=progress)
-    real = extract_image_features(clip, real_train.images, [s.scene_id for s in real_train.scenes],
-                                  f"abl-real-train-{cfg.n_train}", feat, source_id="sandbox-train", progress=progress)
-    text = extract_text_features(clip, caps, ids, f"abl-text-{cfg.n_train}", feat, progress=progress)
-    cos = torch.tensor([r["clip_cos"] for r in records])
-    rows = list(range(cfg.n_train))
-    sets = {"synthetic": CaptionSet(syn, rows, caps, cos), "real": CaptionSet(real, rows, caps),
-            "text": CaptionSet(text, rows, caps, global_key="text")}
-    evals, eval_ids = {}, {}
-    for split, n in (("val", cfg.n_val), ("test", cfg.n_test), ("test_unseen", cfg.n_test_unseen)):
-        d = load_sandbox_split(world, split, n=n, progress=progress)
-        store = extract_image_features(clip, d.images, [s.scene_id for s in d.scenes], f"abl-{split}-{n}", feat,
-                                       source_id=f"sandbox-{split}", progress=progress)
-        evals[split] = (EvalSet.from_store(store, d.captions), d)
-        eval_ids[split] = store.manifest["identity"]
-    bank = build_concept_bank(all_caps, clip, ConceptConfig.preset(cfg.world_preset))
-    vocab = Vocabulary.build(all_caps, min_count=cfg.vocab_min_count,
-                             max_length=CaptionerConfig.preset(cfg.captioner_preset).max_length)
-    identity = stable_hash({"sets": {k: v.identity() for k, v in sets.items()}, "evals": eval_ids,
-                            "vocab": vocab.itos, "bank": bank.words})      # new images or CLIP -> new rows
-    return {"sets": sets, "evals": evals, "bank": bank, "vocab": vocab, "synthetic_images": syn_images,
-            "captions": caps, "synthetic_cos": cos, "identity": identity}
-
-
-def row_key(cfg: AblationConfig, tcfg: TrainConfig, cap_cfg: CaptionerConfig, pcm_cfg: PCMConfig, variant: str,
+def row_key(cfg: AblationConfig, tcfg: TrainConfig, cap_cfg: CaptionerConfig, pcm_cfg: PCMConfig, method,
             data_identity: str) -> str:
-    """Identity of one ablation run: every config, the variant, the captioner architecture and the data
-    (synthetic images, CLIP features, vocabulary, concept bank); a saved row is reused only under the same key."""
+    """Identity of one run: the runner's data settings, every config, the method (its name and options), the
+    captioner architecture and the data (images, CLIP features, vocabulary, concept bank); a saved row is reused
+    only under the same key. Which other methods and seeds are in the same run list does not matter."""
     from .captioner import ARCHITECTURE
-    run = {k: v for k, v in asdict(cfg).items() if not k.startswith("sweep_")}   # the sweep's settings: not this run's
-    return stable_hash({"ablation": run, "train": asdict(tcfg), "captioner": asdict(cap_cfg),
-                        "pcm": asdict(pcm_cfg), "variant": variant, "architecture": ARCHITECTURE,
-                        "data": data_identity})
+    name, options = (method, {}) if isinstance(method, str) else (method.name, method.options())
+    run = {k: v for k, v in asdict(cfg).items() if not k.startswith("sweep_") and k not in ("variants", "seeds")}
+    payload = {"ablation": run, "train": asdict(tcfg), "captioner": asdict(cap_cfg), "pcm": asdict(pcm_cfg),
+               "variant": name, "architecture": ARCHITECTURE, "data": data_identity}
+    if options:
+        payload["method"] = options
+    return stable_hash(payload)
 
 
-def build_model(variant: str, data: dict, cap_cfg: CaptionerConfig, pcm_cfg: PCMConfig, seed: int):
-    from .captioner import Captioner
-    v = VARIANTS[variant]
-    torch.manual_seed(seed)
-    cfg = replace(cap_cfg, use_patches=v["use_patches"], mixup=v["mixup"])
-    probe = data["evals"]["val"][0]
-    return Captioner(cfg, len(data["vocab"]), probe.global_.shape[1], probe.tokens.shape[2], probe.tokens.shape[1],
-                     pcm_cfg if v["mixup"] else None, data["bank"].embeddings if v["mixup"] else None)
+def data_identity(exp, method) -> str:
+    """The data a method's row depends on: the experiment's identity, plus the caption groups and unpaired
+    images for the methods that have options (every method but PCM-Net's rows, whose keys predate them)."""
+    if not method.options():
+        return exp.identity
+    return stable_hash({"exp": exp.identity, "groups": exp.group_store.manifest["identity"],
+                        "unpaired": exp.unpaired.manifest["identity"]})
 
 
-def run_ablation(cfg: AblationConfig, clip, data: dict, progress: bool = True) -> list:
-    """Train and evaluate every (variant, seed); one row per run with its config, seed, metrics and test
-    captions. Each finished run is saved to ``<out_dir>/rows/<variant>-s<seed>.json`` and reused by a rerun
-    with the same configs (a killed ablation resumes; each training run also resumes from its checkpoint)."""
+def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True) -> list:
+    """Train and evaluate every (method in ``cfg.variants``, seed); one row per run with its configs, seed,
+    metrics and test captions, saved to ``<out_dir>/rows/<method>-s<seed>.json``."""
     from .protocols import evaluate_captioner as evaluate
     from .training import train_captioner
     cap_cfg, pcm_cfg = CaptionerConfig.preset(cfg.captioner_preset), PCMConfig.preset(cfg.pcm_preset)
     rows = []
-    for variant in cfg.variants:
+    for name in cfg.variants:
+        method = methods.get(name)
         for seed in cfg.seeds:
-            tcfg = replace(TrainConfig.preset(cfg.train_preset), seed=seed, cxe=VARIANTS[variant]["cxe"],
+            tcfg = replace(method.train_config(TrainConfig.preset(cfg.train_preset)), seed=seed,
                            run_dir=f"{cfg.out_dir}/runs")
-            key = row_key(cfg, tcfg, cap_cfg, pcm_cfg, variant, data["identity"])
-            path = repo_path(cfg.out_dir) / "rows" / f"{variant}-s{seed}.json"
+            key = row_key(cfg, tcfg, cap_cfg, pcm_cfg, method, data_identity(exp, method))
+            path = repo_path(cfg.out_dir) / "rows" / f"{method.name}-s{seed}.json"
             if path.exists() and json.loads(path.read_text()).get("key") == key:
                 rows.append(json.loads(path.read_text()))
                 continue
             t0 = time.time()
-            model = build_model(variant, data, cap_cfg, pcm_cfg, seed)
-            hist = train_captioner(model, data["vocab"], data["sets"][VARIANTS[variant]["data"]],
-                                   data["evals"]["val"][0], tcfg, f"{variant}-s{seed}", progress=progress)
-            metrics, hyps = evaluate(model, data["vocab"], data["evals"]["test"][0], clip, tcfg.beam_size)
-            unseen, unseen_hyps = evaluate(model, data["vocab"], data["evals"]["test_unseen"][0], clip, tcfg.beam_size)
-            row = {"model": variant, "seed": seed, **metrics, "unseen_CIDEr": unseen["CIDEr"],
+            model = method.build(exp, cap_cfg, pcm_cfg, seed)
+            hist = train_captioner(model, exp.vocab, method.train_set(exp), method.eval_set(exp, "val"), tcfg,
+                                   f"{method.name}-s{seed}", progress=progress)
+            metrics, hyps = evaluate(model, exp.vocab, method.eval_set(exp, "test"), clip, tcfg.beam_size)
+            unseen, unseen_hyps = evaluate(model, exp.vocab, method.eval_set(exp, "test_unseen"), clip, tcfg.beam_size)
+            row = {"model": method.name, "seed": seed, **metrics, "unseen_CIDEr": unseen["CIDEr"],
                    "unseen_CLIPScore": unseen["CLIPScore"], "best_val_CIDEr": max(hist["val_cider"]),
-                   "seconds": round(time.time() - t0, 1), "captioner": asdict(model.cfg), "train": asdict(tcfg),
-                   "pcm": asdict(pcm_cfg) if VARIANTS[variant]["mixup"] else None, "key": key,
+                   **method.extra_metrics(model, exp, clip, tcfg.beam_size), **method.describe(),
+                   "method_options": method.options(), "seconds": round(time.time() - t0, 1),
+                   "captioner": asdict(model.cfg), "train": asdict(tcfg), "pcm": asdict(pcm_cfg)
+                   if getattr(model.cfg, "mixup", False) else None, "key": key,
                    "test_hyps": hyps, "unseen_hyps": unseen_hyps, "history": hist}
             atomic_write_json(path, row)
             rows.append(row)
     return rows
 
 
+def leaderboard(rows: list, metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "CLIPScore", "unseen_CIDEr")) -> list:
+    """One row per method: mean and std over seeds of ``metrics`` (x100 but CLIPScore), its block and family,
+    and the paper's own MSCOCO CIDEr beside it (reported, not run here)."""
+    out = []
+    for name in dict.fromkeys(r["model"] for r in rows):
+        rs = [r for r in rows if r["model"] == name]
+        m = methods.get(name)
+        row = {"block": m.block, "method": name, "family": m.family, "seeds": len(rs)}
+        for k in metrics:
+            vals = np.array([r[k] for r in rs if k in r], float) * (1 if k == "CLIPScore" else 100)
+            row[k], row[k + "_std"] = (float(vals.mean()), float(vals.std())) if len(vals) else (np.nan, np.nan)
+        row["reported_COCO_CIDEr"] = m.reported.CIDEr if m.reported else None
+        row["reported_by"] = m.reported.source if m.reported else ""
+        out.append(row)
+    order = {b: i for i, b in enumerate(methods.BLOCKS)}
+    return sorted(out, key=lambda r: (order.get(r["block"], 9), -r["CIDEr"]))
+
+
+def leaderboard_markdown(board: list) -> str:
+    lines = ["| block | method | seeds | CIDEr | B@4 | METEOR | ROUGE-L | CLIPScore | unseen CIDEr | "
+             "paper's MSCOCO CIDEr (reported, not run here) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    f = lambda r, k, d=1: f"{r[k]:.{d}f} ± {r[k + '_std']:.{d}f}"  # noqa: E731
+    for r in board:
+        rep = f"{r['reported_COCO_CIDEr']:.1f} ({r['reported_by']})" if r["reported_COCO_CIDEr"] else ""
+        lines.append(f"| {r['block']} | {r['method']} | {r['seeds']} | {f(r, 'CIDEr')} | {f(r, 'Bleu_4')} | "
+                     f"{f(r, 'METEOR')} | {f(r, 'ROUGE_L')} | {f(r, 'CLIPScore', 3)} | {f(r, 'unseen_CIDEr')} | {rep} |")
+    return "\n".join(lines)
+
+
 SWEEP_VARIANTS = ("base", "+mixup", "+cxe", "pcm-net")
-SWEEP_REFERENCES = ("text-only", "oracle")          # trained once, at the first point (they use no synthetic image)
+SWEEP_REFERENCES = ("capdec", "oracle")          # trained once, at the first point (they use no synthetic image)
 
 
 def sweep_config(cfg: AblationConfig, strength: float, variants=SWEEP_VARIANTS, seed: int = 0) -> AblationConfig:
@@ -170,10 +160,14 @@ def table_rows(rows: list) -> list:
 def main(argv=None) -> None:
     from .backbones import load_clip
     from .evaluation import write_table
-    ap = argparse.ArgumentParser(description="Run the sandbox ablation (text-only, base, +mixup, +cxe, pcm-net, oracle).")
+    ap = argparse.ArgumentParser(description="Run registered methods x seeds on the sandbox (default: PCM-Net's "
+                                             "ablation: capdec, base, +mixup, +cxe, pcm-net, oracle).")
     ap.add_argument("--preset", default="sandbox", choices=AblationConfig.presets())
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--seeds", type=int, nargs="+", default=None, help="override the preset's seeds, e.g. --seeds 0")
+    ap.add_argument("--methods", default=None,
+                    help="'all', a group (" + ", ".join(methods.GROUPS) + ") or comma-separated method names "
+                         "(workbench.methods.names()); writes the leaderboard")
     ap.add_argument("--n-train", type=int, default=None, help="override the number of training pairs (own out_dir)")
     ap.add_argument("--sweep", action="store_true",
                     help="the faithfulness sweep instead: base/+mixup/+cxe/pcm-net (seed 0, sweep_n_train pairs) at "
@@ -186,18 +180,26 @@ def main(argv=None) -> None:
         cfg = replace(cfg, seeds=tuple(args.seeds))
     if args.n_train:
         cfg = replace(cfg, n_train=args.n_train, out_dir=f"{cfg.out_dir}-n{args.n_train}")
+    if args.methods:
+        cfg = replace(cfg, variants=methods.expand(args.methods))
     t0 = time.time()
     clip = load_clip(ClipConfig.preset("sandbox"))
     if args.sweep:
         return _main_sweep(cfg, clip, t0)
-    data = prepare_sandbox(cfg, clip)
-    rows = run_ablation(cfg, clip, data)
+    exp = prepare_sandbox(cfg, clip)
+    rows = run_ablation(cfg, clip, exp)
     out = repo_path(cfg.out_dir)
-    paths = write_table(table_rows(rows), out / "results")
-    atomic_write_json(out / "summary.json", {"config": asdict(cfg), "seconds": round(time.time() - t0, 1),
-                                             "reproduce": f"python -m workbench.ablation --preset {args.preset}"})
-    print(paths["markdown"])
-    print(f"total {time.time() - t0:.0f} s; table in {paths['md']}")
+    name = f"methods-{args.methods.replace(',', '+')}" if args.methods else "results"
+    paths = write_table(table_rows(rows), out / name)
+    board = leaderboard(rows)
+    (out / f"{name}-board.md").write_text(leaderboard_markdown(board) + "\n")
+    atomic_write_json(out / f"{name}-summary.json", {
+        "config": asdict(cfg), "seconds": round(time.time() - t0, 1), "board": board,
+        "trained_seconds": round(sum(r["seconds"] for r in rows), 1),
+        "reproduce": f"python -m workbench.ablation --preset {args.preset}" + (f" --methods {args.methods}" if
+                                                                              args.methods else "")})
+    print(leaderboard_markdown(board))
+    print(f"total {time.time() - t0:.0f} s; tables in {paths['md']} and {out / (name + '-board.md')}")
 
 
 def _main_sweep(cfg: AblationConfig, clip, t0: float) -> None:

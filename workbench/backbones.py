@@ -95,6 +95,13 @@ class ClipBackbone(nn.Module):
     def embed_dim(self) -> int:
         return int(self.model.visual.output_dim)
 
+    @property
+    def temperature(self) -> float:
+        """1 / the model's logit scale: CLIP's own softmax temperature over cosines (1/100 for OpenAI's CLIP,
+        1/800 for the calibrated sandbox CLIP). Methods whose papers write "tau = 1/100" use this."""
+        scale = getattr(self.model, "logit_scale", None)
+        return 1.0 / float(scale.detach().exp()) if scale is not None else 0.01
+
     # -------------------------------------------------------------------- inputs
     def pixels_from_uint8(self, images: np.ndarray | torch.Tensor) -> torch.Tensor:
         """uint8 [B, H, W, 3] -> normalised float [B, 3, S, S] on the model's device (bicubic resize if needed)."""

@@ -357,3 +357,27 @@ def faithfulness_profile(profiles: dict, categories=None, title: str = "faithful
     fig.legend(fontsize=FONT, loc="outside lower center", ncol=min(3, len(names)))
     ax.set_title(title, fontsize=TITLE)
     return finish(fig)
+
+
+def leaderboard_bars(board: list, metric: str = "CIDEr", title: str = "sandbox leaderboard"):
+    """Horizontal bars (mean ± std over seeds) of ``metric`` per method, coloured by table block (with a key);
+    ``board`` is ``ablation.leaderboard`` output (values already x100)."""
+    from matplotlib.patches import Patch
+    names = [r["method"] for r in board]
+    blocks = list(dict.fromkeys(r["block"] for r in board))
+    colour = {b: f"C{i}" for i, b in enumerate(blocks)}
+    fig, ax = subplots(figsize=(MAX_WIDTH_IN, 1.2 + 0.32 * len(names)))
+    ys = np.arange(len(names))
+    vals = np.array([r[metric] for r in board], float)
+    errs = np.array([r.get(metric + "_std", 0.0) for r in board], float)
+    ax.barh(ys, vals, xerr=errs, capsize=3, color=[colour[r["block"]] for r in board])
+    ax.set_yticks(ys, names)
+    ax.invert_yaxis()
+    top = np.nanmax(vals + errs) if np.isfinite(vals).any() else 1.0
+    for y, v, e, r in zip(ys, vals, errs, board):
+        ax.text(v + e + 0.02 * top, y, f"{v:.1f} ± {e:.1f} ({r['seeds']})", va="center", fontsize=FONT)
+    ax.set_xlim(0, top * 1.3)
+    ax.set_xlabel(f"test {metric} (x100, mean ± std over seeds; seeds in brackets)", fontsize=FONT)
+    ax.legend(handles=[Patch(color=colour[b], label=b) for b in blocks], fontsize=FONT, loc="lower right")
+    ax.set_title(title, fontsize=TITLE)
+    return finish(fig)

@@ -1,0 +1,155 @@
+"""The seed methods: their pure functions against hand-computed cases, the registry, and a tiny end-to-end
+train + caption run of every registered method (plus the runner's rows on a few of them)."""
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from workbench import methods
+from workbench.methods import common, syntic
+
+
+def test_noise_injection_matches_capdec():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4000, 512, generator=g)
+    noisy = common.noise_injection(x, 0.016, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(noisy.norm(dim=-1), torch.ones(4000), atol=1e-5)          # renormalised
+    cos = F.cosine_similarity(noisy, x, dim=-1).mean()
+    assert abs(float(cos) - 1 / np.sqrt(1 + 512 * 0.016)) < 0.01                      # 0.33 at D = 512
+    again = common.noise_injection(x, 0.016, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(noisy, again)
+    raw = common.noise_injection(x, 0.016, renormalize=False, generator=torch.Generator().manual_seed(1))
+    assert float(raw.norm(dim=-1).mean()) > 2.0                                       # sqrt(1 + 512 * 0.016)
+    with pytest.raises(ValueError, match="variance=-1"):
+        common.noise_injection(x, -1)
+
+
+def test_support_projection_limits():
+    g = torch.Generator().manual_seed(0)
+    mem = F.normalize(torch.randn(50, 16, generator=g), dim=-1)
+    q = mem[:10] + 0.05 * torch.randn(10, 16, generator=g)
+    nn_idx = (F.normalize(q, dim=-1) @ mem.T).argmax(-1)
+    assert torch.allclose(common.support_projection(q, mem, tau=1e-4), mem[nn_idx], atol=1e-4)   # tau -> 0: nearest
+    loo = common.support_projection(mem[:10], mem, tau=1e-4, exclude=torch.arange(10))
+    assert not torch.allclose(loo, mem[:10], atol=1e-2)                                # its own row is left out
+    flat = common.support_projection(q, mem, tau=1e4)                                  # tau -> inf: the mean
+    assert torch.allclose(flat, F.normalize(mem.mean(0), dim=-1).expand(10, -1), atol=1e-3)
+    with pytest.raises(ValueError, match="tau=0"):
+        common.support_projection(q, mem, 0)
+
+
+def test_mean_alignment_equalises_the_means():
+    g = torch.Generator().manual_seed(0)
+    img = F.normalize(torch.randn(500, 32, generator=g) + 3.0, dim=-1)               # two cones apart
+    txt = F.normalize(torch.randn(600, 32, generator=g) - 3.0, dim=-1)
+    mi, mt = common.modality_means(img, txt)
+    moved = common.mean_alignment(img, mi, mt)
+    assert F.cosine_similarity(moved.mean(0), mt, dim=0) > 0.99
+    assert (moved.mean(0) - mt).norm() < 0.1 * (mi - mt).norm()
+    shifted = F.normalize(img, dim=-1) - mi + mt                                       # before renormalising: exact
+    assert torch.allclose(shifted.mean(0), mt, atol=1e-5)
+
+
+def test_rotation_and_ot_maps():
+    g = torch.Generator().manual_seed(0)
+    x = F.normalize(torch.randn(200, 8, generator=g), dim=-1)
+    rot = common.rotation_alignment(x, x)                                              # same set: the identity
+    assert torch.allclose(common.apply_rotation(x, rot), x, atol=1e-4)
+    t = F.normalize(torch.randn(100, 8, generator=g), dim=-1)
+    mapped = common.ot_barycentric(x[:50], t)
+    assert mapped.shape == (50, 8) and torch.allclose(mapped.norm(dim=-1), torch.ones(50), atol=1e-5)
+    same = common.ot_barycentric(t[:40], t[:40], reg=0.01)                             # to itself: each to itself
+    assert (F.normalize(same, dim=-1) @ t[:40].T).argmax(-1).tolist() == list(range(40))
+
+
+def test_feature_optimisation_lowers_eq2_and_moves_toward_the_caption():
+    g = torch.Generator().manual_seed(0)
+    t = F.normalize(torch.randn(64, 16, generator=g), dim=-1)
+    s = t + 1.5 * torch.randn(64, 16, generator=g)
+    out, log = syntic.optimize_features(s, t, tau=0.1, lr=0.05, epochs=20, batch=16)
+    assert log["loss_after"] < log["loss_before"]
+    assert log["cos_to_caption_after"] > log["cos_to_caption_before"]
+    assert float(syntic.contrastive_loss(out[:16], t[:16], 0.1)) < float(syntic.contrastive_loss(s[:16], t[:16], 0.1))
+    paper, plog = syntic.optimize_features(s, t, tau=0.01, lr=1e-5, epochs=1, batch=16)
+    assert plog["cos_to_original"] > 0.999                                            # the paper's lr barely moves them
+
+
+def test_tagger_threshold_hits_the_target_count():
+    g = torch.Generator().manual_seed(0)
+    scores = torch.rand(100, 20, generator=g)
+    th = syntic.calibrate_threshold(scores, target_mean=2.0, max_tags=5)
+    index, mask = syntic.select_tags(scores, th, 5)
+    assert index.shape == (100, 5) and abs(float(mask.sum(-1).float().mean()) - 2.0) < 0.1
+    bank = torch.randn(20, 8, generator=g)
+    emb = syntic.tag_embeddings(index, mask, bank)
+    assert torch.equal(emb[~mask], torch.zeros_like(emb[~mask]))
+    patches = torch.zeros(1, 4, 8)
+    patches[0, 2] = bank[7]
+    assert syntic.tag_scores(patches, bank)[0].argmax() == 7                          # the patch shows concept 7
+
+
+def test_registry():
+    names = methods.names()
+    for n in ("capdec", "decap", "ucc", "ucc+mean", "ucc-self", "syntic", "syntic-loo", "pcm-net", "oracle"):
+        assert n in names
+    assert methods.get("text-only").name == "capdec"                                   # the ablation's old name
+    with pytest.raises(ValueError, match="method='nope'"):
+        methods.get("nope")
+    assert methods.expand("all") == tuple(names)
+    assert methods.expand("syntic-table4")[0] == "syntic-baseline"
+    assert methods.expand("decap,capdec") == ("decap", "capdec")
+    assert methods.get("syntic").options()["fo"] and methods.get("capdec").options() == {"noise_variance": None,
+                                                                                         "renormalize": True}
+    assert methods.get("pcm-net").options() == {}                 # PCM-Net's rows keep their keys
+
+
+@pytest.fixture(scope="module")
+def tiny_exp(tiny_clip, tmp_path_factory):
+    from workbench.config import AblationConfig, DiffusionConfig
+    from workbench.diffusion import build_untrained_pipeline
+    from workbench.experiment import prepare_sandbox
+    tmp = tmp_path_factory.mktemp("methods")
+    pipe = build_untrained_pipeline(DiffusionConfig.preset("tiny"), tiny_clip, tmp / "tok")
+    cfg = replace(AblationConfig.preset("tiny"), n_train=16, n_val=4, n_test=4, n_test_unseen=2,
+                  out_dir=str(tmp / "abl"))
+    return prepare_sandbox(cfg, tiny_clip, pipe=pipe, progress=False)
+
+
+def test_experiment_has_what_the_methods_need(tiny_exp):
+    e = tiny_exp
+    assert len(e.captions) == 16 and all(len(g) == 5 and c in g for g, c in zip(e.groups, e.captions))
+    assert len(e.group_store) == 80 and len(e.unpaired) == 8
+    assert set(e.evals) == {"val", "test", "test_unseen"} and e["vocab"] is e.vocab
+    unpaired_ids = set(e.unpaired.ids)
+    train_ids = {i.split("#")[0] for i in e.sets["text"].store.ids}
+    assert not unpaired_ids & train_ids, "unpaired images come from other scenes than the training captions"
+
+
+@pytest.mark.parametrize("name", methods.names())
+def test_every_method_trains_and_captions(tiny_exp, tmp_path, name):
+    from workbench.config import CaptionerConfig, PCMConfig, TrainConfig
+    from workbench.training import train_captioner
+    m = methods.get(name)
+    model = m.build(tiny_exp, CaptionerConfig.preset("tiny"), PCMConfig.preset("tiny"), 0)
+    tcfg = replace(m.train_config(TrainConfig.preset("tiny")), epochs=1, batch_size=4, run_dir=str(tmp_path))
+    hist = train_captioner(model, tiny_exp.vocab, m.train_set(tiny_exp), m.eval_set(tiny_exp, "val"), tcfg, name,
+                           progress=False)
+    assert len(hist["loss"]) == 4 and np.isfinite(hist["loss"]).all()
+    caps = m.eval_set(tiny_exp, "test").captions(model, tiny_exp.vocab, 2)
+    assert len(caps) == 4 and all(isinstance(c, str) for c in caps)
+    assert m.eval_set(tiny_exp, "test").global_ is tiny_exp.evals["test"][0].global_   # CLIPScore: the raw image
+
+
+def test_runner_rows_and_resume(tiny_exp, tiny_clip):
+    from workbench import ablation
+    cfg = replace(tiny_exp.cfg, variants=("decap", "ucc"), seeds=(0,))
+    rows = ablation.run_ablation(cfg, tiny_clip, tiny_exp, progress=False)
+    assert [r["model"] for r in rows] == ["decap", "ucc"] and rows[0]["block"] == "text only"
+    assert "CIDEr_mean_correction" in rows[1] and rows[0]["method_options"]["tau"] is None
+    again = ablation.run_ablation(cfg, tiny_clip, tiny_exp, progress=False)
+    assert [r["seconds"] for r in again] == [r["seconds"] for r in rows]             # reused, not retrained
+    board = ablation.leaderboard(rows)
+    assert {b["method"] for b in board} == {"decap", "ucc"} and board[0]["reported_COCO_CIDEr"] > 0
+    assert "reported" in ablation.leaderboard_markdown(board)

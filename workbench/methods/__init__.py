@@ -1,0 +1,73 @@
+"""The seed systems as registered methods, one module per system; the runner runs any of them by name.
+
+    from workbench import methods
+    methods.names()                 # every registered method
+    m = methods.get("decap")        # a fresh Method (see base.py for the interface)
+
+Add a method: write ``methods/<system>.py`` with a ``Method`` subclass and a ``METHODS = {name: factory}``
+dict, and list the module in ``_MODULES`` below.
+"""
+from __future__ import annotations
+
+from importlib import import_module
+
+from .base import BLOCKS, Method, Reported  # noqa: F401
+
+_MODULES = ("pcm_net", "capdec", "decap", "unsup_clipcap", "syntic")
+ALIASES = {"text-only": "capdec"}           # the PCM-Net ablation's name for the text-only (CapDec) row
+
+
+def registry() -> dict:
+    """name -> factory of every registered method, in module order."""
+    out = {}
+    for mod in _MODULES:
+        for name, factory in import_module(f"{__name__}.{mod}").METHODS.items():
+            if name in out:
+                raise RuntimeError(f"method {name!r} is registered twice (in {mod}).")
+            out[name] = factory
+    return out
+
+
+def names() -> list:
+    return list(registry())
+
+
+def get(name: str) -> Method:
+    """A fresh instance of the method registered as ``name`` (or one of its aliases)."""
+    reg = registry()
+    key = ALIASES.get(name, name)
+    if key not in reg:
+        raise ValueError(f"method={name!r} is not registered; choose one of {sorted(reg)} (or 'all').")
+    return reg[key]()
+
+
+GROUPS = {
+    "pcm-ablation": ("capdec", "base", "+mixup", "+cxe", "pcm-net", "oracle"),
+    "leaderboard": ("capdec", "decap", "ucc", "ucc+mean", "ucc-self", "syntic", "pcm-net", "base", "oracle"),
+    "syntic-table4": ("syntic-baseline", "syntic+fo", "syntic+fp", "syntic+af", "syntic+fo+af", "syntic+fp+fo",
+                      "syntic+fp+af", "syntic", "syntic-loo"),
+}
+
+
+def expand(spec) -> tuple:
+    """Method names from a spec: "all", a group name, or names (comma-separated string or a sequence)."""
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for item in (i.strip() for i in items):
+        group = names() if item == "all" else GROUPS.get(item, (item,))
+        out.extend(n for n in group if n not in out)
+    for n in out:
+        get(n)                               # a clear error for an unknown name
+    return tuple(out)
+
+
+def table(names_=None) -> str:
+    """A markdown table of the registered methods: block, family, training data, options, reported CIDEr."""
+    lines = ["| method | block | family | trains on | options | paper's MSCOCO CIDEr (reported) |",
+             "|---|---|---|---|---|---|"]
+    for n in names_ or names():
+        m = get(n)
+        opts = ", ".join(f"{k}={v}" for k, v in m.options().items()) or "-"
+        rep = f"{m.reported.CIDEr:.1f}" if m.reported else ""
+        lines.append(f"| {m.name} | {m.block} | {m.family} | {m.training_data} | {opts} | {rep} |")
+    return "\n".join(lines)

@@ -1,0 +1,100 @@
+"""What a method is: its training data, the features it builds in training and at inference, its model and
+its decoding. The runner (``ablation.py``) runs any registered method by name through this interface:
+
+    method = methods.get("syntic")
+    train  = method.train_set(exp)                  # CaptionSet-like: batch(idx, vocab, use_patches) -> dict
+    model  = method.build(exp, cap_cfg, pcm_cfg, seed)
+    tcfg   = method.train_config(tcfg)              # e.g. CLIP-weighted cross-entropy on or off
+    evals  = method.eval_set(exp, "test")           # EvalSet-like: captions(model, vocab, beam) runs the
+                                                    # method's inference recipe; .global_ stays the raw image
+                                                    # feature (CLIPScore)
+
+``family`` names the seed paper, ``block`` the table block ("text only", "synthetic images", "reference"),
+``reported`` the paper's own MSCOCO (Karpathy test) numbers, shown beside the sandbox rows and marked as
+reported. ``options()`` is the method's configuration: it is part of every saved row's key.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, is_dataclass, replace
+from typing import Optional
+
+from ..config import CaptionerConfig, TrainConfig
+
+BLOCKS = ("text only", "synthetic images", "reference")
+
+
+@dataclass(frozen=True)
+class Reported:
+    """Numbers a paper reports (MSCOCO Karpathy test, x100), never run here."""
+    source: str
+    CIDEr: float
+    Bleu_4: Optional[float] = None
+    METEOR: Optional[float] = None
+    ROUGE_L: Optional[float] = None
+    SPICE: Optional[float] = None
+    note: str = ""
+
+
+class Method:
+    """A registered method. Subclasses set the class attributes and override the hooks they change."""
+    name: str = ""
+    family: str = ""                  # the seed system ("PCM-Net", "CapDec", "SynTIC", ...)
+    block: str = "synthetic images"
+    training_data: str = "synthetic"  # "text", "text groups", "synthetic", "real"
+    reported: Optional[Reported] = None
+
+    def __init__(self, config=None):
+        self.config = config
+
+    # --- identity --------------------------------------------------------------------------------------
+    def options(self) -> dict:
+        """The method's settings (part of the row key); {} for a method without options."""
+        return asdict(self.config) if is_dataclass(self.config) else {}
+
+    def describe(self) -> dict:
+        return {"method": self.name, "family": self.family, "block": self.block, "training_data": self.training_data}
+
+    # --- hooks -----------------------------------------------------------------------------------------
+    def captioner_config(self, cfg: CaptionerConfig) -> CaptionerConfig:
+        """The captioner this method trains (default: global feature only, no noise in the model)."""
+        return replace(cfg, use_patches=False, mixup=False, noise_variance=0.0)
+
+    def train_config(self, cfg: TrainConfig) -> TrainConfig:
+        return replace(cfg, cxe=False)
+
+    def train_set(self, exp):
+        raise NotImplementedError(f"{type(self).__name__} must say what it trains on (train_set).")
+
+    def build(self, exp, cap_cfg: CaptionerConfig, pcm_cfg, seed: int):
+        """A fresh model seeded by ``seed`` (global slot of width D, no patch tokens by default)."""
+        import torch
+
+        from ..captioner import Captioner
+        torch.manual_seed(seed)
+        cfg = self.captioner_config(cap_cfg)
+        probe = exp.evals["val"][0]
+        return Captioner(cfg, len(exp.vocab), probe.global_.shape[1], probe.tokens.shape[2], probe.tokens.shape[1])
+
+    def eval_set(self, exp, split: str):
+        """The images of ``split`` as this method captions them (default: the raw image features)."""
+        return exp.evals[split][0]
+
+    def extra_metrics(self, model, exp, clip, beam: int) -> dict:
+        """Analysis columns beyond the protocol's metrics (e.g. other inference-time corrections)."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, options={self.options()})"
+
+
+def recipe_eval_set(base, recipe):
+    """``base`` (an EvalSet) captioned through ``recipe(global_, tokens, patches) -> (global_, tokens, patches)``;
+    ``.global_`` stays the raw image feature (CLIPScore is computed on it)."""
+    from ..training import EvalSet
+
+    class RecipeEvalSet(EvalSet):
+        def captions(self, model, vocab, beam: int) -> list:
+            from ..decoding import generate
+            g, t, p = recipe(self.global_, self.tokens, self.patches)
+            return generate(model, vocab, g, t, p, beam=beam)
+    return RecipeEvalSet(base.global_, base.tokens, base.patches, base.refs, base.ids)
