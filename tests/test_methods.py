@@ -153,3 +153,49 @@ def test_runner_rows_and_resume(tiny_exp, tiny_clip):
     board = ablation.leaderboard(rows)
     assert {b["method"] for b in board} == {"decap", "ucc"} and board[0]["reported_COCO_CIDEr"] > 0
     assert "reported" in ablation.leaderboard_markdown(board)
+
+
+def test_paper_profiles_take_the_papers_settings():
+    assert methods.get("capdec", "paper_b32").options()["noise_variance"] == 0.016
+    assert methods.get("decap", "paper_l14").options()["tau"] == 0.01
+    s = methods.get("syntic+fp", "paper_b32").options()
+    assert s["tagger"] == "detr" and s["tau"] == 0.01 and not s["fo"] and s["fp"]     # the row's flags stay
+    assert methods.get("syntic").options()["tagger"] == "clip"                          # sandbox default
+
+
+@pytest.fixture(scope="module")
+def tiny_detr(tmp_path_factory):
+    """A tiny random DETR (ResNet backbone, no timm, no download) saved locally, as the paper profile loads one."""
+    from transformers import DetrConfig, DetrForObjectDetection, DetrImageProcessor, ResNetConfig
+    torch.manual_seed(0)
+    labels = {0: "star", 1: "heart", 2: "circle"}
+    cfg = DetrConfig(use_timm_backbone=False, use_pretrained_backbone=False,
+                     backbone_config=ResNetConfig(embedding_size=8, hidden_sizes=[8, 16, 16, 16], depths=[1, 1, 1, 1],
+                                                  layer_type="basic", out_features=["stage4"]),
+                     d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
+                     decoder_attention_heads=2, encoder_ffn_dim=16, decoder_ffn_dim=16, num_queries=6,
+                     id2label=labels, label2id={v: k for k, v in labels.items()})
+    out = tmp_path_factory.mktemp("detr")
+    DetrForObjectDetection(cfg).save_pretrained(out)
+    DetrImageProcessor(size={"shortest_edge": 64, "longest_edge": 64}).save_pretrained(out)
+    return out
+
+
+def test_detr_tagger_and_syntic_on_the_paper_path(tiny_exp, tiny_detr, tmp_path):
+    from workbench.config import CaptionerConfig, PCMConfig, TrainConfig
+    from workbench.methods.tagging import DetrTagger
+    from workbench.training import train_captioner
+    images = tiny_exp.evals["test"][1].images
+    tagger = DetrTagger(str(tiny_detr), threshold=0.0, max_tags=2)
+    tags = tagger.tags(images)
+    assert len(tags) == 4 and all(1 <= len(t) <= 2 and set(t) <= {"star", "heart", "circle"} for t in tags)
+    emb = tagger.embeddings(images, tiny_exp.clip)
+    assert emb.shape == (4, 2, tiny_exp.clip.embed_dim) and (emb[:, 0].norm(dim=-1) > 0).all()
+    m = methods.get("syntic", "paper_b32")
+    m.config = replace(m.config, detr_model=str(tiny_detr), detr_threshold=0.0)
+    model = m.build(tiny_exp, CaptionerConfig.preset("tiny"), PCMConfig.preset("tiny"), 0)
+    tcfg = replace(m.train_config(TrainConfig.preset("tiny")), epochs=1, batch_size=8, run_dir=str(tmp_path))
+    hist = train_captioner(model, tiny_exp.vocab, m.train_set(tiny_exp), m.eval_set(tiny_exp, "val"), tcfg, "detr",
+                           progress=False)
+    assert len(hist["loss"]) == 2
+    assert len(m.eval_set(tiny_exp, "test").captions(model, tiny_exp.vocab, 1)) == 4

@@ -60,7 +60,7 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True) -> list:
     cap_cfg, pcm_cfg = CaptionerConfig.preset(cfg.captioner_preset), PCMConfig.preset(cfg.pcm_preset)
     rows = []
     for name in cfg.variants:
-        method = methods.get(name)
+        method = methods.get(name, cfg.captioner_preset)
         for seed in cfg.seeds:
             tcfg = replace(method.train_config(TrainConfig.preset(cfg.train_preset)), seed=seed,
                            run_dir=f"{cfg.out_dir}/runs")

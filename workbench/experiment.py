@@ -39,6 +39,7 @@ class Experiment:
     synthetic_cos: torch.Tensor
     clip_temperature: float
     identity: str
+    clip: object = None                          # the backbone (text embeddings of detector tags, ...)
     extras: dict = field(default_factory=dict)
 
     def __getitem__(self, key):                 # notebooks written against the old dict keep working
@@ -95,7 +96,7 @@ def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True,
                                         progress=progress)
     unpaired = unpaired_images(cfg, clip, world, feat, n_unpaired or max(8, cfg.n_train // 4), progress)
     return Experiment(cfg, sets, evals, bank, vocab, caps, groups, group_store, unpaired, syn_images, cos,
-                      clip.temperature, identity)
+                      clip.temperature, identity, clip)
 
 
 class _LazyRenders:

@@ -32,13 +32,19 @@ def names() -> list:
     return list(registry())
 
 
-def get(name: str) -> Method:
-    """A fresh instance of the method registered as ``name`` (or one of its aliases)."""
+def get(name: str, profile: str | None = None) -> Method:
+    """A fresh instance of the method registered as ``name`` (or one of its aliases), with the settings its
+    paper gives for ``profile`` ("paper_b32", "paper_l14"; a module's ``PROFILES``) over the sandbox defaults."""
+    from dataclasses import replace
     reg = registry()
     key = ALIASES.get(name, name)
     if key not in reg:
         raise ValueError(f"method={name!r} is not registered; choose one of {sorted(reg)} (or 'all').")
-    return reg[key]()
+    method = reg[key]()
+    overrides = getattr(import_module(type(method).__module__), "PROFILES", {}).get(profile or "", {})
+    if overrides:
+        method.config = replace(method.config, **overrides)
+    return method
 
 
 GROUPS = {

@@ -69,3 +69,4 @@ class CapDec(Method):
 
 
 METHODS = {"capdec": CapDec}
+PROFILES = {"paper_b32": {"noise_variance": 0.016}, "paper_l14": {"noise_variance": 0.016}}   # the paper's v (D = 512 / 768)

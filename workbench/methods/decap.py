@@ -58,3 +58,4 @@ class DeCap(Method):
 
 
 METHODS = {"decap": DeCap}
+PROFILES = {"paper_b32": {"tau": 0.01}, "paper_l14": {"tau": 0.01}}      # the code's (sim * 100).softmax

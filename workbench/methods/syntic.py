@@ -30,7 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..config import check_range
+from ..config import check_choice, check_range
 from ..paths import stable_hash
 from .base import Method, Reported
 from .common import support_projection
@@ -47,7 +47,10 @@ class SynTICConfig:
     fo_batch: int = 256                    # not in the paper
     leave_one_out: bool = False            # FP in training without the caption's own embedding
     max_tags: int = 5
-    tag_threshold: Optional[float] = None  # None: calibrated on the synthetic training images (see module doc)
+    tagger: str = "clip"                   # "clip": zero-shot over the concept bank (sandbox); "detr": the paper's
+    tag_threshold: Optional[float] = None  # clip tagger; None: calibrated on the synthetic training images
+    detr_model: str = "facebook/detr-resnet-50"   # detr tagger: checkpoint (from_pretrained) and score threshold
+    detr_threshold: float = 0.7
     decoder_layers: int = 4                # paper: 4 layers, 4 heads
     heads: int = 4
 
@@ -56,6 +59,7 @@ class SynTICConfig:
         check_range("fo_epochs", self.fo_epochs, 0)
         check_range("fo_batch", self.fo_batch, 2)
         check_range("max_tags", self.max_tags, 1)
+        check_choice("tagger", self.tagger, ("clip", "detr"))
         if self.tau is not None:
             check_range("tau", self.tau, 1e-6)
 
@@ -229,7 +233,13 @@ class SynTIC(Method):
             self._cache[key] = calibrate_threshold(scores, target, self.config.max_tags)
         return self._cache[key]
 
-    def _tags(self, exp, patches: torch.Tensor) -> torch.Tensor:
+    def _tags(self, exp, patches: torch.Tensor, images=None) -> torch.Tensor:
+        if self.config.tagger == "detr":
+            if "detr" not in self._cache:
+                from .tagging import DetrTagger
+                self._cache["detr"] = DetrTagger(self.config.detr_model, self.config.detr_threshold,
+                                                 self.config.max_tags)
+            return self._cache["detr"].embeddings(images, exp.clip)
         index, mask = select_tags(tag_scores(patches, exp.bank.embeddings), self._threshold(exp), self.config.max_tags)
         return tag_embeddings(index, mask, exp.bank.embeddings)
 
@@ -244,10 +254,10 @@ class SynTIC(Method):
         if c.fp:
             exclude = torch.arange(len(s)) if c.leave_one_out else None
             v = support_projection(s, text, tau, exclude=exclude)
-        tags = self._tags(exp, store.all("patches")) if c.af else None
+        tags = self._tags(exp, store.all("patches"), exp.synthetic_images) if c.af else None
         self.fo_log = log
         key = stable_hash({"syntic": self.options(), "tau": tau, "data": exp.sets["synthetic"].identity(),
-                           "memory": exp.sets["text"].identity(), "threshold": self._threshold(exp) if c.af else None})
+                           "memory": exp.sets["text"].identity(), "threshold": self._threshold(exp) if c.af and c.tagger == "clip" else None})
         return SynTICTrainSet(v, tags, s, exp.captions, key)
 
     def build(self, exp, cap_cfg, pcm_cfg, seed: int):
@@ -262,7 +272,7 @@ class SynTIC(Method):
         from .base import recipe_eval_set
         base = exp.evals[split][0]
         tau, text = self._tau(exp), self._memory(exp)
-        tags = self._tags(exp, base.patches) if self.config.af else None
+        tags = self._tags(exp, base.patches, exp.evals[split][1].images) if self.config.af else None
 
         def recipe(g, t, p):
             v = support_projection(g, text, tau) if self.config.fp else g
@@ -285,3 +295,4 @@ METHODS = dict([
     _row("syntic+fp+af", fo=False, fp=True, af=True),
     _row("syntic-loo", fo=True, fp=True, af=True, leave_one_out=True),
 ])
+PROFILES = {p: {"tau": 0.01, "tagger": "detr"} for p in ("paper_b32", "paper_l14")}   # MSCOCO; Flickr30k: tau 1/80
