@@ -4,7 +4,7 @@
   after each move the figure the page shows must be byte for byte the render function's output for the
   kernel's current control values (so neither blank nor half-drawn), and differ from the one before;
 * notebook 04: the live loss plot updates while the captioner trains;
-* notebooks 01, 02 and 05: every figure is shown unscaled (so its text keeps the >= 9 pt of ``plots``).
+* notebooks 01-06: every figure is shown unscaled (so its text keeps the >= 9 pt of ``plots``).
 
 JupyterLab runs with its defaults, comms over kernel subshells included (the setting under which pyplot
 figures drawn in widget callbacks came out blank or half-drawn). Screenshots land in ``runs/browser/``.
@@ -137,7 +137,7 @@ def test_notebook04_live_plot_updates_during_training(lab):
 
 
 @pytest.mark.parametrize("notebook", ["01_modality_gap", "02_synthesis", "03_patch_concepts", "04_training",
-                                      "05_evaluation"])
+                                      "05_evaluation", "06_methods"])
 def test_every_figure_is_shown_unscaled(lab, notebook):
     from selenium.webdriver.common.by import By
     lab.open(f"notebooks/{notebook}.ipynb")
