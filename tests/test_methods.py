@@ -199,3 +199,22 @@ def test_detr_tagger_and_syntic_on_the_paper_path(tiny_exp, tiny_detr, tmp_path)
                            progress=False)
     assert len(hist["loss"]) == 2
     assert len(m.eval_set(tiny_exp, "test").captions(model, tiny_exp.vocab, 1)) == 4
+
+
+@pytest.mark.parametrize("name", ["decap", "syntic"])
+def test_protocols_caption_real_test_sets_through_the_method(tiny_exp, tiny_detr, tmp_path, name):
+    """The paper path: a method's inference recipe on real COCO photos (fixtures); SynTIC's DETR reads the files."""
+    from pathlib import Path
+
+    from workbench.config import CaptionerConfig, FeatureConfig, PCMConfig, ProtocolConfig, ReferenceSetConfig
+    from workbench.protocols import run_protocol
+    fix = Path(__file__).parent / "fixtures"
+    test = ReferenceSetConfig("mscoco", str(fix / "coco_images"), str(fix / "karpathy_mscoco_val_sample.json"))
+    m = methods.get(name, "paper_b32")
+    if name == "syntic":
+        m.config = replace(m.config, detr_model=str(tiny_detr), detr_threshold=0.0)
+    model = m.build(tiny_exp, CaptionerConfig.preset("tiny"), PCMConfig.preset("tiny"), 0)
+    rows = run_protocol(model, tiny_exp.vocab, tiny_exp.clip, ProtocolConfig(train_corpus="mscoco", test_sets=(test,),
+                        beam=1), FeatureConfig.preset("tiny", root=str(tmp_path)), progress=False, method=m,
+                        exp=tiny_exp)
+    assert rows[0]["images"] == 3 and len(rows[0]["hyps"]) == 3 and 0.0 <= rows[0]["CLIPScore"] <= 2.5

@@ -48,13 +48,17 @@ def load_test_set(clip, test: ReferenceSetConfig, feature_cfg: FeatureConfig, n:
 
 
 def run_protocol(model, vocab, clip, cfg: ProtocolConfig, feature_cfg: Optional[FeatureConfig] = None,
-                 progress: bool = True) -> list:
+                 progress: bool = True, method=None, exp=None) -> list:
     """Caption and score every test set of ``cfg``; one row per set with its protocol, training and test
-    corpus, the number of images and the metrics (plus the captions under ``hyps``)."""
+    corpus, the number of images and the metrics (plus the captions under ``hyps``). With ``method`` (a
+    registered ``workbench.methods`` method and the ``exp`` it was trained on) each set is captioned through the
+    method's inference recipe (projection, alignment, tags, ...)."""
     feature_cfg = feature_cfg or FeatureConfig()
     rows = []
     for test in cfg.test_sets:
-        evalset, _ = load_test_set(clip, test, feature_cfg, cfg.max_images, progress)
+        evalset, paths = load_test_set(clip, test, feature_cfg, cfg.max_images, progress)
+        if method is not None:
+            evalset = method.inference_set(exp, evalset, paths)
         metrics, hyps = evaluate_captioner(model, vocab, evalset, clip, cfg.beam)
         rows.append({"protocol": f"{cfg.domain(test.corpus)}: {cfg.train_corpus} -> {test.corpus}",
                      "domain": cfg.domain(test.corpus), "train_corpus": cfg.train_corpus,

@@ -76,8 +76,14 @@ class Method:
         return Captioner(cfg, len(exp.vocab), probe.global_.shape[1], probe.tokens.shape[2], probe.tokens.shape[1])
 
     def eval_set(self, exp, split: str):
-        """The images of ``split`` as this method captions them (default: the raw image features)."""
-        return exp.evals[split][0]
+        """The images of ``split`` of the experiment as this method captions them."""
+        base, data = exp.evals[split]
+        return self.inference_set(exp, base, getattr(data, "images", None))
+
+    def inference_set(self, exp, evalset, images=None):
+        """Any EvalSet (cached features of real images, e.g. a protocol's test set; ``images`` for methods that
+        look at pixels, such as a detector) as this method captions it (default: the raw image features)."""
+        return evalset
 
     def extra_metrics(self, model, exp, clip, beam: int) -> dict:
         """Analysis columns beyond the protocol's metrics (e.g. other inference-time corrections)."""

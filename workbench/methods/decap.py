@@ -51,10 +51,10 @@ class DeCap(Method):
     def train_set(self, exp):
         return noisy_text_set(exp, 0.0)
 
-    def eval_set(self, exp, split: str):
+    def inference_set(self, exp, evalset, images=None):
         tau = self.config.tau or exp.clip_temperature
         memory = caption_memory(exp, self.config.memory_size)
-        return recipe_eval_set(exp.evals[split][0], lambda g, t, p: (support_projection(g, memory, tau), t, p))
+        return recipe_eval_set(evalset, lambda g, t, p: (support_projection(g, memory, tau), t, p))
 
 
 METHODS = {"decap": DeCap}

@@ -268,11 +268,11 @@ class SynTIC(Method):
         captioner = Captioner(cfg, len(exp.vocab), d, d, 1)
         return SynTICModel(captioner, d, self.config.heads) if self.config.af else captioner
 
-    def eval_set(self, exp, split: str):
+    def inference_set(self, exp, evalset, images=None):
         from .base import recipe_eval_set
-        base = exp.evals[split][0]
+        base = evalset
         tau, text = self._tau(exp), self._memory(exp)
-        tags = self._tags(exp, base.patches, exp.evals[split][1].images) if self.config.af else None
+        tags = self._tags(exp, base.patches, images) if self.config.af else None
 
         def recipe(g, t, p):
             v = support_projection(g, text, tau) if self.config.fp else g

@@ -14,6 +14,15 @@ import numpy as np
 import torch
 
 
+def _rgb(image):
+    """A uint8 array, a PIL image or an image path -> something np.asarray makes [H, W, 3] of."""
+    import os
+    if isinstance(image, (str, os.PathLike)):
+        from PIL import Image
+        return Image.open(image).convert("RGB")
+    return image.convert("RGB") if hasattr(image, "convert") else image
+
+
 class DetrTagger:
     def __init__(self, model_id: str, threshold: float = 0.7, max_tags: int = 5, batch_size: int = 16,
                  device: str | None = None):
@@ -34,7 +43,7 @@ class DetrTagger:
         out = []
         dev = next(self.model.parameters()).device
         for s in range(0, len(images), self.batch_size):
-            batch = [np.asarray(im) for im in images[s:s + self.batch_size]]
+            batch = [np.array(_rgb(im)) for im in images[s:s + self.batch_size]]      # writable copies
             inputs = self.processor(images=batch, return_tensors="pt").to(dev)
             res = self.processor.post_process_object_detection(
                 self.model(**inputs), threshold=self.threshold, target_sizes=[im.shape[:2] for im in batch])

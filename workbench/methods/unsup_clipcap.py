@@ -91,9 +91,9 @@ class UnsupervisedClipCap(Method):
         return ParaphraseSet(exp.group_store, list(range(len(exp.captions))), exp.captions, None, "text", own,
                              self.config.target)
 
-    def eval_set(self, exp, split: str):
+    def inference_set(self, exp, evalset, images=None):
         fix = correction(exp, self.config.alignment, self.config.ot_targets)
-        return recipe_eval_set(exp.evals[split][0], lambda g, t, p: (fix(g), t, p))
+        return recipe_eval_set(evalset, lambda g, t, p: (fix(g), t, p))
 
     def extra_metrics(self, model, exp, clip, beam: int) -> dict:
         """Test CIDEr of the same checkpoint under every other correction (the paper's §5 analysis)."""
