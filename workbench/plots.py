@@ -378,6 +378,7 @@ def leaderboard_bars(board: list, metric: str = "CIDEr", title: str = "sandbox l
         ax.text(v + e + 0.02 * top, y, f"{v:.1f} ± {e:.1f} ({r['seeds']})", va="center", fontsize=FONT)
     ax.set_xlim(0, top * 1.3)
     ax.set_xlabel(f"test {metric} (x100, mean ± std over seeds; seeds in brackets)", fontsize=FONT)
-    ax.legend(handles=[Patch(color=colour[b], label=b) for b in blocks], fontsize=FONT, loc="lower right")
+    fig.legend(handles=[Patch(color=colour[b], label=b) for b in blocks], fontsize=FONT, loc="outside lower center",
+               ncol=len(blocks))
     ax.set_title(title, fontsize=TITLE)
     return finish(fig)
