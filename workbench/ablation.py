@@ -88,7 +88,7 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True) -> list:
 
 
 def leaderboard(rows: list, metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "CLIPScore", "unseen_CIDEr")) -> list:
-    """One row per method: mean and std over seeds of ``metrics`` (x100 but CLIPScore), its block and family,
+    """One row per method: mean and sample std over seeds of ``metrics`` (x100 but CLIPScore), its block and family,
     and the paper's own MSCOCO CIDEr beside it (reported, not run here)."""
     out = []
     for name in dict.fromkeys(r["model"] for r in rows):
@@ -97,7 +97,8 @@ def leaderboard(rows: list, metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "CL
         row = {"block": m.block, "method": name, "family": m.family, "seeds": len(rs)}
         for k in metrics:
             vals = np.array([r[k] for r in rs if k in r], float) * (1 if k == "CLIPScore" else 100)
-            row[k], row[k + "_std"] = (float(vals.mean()), float(vals.std())) if len(vals) else (np.nan, np.nan)
+            std = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0          # sample std, as evaluation.aggregate
+            row[k], row[k + "_std"] = (float(vals.mean()), std) if len(vals) else (np.nan, np.nan)
         row["reported_COCO_CIDEr"] = m.reported.CIDEr if m.reported else None
         row["reported_by"] = m.reported.source if m.reported else ""
         out.append(row)
