@@ -50,6 +50,7 @@ def get(name: str, profile: str | None = None) -> Method:
 GROUPS = {
     "pcm-ablation": ("capdec", "base", "+mixup", "+cxe", "pcm-net", "oracle"),
     "leaderboard": ("capdec", "decap", "ucc", "ucc+mean", "ucc-self", "syntic", "pcm-net", "base", "oracle"),
+    "global-only": ("base-global", "oracle-global"),
     "syntic-table4": ("syntic-baseline", "syntic+fo", "syntic+fp", "syntic+af", "syntic+fo+af", "syntic+fp+fo",
                       "syntic+fp+af", "syntic", "syntic-loo"),
 }

@@ -5,6 +5,8 @@ patch-wise cross-modal mix-up (PCM: replace in training, append at inference), C
     base      synthetic images, plain cross-entropy
     +mixup    base + PCM          +cxe    base + CXE          pcm-net   base + PCM + CXE
     oracle    real renders instead of synthetic images (an upper reference, not a text-only method)
+    base-global, oracle-global   the same without the patch tokens (global feature only): separates what the
+              patch tokens add from what the data adds (SynTIC and the text-only methods read the global only)
 
 The captioner keeps the preset's noise on the global feature (``CaptionerConfig.noise_variance``).
 """
@@ -20,6 +22,8 @@ VARIANTS = {
     "+cxe": {"data": "synthetic", "mixup": False, "cxe": True},
     "pcm-net": {"data": "synthetic", "mixup": True, "cxe": True},
     "oracle": {"data": "real", "mixup": False, "cxe": False},
+    "base-global": {"data": "synthetic", "mixup": False, "cxe": False, "patches": False},
+    "oracle-global": {"data": "real", "mixup": False, "cxe": False, "patches": False},
 }
 
 
@@ -35,7 +39,7 @@ class PCMNetVariant(Method):
                          if name == "pcm-net" else None)
 
     def captioner_config(self, cfg):
-        return replace(cfg, use_patches=True, mixup=self.v["mixup"])
+        return replace(cfg, use_patches=self.v.get("patches", True), mixup=self.v["mixup"])
 
     def train_config(self, cfg):
         return replace(cfg, cxe=self.v["cxe"])
