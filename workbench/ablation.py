@@ -90,15 +90,15 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True) -> list:
 def leaderboard(rows: list, metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "CLIPScore", "unseen_CIDEr")) -> list:
     """One row per method: mean and sample std over seeds of ``metrics`` (x100 but CLIPScore), its block and family,
     and the paper's own MSCOCO CIDEr beside it (reported, not run here)."""
+    from .evaluation import aggregate
     out = []
-    for name in dict.fromkeys(r["model"] for r in rows):
-        rs = [r for r in rows if r["model"] == name]
+    for agg in aggregate(rows, metrics=metrics):
+        name = agg["model"]
         m = methods.get(name)
-        row = {"block": m.block, "method": name, "family": m.family, "seeds": len(rs)}
+        row = {"block": m.block, "method": name, "family": m.family, "seeds": agg["n_seeds"]}
         for k in metrics:
-            vals = np.array([r[k] for r in rs if k in r], float) * (1 if k == "CLIPScore" else 100)
-            std = float(vals.std(ddof=1)) if len(vals) > 1 else 0.0          # sample std, as evaluation.aggregate
-            row[k], row[k + "_std"] = (float(vals.mean()), std) if len(vals) else (np.nan, np.nan)
+            scale = 1 if k == "CLIPScore" else 100
+            row[k], row[k + "_std"] = agg.get(k, np.nan) * scale, agg.get(k + "_std", np.nan) * scale
         row["reported_COCO_CIDEr"] = m.reported.CIDEr if m.reported else None
         row["reported_by"] = m.reported.source if m.reported else ""
         out.append(row)

@@ -109,15 +109,15 @@ def clip_scores(clip, image_global: torch.Tensor, hyps: list, refs: list | None 
 METRIC_ORDER = ("CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "SPICE", "CLIPScore", "RefCLIPScore")
 
 
-def aggregate(rows: list, group_key: str = "model") -> list:
-    """Mean and std over seeds of every metric, one row per ``group_key`` value (order kept)."""
+def aggregate(rows: list, group_key: str = "model", metrics=METRIC_ORDER) -> list:
+    """Mean and sample std over seeds of every metric, one row per ``group_key`` value (order kept)."""
     groups: dict = {}
     for r in rows:
         groups.setdefault(r[group_key], []).append(r)
     out = []
     for name, rs in groups.items():
         row = {group_key: name, "seeds": ",".join(str(r.get("seed", "")) for r in rs), "n_seeds": len(rs)}
-        for m in METRIC_ORDER:
+        for m in metrics:
             vals = [r[m] for r in rs if isinstance(r.get(m), (int, float))]
             if vals:
                 row[m], row[m + "_std"] = float(np.mean(vals)), float(np.std(vals, ddof=1) if len(vals) > 1 else 0.0)

@@ -11,7 +11,7 @@ Everything is cached on disk; ``identity`` names the data a row was trained and 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Optional
 
 import torch
@@ -40,7 +40,6 @@ class Experiment:
     clip_temperature: float
     identity: str
     clip: object = None                          # the backbone (text embeddings of detector tags, ...)
-    extras: dict = field(default_factory=dict)
 
     def __getitem__(self, key):                 # notebooks written against the old dict keep working
         return getattr(self, key)

@@ -42,9 +42,7 @@ class WorkbenchFigure(Figure):
 
     def to_png(self) -> bytes:
         """The PNG bytes of this figure (deterministic for the same figure)."""
-        buf = io.BytesIO()
-        self.savefig(buf, format="png", dpi=self.dpi, bbox_inches="tight", pad_inches=PAD_IN, facecolor="white")
-        return buf.getvalue()
+        return png_bytes(self)
 
     def _repr_png_(self) -> bytes:
         return self.to_png()
@@ -70,9 +68,7 @@ def finish(fig: Figure) -> Figure:
 
 
 def png_bytes(fig: Figure) -> bytes:
-    """PNG bytes of any Figure, as ``WorkbenchFigure.to_png`` makes them."""
-    if isinstance(fig, WorkbenchFigure):
-        return fig.to_png()
+    """PNG bytes of any Figure at its own dpi, cropped to its content (``PAD_IN`` around it)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=fig.dpi, bbox_inches="tight", pad_inches=PAD_IN, facecolor="white")
     return buf.getvalue()

@@ -25,7 +25,6 @@ import hashlib
 import json
 import os
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 

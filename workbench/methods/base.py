@@ -66,14 +66,16 @@ class Method:
         raise NotImplementedError(f"{type(self).__name__} must say what it trains on (train_set).")
 
     def build(self, exp, cap_cfg: CaptionerConfig, pcm_cfg, seed: int):
-        """A fresh model seeded by ``seed`` (global slot of width D, no patch tokens by default)."""
+        """A fresh captioner seeded by ``seed`` under ``captioner_config`` (with PCM when its ``mixup`` is on)."""
         import torch
 
         from ..captioner import Captioner
         torch.manual_seed(seed)
         cfg = self.captioner_config(cap_cfg)
         probe = exp.evals["val"][0]
-        return Captioner(cfg, len(exp.vocab), probe.global_.shape[1], probe.tokens.shape[2], probe.tokens.shape[1])
+        mix = cfg.mixup                               # PCM needs its config and the concept bank
+        return Captioner(cfg, len(exp.vocab), probe.global_.shape[1], probe.tokens.shape[2], probe.tokens.shape[1],
+                         pcm_cfg if mix else None, exp.bank.embeddings if mix else None)
 
     def eval_set(self, exp, split: str):
         """The images of ``split`` of the experiment as this method captions them."""
@@ -91,6 +93,16 @@ class Method:
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, options={self.options()})"
+
+
+def caption_memory(exp, size: Optional[int] = None, seed: int = 0):
+    """[M, D] CLIP embeddings of the training captions (a seeded sample of ``size``): DeCap's memory, SynTIC's
+    support set, the text side of Unsupervised-ClipCap's alignments."""
+    import torch
+    mem = exp.sets["text"].store.all("text")
+    if size is not None and size < len(mem):
+        mem = mem[torch.randperm(len(mem), generator=torch.Generator().manual_seed(seed))[:size]]
+    return mem
 
 
 def recipe_eval_set(base, recipe):

@@ -13,10 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-import torch
-
 from ..config import check_range
-from .base import Method, Reported, recipe_eval_set
+from .base import Method, Reported, caption_memory, recipe_eval_set
 from .capdec import noisy_text_set
 from .common import support_projection
 
@@ -31,15 +29,6 @@ class DeCapConfig:
             check_range("tau", self.tau, 1e-6)
         if self.memory_size is not None:
             check_range("memory_size", self.memory_size, 1)
-
-
-def caption_memory(exp, size: Optional[int] = None, seed: int = 0) -> torch.Tensor:
-    """[M, D] embeddings of the training captions (a seeded sample of ``size``)."""
-    mem = exp.sets["text"].store.all("text")
-    if size is not None and size < len(mem):
-        mem = mem[torch.randperm(len(mem), generator=torch.Generator().manual_seed(seed))[:size]]
-    return mem
-
 
 class DeCap(Method):
     name, family, block, training_data = "decap", "DeCap", "text only", "text"

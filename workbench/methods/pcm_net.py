@@ -47,16 +47,5 @@ class PCMNetVariant(Method):
     def train_set(self, exp):
         return exp.sets[self.v["data"]]
 
-    def build(self, exp, cap_cfg, pcm_cfg, seed: int):
-        import torch
-
-        from ..captioner import Captioner
-        torch.manual_seed(seed)
-        cfg = self.captioner_config(cap_cfg)
-        probe = exp.evals["val"][0]
-        mix = self.v["mixup"]
-        return Captioner(cfg, len(exp.vocab), probe.global_.shape[1], probe.tokens.shape[2], probe.tokens.shape[1],
-                         pcm_cfg if mix else None, exp.bank.embeddings if mix else None)
-
 
 METHODS = {name: (lambda name=name: PCMNetVariant(name)) for name in VARIANTS}

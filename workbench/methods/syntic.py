@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..config import check_choice, check_range
 from ..paths import stable_hash
-from .base import Method, Reported
+from .base import Method, Reported, caption_memory, recipe_eval_set
 from .common import support_projection
 
 
@@ -220,9 +220,6 @@ class SynTIC(Method):
     def _tau(self, exp) -> float:
         return self.config.tau or exp.clip_temperature
 
-    def _memory(self, exp) -> torch.Tensor:
-        return exp.sets["text"].store.all("text")
-
     def _threshold(self, exp) -> float:
         if self.config.tag_threshold is not None:
             return self.config.tag_threshold
@@ -245,7 +242,7 @@ class SynTIC(Method):
 
     def train_set(self, exp):
         c, tau = self.config, self._tau(exp)
-        store, text = exp.sets["synthetic"].store, self._memory(exp)
+        store, text = exp.sets["synthetic"].store, caption_memory(exp)
         s = store.all("global")
         log = {}
         if c.fo and c.fo_epochs > 0:
@@ -269,9 +266,8 @@ class SynTIC(Method):
         return SynTICModel(captioner, d, self.config.heads) if self.config.af else captioner
 
     def inference_set(self, exp, evalset, images=None):
-        from .base import recipe_eval_set
         base = evalset
-        tau, text = self._tau(exp), self._memory(exp)
+        tau, text = self._tau(exp), caption_memory(exp)
         tags = self._tags(exp, base.patches, images) if self.config.af else None
 
         def recipe(g, t, p):

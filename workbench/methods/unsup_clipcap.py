@@ -19,7 +19,7 @@ import torch
 
 from ..config import check_choice
 from ..training import CaptionSet
-from .base import Method, Reported, recipe_eval_set
+from .base import Method, Reported, caption_memory, recipe_eval_set
 from .common import apply_rotation, mean_alignment, modality_means, ot_barycentric, rotation_alignment
 
 ALIGNMENTS = ("none", "mean", "rotation", "ot")
@@ -63,10 +63,9 @@ class ParaphraseSet(CaptionSet):
 
 def correction(exp, alignment: str, ot_targets: int = 2000):
     """The inference-time map ``global_ [B, D] -> [B, D]`` of ``alignment`` (fitted on unpaired data)."""
-    texts = exp.sets["text"].store.all("text")
-    images = exp.unpaired.all("global")
     if alignment == "none":
         return lambda g: g
+    texts, images = caption_memory(exp), exp.unpaired.all("global")
     if alignment == "mean":
         mi, mt = modality_means(images, texts)
         return lambda g: mean_alignment(g, mi, mt)
