@@ -130,14 +130,15 @@ def test_experiment_has_what_the_methods_need(tiny_exp):
 @pytest.mark.parametrize("name", methods.names())
 def test_every_method_trains_and_captions(tiny_exp, tmp_path, name):
     from workbench.config import CaptionerConfig, PCMConfig, TrainConfig
-    from workbench.training import train_captioner
     m = methods.get(name)
+    if name.startswith("cmsa"):
+        m.config = replace(m.config, rl_epochs=1, rl_batch=4, samples=2)
     model = m.build(tiny_exp, CaptionerConfig.preset("tiny"), PCMConfig.preset("tiny"), 0)
     tcfg = replace(m.train_config(TrainConfig.preset("tiny")), epochs=1, batch_size=4, run_dir=str(tmp_path))
-    hist = train_captioner(model, tiny_exp.vocab, m.train_set(tiny_exp), m.eval_set(tiny_exp, "val"), tcfg, name,
-                           progress=False)
-    assert len(hist["loss"]) == 4 and np.isfinite(hist["loss"]).all()
-    caps = m.eval_set(tiny_exp, "test").captions(model, tiny_exp.vocab, 2)
+    hist = m.fit(model, tiny_exp, tcfg, name, progress=False)
+    steps = 2 if name.startswith("cmsa") and m.config.rl else 4                       # 8 unpaired images / 4
+    assert len(hist["loss"]) == steps and np.isfinite(hist["loss"]).all() and len(hist["val_cider"]) == 1
+    caps = m.eval_set(tiny_exp, "test").captions(model, m.vocabulary(tiny_exp), 2)
     assert len(caps) == 4 and all(isinstance(c, str) for c in caps)
     assert m.eval_set(tiny_exp, "test").global_ is tiny_exp.evals["test"][0].global_   # CLIPScore: the raw image
 

@@ -56,7 +56,6 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True) -> list:
     """Train and evaluate every (method in ``cfg.variants``, seed); one row per run with its configs, seed,
     metrics and test captions, saved to ``<out_dir>/rows/<method>-s<seed>.json``."""
     from .protocols import evaluate_captioner as evaluate
-    from .training import train_captioner
     cap_cfg, pcm_cfg = CaptionerConfig.preset(cfg.captioner_preset), PCMConfig.preset(cfg.pcm_preset)
     rows = []
     for name in cfg.variants:
@@ -71,10 +70,10 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True) -> list:
                 continue
             t0 = time.time()
             model = method.build(exp, cap_cfg, pcm_cfg, seed)
-            hist = train_captioner(model, exp.vocab, method.train_set(exp), method.eval_set(exp, "val"), tcfg,
-                                   f"{method.name}-s{seed}", progress=progress)
-            metrics, hyps = evaluate(model, exp.vocab, method.eval_set(exp, "test"), clip, tcfg.beam_size)
-            unseen, unseen_hyps = evaluate(model, exp.vocab, method.eval_set(exp, "test_unseen"), clip, tcfg.beam_size)
+            vocab = method.vocabulary(exp)
+            hist = method.fit(model, exp, tcfg, f"{method.train_name()}-s{seed}", progress=progress)
+            metrics, hyps = evaluate(model, vocab, method.eval_set(exp, "test"), clip, tcfg.beam_size)
+            unseen, unseen_hyps = evaluate(model, vocab, method.eval_set(exp, "test_unseen"), clip, tcfg.beam_size)
             row = {"model": method.name, "seed": seed, **metrics, "unseen_CIDEr": unseen["CIDEr"],
                    "unseen_CLIPScore": unseen["CLIPScore"], "best_val_CIDEr": max(hist["val_cider"]),
                    **method.extra_metrics(model, exp, clip, tcfg.beam_size), **method.describe(),

@@ -139,6 +139,36 @@ class ClipBackbone(nn.Module):
             tokens, patches = (self._pool(t) for t in (tokens, patches))
         return ImageFeatures(pooled, tokens, patches)
 
+    def encode_images_with_attention(self, pixels: torch.Tensor) -> tuple:
+        """pixels [B, 3, S, S] -> (ImageFeatures, attention [B, 1 + N, 1 + N]): the last ViT block's attention
+        weights (head-averaged, computed on ``ln_1`` of that block's input, token 0 = CLS), rows sum to 1. With
+        ``pool_grid`` the patch rows are averaged and the patch columns summed over each pooled cell, so rows
+        still sum to 1 and index the pooled patches (MacCap's sub-region aggregation reads them)."""
+        block = self.model.visual.transformer.resblocks[-1]
+        seen = {}
+
+        def grab(module, args, kwargs):
+            seen["x"] = args[0] if args else kwargs["q_x"]
+        handle = block.register_forward_pre_hook(grab, with_kwargs=True)
+        try:
+            feats = self.encode_images(pixels)
+        finally:
+            handle.remove()
+        x = block.ln_1(seen["x"])
+        if not getattr(block.attn, "batch_first", False):      # open_clip < 2.24 runs sequence-first
+            x = x.transpose(0, 1)
+        _, attn = block.attn(x, x, x, need_weights=True, average_attn_weights=True)     # [B, T, T]
+        if self.cfg.pool_grid is not None and self.cfg.pool_grid != self.grid:
+            attn = self._pool_attention(attn)
+        return feats, attn.float()
+
+    def _pool_attention(self, attn: torch.Tensor) -> torch.Tensor:
+        """[B, 1 + g*g, 1 + g*g] -> [B, 1 + p*p, 1 + p*p]: patch columns summed, patch rows averaged per cell."""
+        b, p = attn.shape[0], self.cfg.pool_grid
+        factor = (self.grid / p) ** 2
+        cols = torch.cat([attn[:, :, :1], self._pool(attn[:, :, 1:].transpose(1, 2)).transpose(1, 2) * factor], 2)
+        return torch.cat([cols[:, :1], self._pool(cols[:, 1:])], dim=1)
+
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         """[B, g*g, C] -> [B, p*p, C] by average pooling the patch grid (PCM-Net's 16x16 -> 8x8 for L/14)."""
         b, n, c = x.shape

@@ -2,7 +2,7 @@
 
 An image cache holds, per image, the global embedding ``global`` [D], the patch tokens ``tokens`` [N, W]
 (class token removed, after ln_post) and the head-mapped patches ``patches`` [N, D]; a text cache holds
-``text`` [D]. For ViT-L/14, ``ClipConfig(pool_grid=8)`` average-pools the 16x16 grid to 8x8 first.
+``text`` [D]; an attention cache (MacCap) holds ``attn`` [1 + N, 1 + N]. For ViT-L/14, ``ClipConfig(pool_grid=8)`` average-pools the 16x16 grid to 8x8 first.
 
 On disk: ``<root>/<name>/manifest.json`` + ``shard_<k>/<key>.npy`` (fp16 by default), read back through
 numpy memory maps, so a batch read touches only its rows. Extraction is resumable per shard: a shard is
@@ -29,6 +29,7 @@ from .paths import atomic_write_json, repo_path, sha256_file, stable_hash, weigh
 
 IMAGE_KEYS = ("global", "tokens", "patches")
 TEXT_KEYS = ("text",)
+ATTENTION_KEYS = ("attn",)
 
 
 def clip_fingerprint(clip) -> str:
@@ -186,6 +187,17 @@ def extract_image_features(clip, images, ids: list, name: str, cfg: FeatureConfi
         return {"global": f.global_, "tokens": f.tokens, "patches": f.patches}
     return _extract(name, list(ids), source_id, clip_fingerprint(clip), IMAGE_KEYS, len(images), encode, cfg,
                     progress, "images")
+
+
+def extract_attention(clip, images, ids: list, name: str, cfg: FeatureConfig, source_id: str = "",
+                      progress: bool = True) -> FeatureStore:
+    """Cache ``attn`` [1 + N, 1 + N] per image: the last ViT block's head-averaged attention (token 0 = CLS;
+    ``ClipBackbone.encode_images_with_attention``), for MacCap's sub-region aggregation."""
+    def encode(a, b):
+        with torch.inference_mode():
+            return {"attn": clip.encode_images_with_attention(clip.pixels(images[a:b]))[1]}
+    return _extract(name, list(ids), source_id, clip_fingerprint(clip), ATTENTION_KEYS, len(images), encode, cfg,
+                    progress, "attention")
 
 
 def extract_text_features(clip, texts: list, ids: list, name: str, cfg: FeatureConfig,

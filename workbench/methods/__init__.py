@@ -13,7 +13,7 @@ from importlib import import_module
 
 from .base import BLOCKS, Method, Reported  # noqa: F401
 
-_MODULES = ("pcm_net", "capdec", "decap", "unsup_clipcap", "syntic")
+_MODULES = ("pcm_net", "capdec", "decap", "unsup_clipcap", "syntic", "maccap", "cmsa")
 ALIASES = {"text-only": "capdec"}           # the PCM-Net ablation's name for the text-only (CapDec) row
 
 
@@ -49,7 +49,11 @@ def get(name: str, profile: str | None = None) -> Method:
 
 GROUPS = {
     "pcm-ablation": ("capdec", "base", "+mixup", "+cxe", "pcm-net", "oracle"),
-    "leaderboard": ("capdec", "decap", "ucc", "ucc+mean", "ucc-self", "syntic", "pcm-net", "base", "oracle"),
+    "leaderboard": ("capdec", "decap", "ucc", "ucc+mean", "ucc-self", "maccap", "syntic", "pcm-net", "base", "oracle",
+                    "cmsa"),
+    "maccap-ablation": ("maccap", "maccap-s4", "maccap-s1", "maccap-cls", "maccap-code", "maccap-1tok-clean",
+                        "maccap-1tok", "maccap-clean", "maccap-lm"),
+    "cmsa-ablation": ("cmsa", "cmsa-init", "cmsa-no-clip", "cmsa-no-fluency"),
     "global-only": ("base-global", "oracle-global"),
     "syntic-table4": ("syntic-baseline", "syntic+fo", "syntic+fp", "syntic+af", "syntic+fo+af", "syntic+fp+fo",
                       "syntic+fp+af", "syntic", "syntic-loo"),

@@ -20,7 +20,7 @@ from typing import Optional
 
 from ..config import CaptionerConfig, TrainConfig
 
-BLOCKS = ("text only", "synthetic images", "reference")
+BLOCKS = ("text only", "synthetic images", "unpaired", "reference")
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,22 @@ class Method:
         return {"method": self.name, "family": self.family, "block": self.block, "training_data": self.training_data}
 
     # --- hooks -----------------------------------------------------------------------------------------
+    def train_name(self) -> str:
+        """The training run's folder name (less the seed): rows that differ only at inference share it, so one
+        checkpoint serves them all (MacCap's inference ablation)."""
+        return self.name
+
+    def vocabulary(self, exp):
+        """The word vocabulary the model emits (a frozen LM brings its own)."""
+        return exp.vocab
+
+    def fit(self, model, exp, tcfg: TrainConfig, name: str, progress: bool = True) -> dict:
+        """Train ``model`` (resumable, checkpoint picked on val) -> history with ``val_cider``; default: the
+        captioner loop on ``train_set`` (a two-stage method, e.g. CMSA's RL, overrides this)."""
+        from ..training import train_captioner
+        return train_captioner(model, self.vocabulary(exp), self.train_set(exp), self.eval_set(exp, "val"), tcfg,
+                               name, progress=progress)
+
     def captioner_config(self, cfg: CaptionerConfig) -> CaptionerConfig:
         """The captioner this method trains (default: global feature only, no noise in the model)."""
         return replace(cfg, use_patches=False, mixup=False, noise_variance=0.0)

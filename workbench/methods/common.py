@@ -6,6 +6,7 @@
 * ``mean_alignment``      Unsupervised-ClipCap / "Mind the Gap": shift one modality's mean onto the other's
 * ``rotation_alignment``  Unsupervised-ClipCap §5: map principal directions of images onto those of texts
 * ``ot_barycentric``      Unsupervised-ClipCap §5: optimal transport (uniform marginals), barycentric map
+* ``caption_cosine``      MacCap's rerank / CMSA's CLIP reward: cos(image, CLIP text embedding of a caption)
 """
 from __future__ import annotations
 
@@ -98,3 +99,12 @@ def ot_barycentric(x: torch.Tensor, targets: torch.Tensor, reg: float = 0.05, it
         log_v = log_nu - torch.logsumexp(log_k + log_u[:, None], dim=0)
     plan = torch.exp(log_u[:, None] + log_k + log_v[None, :])                    # [B, M], rows sum to 1/B
     return F.normalize(len(a) * plan @ b, dim=-1)
+
+
+@torch.no_grad()
+def caption_cosine(clip, image_global: torch.Tensor, captions: list, batch_size: int = 1024) -> torch.Tensor:
+    """image_global [B, D], ``captions`` [B] (one per image) -> cos(image, CLIP text embedding) [B]."""
+    if len(captions) != len(image_global):
+        raise ValueError(f"captions has {len(captions)} entries for {len(image_global)} images; one per image.")
+    text = clip.text_features([c or "." for c in captions], batch_size=batch_size)
+    return F.cosine_similarity(image_global.float().cpu(), text.float(), dim=-1)

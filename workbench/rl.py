@@ -1,0 +1,204 @@
+"""Self-critical reinforcement learning of a captioner on images without captions (CMSA's stage 2; CgT-GAN).
+
+For a batch of images: n captions sampled from the model (multinomial), one greedy caption (the baseline);
+reward r(c) = lam * r_CLIP(image, c) + (1 - lam) * r_D(c); loss = -mean((r(sample) - r(greedy)) * log p(sample))
+(SCST, Rennie et al. 2017; log p is the mean over the caption's tokens, as CgT-GAN). The fluency reward r_D is
+a discriminator's probability that a caption is human-written: a small Transformer encoder over word ids,
+trained alongside with BCE on corpus captions (real) against the samples (fake).
+
+    hist = train_scst(model, vocab, images, corpus, reward, val, RLConfig(...), "runs/rl", "cmsa-s0")
+
+Resumable like ``train_captioner`` (checkpoint of model, discriminator and both optimisers, per-step seeding),
+validation CIDEr after every epoch, the best epoch kept in ``best.pt`` and loaded at the end.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .checkpoint import Checkpoint
+from .config import check_range
+from .decoding import greedy
+from .paths import atomic_write, atomic_write_json, repo_path, stable_hash
+
+
+@dataclass(frozen=True)
+class RLConfig:
+    epochs: int = 6
+    batch_size: int = 32               # images per step
+    samples: int = 5                   # sampled captions per image (CgT-GAN: 5)
+    lr: float = 5e-4
+    disc_lr: float = 5e-4
+    reward_weight: float = 0.5         # lam (CgT-GAN: w = 0.5); 1 = CLIP reward only, 0 = fluency only
+    fluency_ramp: float = 0.25         # the fluency term ramps in linearly over this fraction of the steps
+    grad_clip: float = 0.1
+    seed: int = 0
+    beam_size: int = 3                 # validation decoding
+    disc_width: int = 128
+    disc_layers: int = 2
+    run_dir: str = "runs/rl"
+
+    def __post_init__(self):
+        for name in ("epochs", "batch_size", "samples", "beam_size", "disc_width", "disc_layers"):
+            check_range(name, getattr(self, name), 1)
+        for name in ("lr", "disc_lr", "grad_clip"):
+            check_range(name, getattr(self, name), 0.0)
+        check_range("reward_weight", self.reward_weight, 0.0, 1.0)
+        check_range("fluency_ramp", self.fluency_ramp, 0.0, 1.0)
+
+
+class Discriminator(nn.Module):
+    """words [B, L] (word ids, PAD = ``pad``) -> logit [B] that the caption is human-written."""
+
+    def __init__(self, vocab_size: int, pad: int, width: int = 128, layers: int = 2, max_length: int = 32):
+        super().__init__()
+        self.pad = pad
+        self.word = nn.Embedding(vocab_size, width, padding_idx=pad)
+        self.pos = nn.Parameter(torch.randn(max_length, width) * 0.02)
+        layer = nn.TransformerEncoderLayer(width, 4 if width % 4 == 0 else 1, 2 * width, 0.1, batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+        self.head = nn.Sequential(nn.Linear(width, width // 2), nn.ReLU(), nn.Linear(width // 2, 1))
+
+    def forward(self, words: torch.Tensor) -> torch.Tensor:
+        words = words[:, :self.pos.shape[0]]
+        pad = words == self.pad
+        pad[:, 0] = False                                            # an empty caption still has one slot
+        x = self.encoder(self.word(words) + self.pos[:words.shape[1]], src_key_padding_mask=pad)
+        keep = (~pad).unsqueeze(-1).float()
+        return self.head((x * keep).sum(1) / keep.sum(1)).squeeze(-1)
+
+    def loss(self, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+        """BCE: real captions -> 1, generated -> 0."""
+        lr, lf = self(real), self(fake)
+        return (F.binary_cross_entropy_with_logits(lr, torch.ones_like(lr)) +
+                F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf)))
+
+
+@torch.no_grad()
+def sample(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_length: int, n: int = 1,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """n multinomial samples per memory row: memory [B, T, H] -> word ids [B * n, <= max_length + 1] (rows
+    i * n .. i * n + n - 1 belong to image i; EOS then PAD after the end; BOS dropped)."""
+    mem, pad = memory.repeat_interleave(n, 0), memory_pad.repeat_interleave(n, 0)
+    b = mem.shape[0]
+    seq = torch.full((b, 1), vocab.bos, dtype=torch.long, device=mem.device)
+    done = torch.zeros(b, dtype=torch.bool, device=mem.device)
+    state = model.start(mem, pad)
+    for _ in range(max_length + 1):
+        probs = torch.softmax(model.step(seq[:, -1], state).float(), dim=-1)
+        nxt = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(mem.device)
+        nxt = torch.where(done, torch.full_like(nxt, vocab.pad), nxt)
+        seq = torch.cat([seq, nxt.unsqueeze(1)], dim=1)
+        done |= nxt == vocab.eos
+        if done.all():
+            break
+    return seq[:, 1:]
+
+
+def sequence_logprob(model, words: torch.Tensor, global_, tokens, patches, vocab) -> torch.Tensor:
+    """Differentiable mean log-probability per caption: words [B, L] (no BOS; EOS then PAD) given the inputs of
+    the same B rows -> [B] (mean over the tokens up to and including EOS)."""
+    inp = torch.cat([torch.full_like(words[:, :1], vocab.bos), words[:, :-1]], dim=1)
+    logp = torch.log_softmax(model(inp, global_, tokens, patches, mode="inference").float(), dim=-1)
+    tok = logp.gather(-1, words.unsqueeze(-1)).squeeze(-1)                                  # [B, L]
+    ended = torch.cumsum((words == vocab.eos).long(), dim=1)
+    mask = ((ended == 0) | ((ended == 1) & (words == vocab.eos))).float()                    # up to the first EOS
+    return (tok * mask).sum(1) / mask.sum(1).clamp(min=1)
+
+
+def scst_loss(logp: torch.Tensor, reward: torch.Tensor, baseline: torch.Tensor) -> torch.Tensor:
+    """-mean((r - b) * log p): raises log p of samples that beat the baseline, lowers it for the others."""
+    return -((reward - baseline).detach() * logp).mean()
+
+
+def train_scst(model, vocab, inputs: Callable, n_images: int, corpus: torch.Tensor, reward: Callable, val,
+               cfg: RLConfig, name: str, identity: str = "", progress: bool = True) -> dict:
+    """SCST on ``n_images`` unpaired images. ``inputs(idx) -> (global_, tokens, patches, image_global)`` gives the
+    model's inputs and the raw image feature (the CLIP reward's) of images ``idx``; ``corpus`` [M, L] word ids of
+    real captions (the discriminator's "real"; BOS dropped); ``reward(image_global [B, D], captions list[str]) ->
+    r_CLIP [B]`` (None when lam = 0). Returns the history (loss, rewards, val_cider per epoch)."""
+    from tqdm.auto import tqdm
+    out = repo_path(cfg.run_dir) / name
+    out.mkdir(parents=True, exist_ok=True)
+    disc = Discriminator(len(vocab), vocab.pad, cfg.disc_width, cfg.disc_layers, model.cfg.max_length + 2)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    dopt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr)
+    key = stable_hash({"cfg": asdict(cfg), "model": {k: list(v.shape) for k, v in model.state_dict().items()},
+                       "start": float(sum(p.detach().double().sum() for p in model.parameters())), "data": identity})
+    last = Checkpoint(out / "last.pt", key)
+    hist = {"loss": [], "reward": [], "reward_clip": [], "reward_fluency": [], "disc_loss": [], "val_cider": [],
+            "epoch_step": []}
+    step, epoch0, best = 0, 0, {"cider": -1.0, "epoch": -1}
+    ck = last.load()
+    if ck is not None:
+        model.load_state_dict(ck["model"])
+        disc.load_state_dict(ck["disc"])
+        opt.load_state_dict(ck["opt"])
+        dopt.load_state_dict(ck["dopt"])
+        step, epoch0, hist, best = ck["step"], ck["epoch"], ck["history"], ck["best"]
+    per_epoch = max(1, n_images // cfg.batch_size)
+    total = per_epoch * cfg.epochs
+    lam = cfg.reward_weight
+    bar = tqdm(total=total, initial=step, desc=f"SCST {name}", disable=not progress)
+    for epoch in range(epoch0, cfg.epochs):
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(n_images)
+        for b in range(step - epoch * per_epoch, per_epoch):
+            torch.manual_seed(cfg.seed * 1_000_003 + step)
+            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            g, t, p, image = inputs(idx)
+            model.eval()
+            with torch.no_grad():
+                memory, pad = model.encode(g, t, p, mode="inference")
+                samples = sample(model, memory, pad, vocab, model.cfg.max_length, cfg.samples, gen)
+                base = greedy(model, memory, pad, vocab, model.cfg.max_length)
+            words = torch.cat([samples, base], dim=0)
+            texts = [vocab.decode(w) for w in words]
+            ramp = min(1.0, (step + 1) / max(1.0, cfg.fluency_ramp * total)) if cfg.fluency_ramp > 0 else 1.0
+            pictured = torch.cat([image.repeat_interleave(cfg.samples, 0), image])          # one per caption
+            r_clip = reward(pictured, texts).float() if lam > 0 else torch.zeros(len(texts))
+            disc.eval()
+            with torch.no_grad():
+                r_flu = torch.sigmoid(disc(words)) if lam < 1 else torch.zeros(len(texts))
+            r = lam * r_clip + (1 - lam) * ramp * r_flu
+            n = samples.shape[0]
+            model.train()
+            rep = lambda x: x.repeat_interleave(cfg.samples, 0) if x is not None else None  # noqa: E731
+            logp = sequence_logprob(model, samples, rep(g), rep(t), rep(p), vocab)
+            loss = scst_loss(logp, r[:n], r[n:].repeat_interleave(cfg.samples, 0))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_value_(model.parameters(), cfg.grad_clip)
+            opt.step()
+            dloss = torch.zeros(())
+            if lam < 1:                                          # the discriminator learns real vs generated
+                disc.train()
+                real = corpus[torch.randint(0, len(corpus), (n,), generator=gen)]
+                dloss = disc.loss(real, samples)
+                dopt.zero_grad(set_to_none=True)
+                dloss.backward()
+                dopt.step()
+            step += 1
+            for k, v in (("loss", loss), ("reward", r[:n].mean()), ("reward_clip", r_clip[:n].mean()),
+                         ("reward_fluency", r_flu[:n].mean()), ("disc_loss", dloss)):
+                hist[k].append(float(v))
+            bar.update(1)
+            bar.set_postfix(reward=f"{np.mean(hist['reward'][-20:]):.3f}", epoch=epoch)
+        score, _ = val.score(model, vocab, cfg.beam_size)
+        hist["val_cider"].append(score)
+        hist["epoch_step"].append(step)
+        if score > best["cider"]:
+            best = {"cider": score, "epoch": epoch, "step": step}
+            weights = {k: v.cpu() for k, v in model.state_dict().items()}
+            atomic_write(out / "best.pt", lambda tmp: torch.save(weights, tmp))
+        last.save(model=model.state_dict(), disc=disc.state_dict(), opt=opt.state_dict(), dopt=dopt.state_dict(),
+                  step=step, epoch=epoch + 1, history=hist, best=best)
+    bar.close()
+    model.load_state_dict(torch.load(out / "best.pt", map_location="cpu"))
+    atomic_write_json(out / "history.json", {"history": hist, "best": best, "config": asdict(cfg), "key": key})
+    return hist
