@@ -36,7 +36,10 @@ def row_key(cfg: AblationConfig, tcfg: TrainConfig, cap_cfg: CaptionerConfig, pc
     from .captioner import ARCHITECTURE
     name, options = (method, {}) if isinstance(method, str) else (method.name, method.options())
     run = {k: v for k, v in asdict(cfg).items() if not k.startswith("sweep_") and k not in ("variants", "seeds")}
-    payload = {"ablation": run, "train": asdict(tcfg), "captioner": asdict(cap_cfg), "pcm": asdict(pcm_cfg),
+    cap = asdict(cap_cfg)
+    if cap.get("token_type", True):          # the default; keys of rows saved before the field existed stay valid
+        cap.pop("token_type", None)
+    payload = {"ablation": run, "train": asdict(tcfg), "captioner": cap, "pcm": asdict(pcm_cfg),
                "variant": name, "architecture": ARCHITECTURE, "data": data_identity}
     if options:
         payload["method"] = options

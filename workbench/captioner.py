@@ -42,7 +42,7 @@ class Captioner(nn.Module):
         self.v_proj = nn.Linear(token_dim, h)
         self.t_proj = nn.Linear(embed_dim, h)
         self.pos = nn.Parameter(torch.randn(1 + n_patches, h) * 0.02)         # 0 = global, 1.. = patches
-        self.token_type = nn.Embedding(2, h)                                      # 0 visual, 1 textual
+        self.token_type = nn.Embedding(2, h) if cfg.token_type else None          # 0 visual, 1 textual
         self.embed_norm = nn.LayerNorm(h)
         self.drop = Dropout(cfg.dropout)
 
@@ -76,7 +76,9 @@ class Captioner(nn.Module):
                 mixed = {"tokens": visual, "token_type": torch.zeros(b, n, dtype=torch.long, device=g.device),
                          "positions": torch.arange(n, device=g.device).expand(b, n),
                          "valid": torch.ones(b, n, dtype=torch.bool, device=g.device)}
-            v = mixed["tokens"] + self.pos[1 + mixed["positions"]] + self.token_type(mixed["token_type"])
+            v = mixed["tokens"] + self.pos[1 + mixed["positions"]]
+            if self.token_type is not None:
+                v = v + self.token_type(mixed["token_type"])
             seq = torch.cat([g_emb, v], dim=1)
             valid = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=g.device), mixed["valid"]], dim=1)
         return self.drop(self.embed_norm(seq)), ~valid

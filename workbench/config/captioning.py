@@ -149,6 +149,8 @@ class CaptionerConfig(_Preset):
     noise_variance: float = 0.016        # CapDec-style Gaussian noise on the global feature while training
     use_patches: bool = True             # False: global feature only (the text-only CapDec-style model)
     mixup: bool = True                   # PCM mix-up in training (replace) and inference (append)
+    token_type: bool = True              # a learned visual / textual type embedding on the patch tokens (needed
+                                         # by mix-up; PyTorch's N(0, 1) init: it dwarfs a lone unit-norm token)
 
     def __post_init__(self):
         check_range("width", self.width, 8)
@@ -159,6 +161,9 @@ class CaptionerConfig(_Preset):
             check_range(name, getattr(self, name), 1)
         check_range("dropout", self.dropout, 0.0, 0.9)
         check_range("noise_variance", self.noise_variance, 0.0, 1.0)
+        if self.mixup and not self.token_type:
+            raise ValueError("mixup=True needs token_type=True (mix-up marks textual patches by their type); "
+                             "set token_type=True or mixup=False.")
 
     @staticmethod
     def _preset_tiny():

@@ -106,7 +106,8 @@ class CMSA(Method):
         return self.name
 
     def captioner_config(self, cfg):
-        return replace(cfg, use_patches=self.config.entities > 0, mixup=False, noise_variance=0.0)
+        """Entity tokens through the token path, one kind of token (no token-type embedding: see MacCap's)."""
+        return replace(cfg, use_patches=self.config.entities > 0, mixup=False, noise_variance=0.0, token_type=False)
 
     def build(self, exp, cap_cfg, pcm_cfg, seed: int):
         from ..captioner import Captioner
