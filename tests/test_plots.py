@@ -70,6 +70,9 @@ CASES = {
                                                        "cos", "CLIP"),
     "training_curves": lambda: plots.training_curves({"loss": list(np.linspace(5, 2, 120)), "epoch_step": [60, 120],
                                                       "val_cider": [0.5, 0.8]}),
+    "rl_curves": lambda: plots.rl_curves({"reward": list(np.linspace(0.5, 1.0, 40)), "reward_clip": [0.8] * 40,
+                                          "reward_fluency": [0.3] * 40, "epoch_step": [20, 40],
+                                          "val_cider": [0.5, 0.6], "init_val_cider": [0.4, 0.55]}),
     "ablation_bars": lambda: plots.ablation_bars(ROWS),
     "caption_gallery": lambda: plots.caption_gallery(IMAGES, {"ref": [LONG] * 8, "base": [LONG] * 8}, n=6),
     "faithfulness_sweep": lambda: plots.faithfulness_sweep(

@@ -89,6 +89,19 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True) -> list:
     return rows
 
 
+def load_trained(cfg: AblationConfig, exp, name: str, seed: int):
+    """The trained model of row (``name``, ``seed``) of ``cfg``'s runs, rebuilt and loaded from its chosen
+    checkpoint (run ``run_ablation`` first) -> (method, model)."""
+    method = methods.get(name, cfg.captioner_preset)
+    model = method.build(exp, CaptionerConfig.preset(cfg.captioner_preset), PCMConfig.preset(cfg.pcm_preset), seed)
+    path = repo_path(method.best_weights(f"{cfg.out_dir}/runs", seed))
+    if not path.exists():
+        raise FileNotFoundError(f"no checkpoint for name={name!r}, seed={seed} at {path}; run "
+                                f"`python -m workbench.ablation --methods {name} --seeds {seed}` first.")
+    model.load_state_dict(torch.load(path, map_location="cpu"))
+    return method, model.eval()
+
+
 def leaderboard(rows: list, metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "CLIPScore", "unseen_CIDEr")) -> list:
     """One row per method: mean and sample std over seeds of ``metrics`` (x100 but CLIPScore), its block and family,
     and the paper's own MSCOCO CIDEr beside it (reported, not run here)."""

@@ -262,6 +262,31 @@ def training_curves(history: dict, title: str = "captioner training"):
     return finish(fig)
 
 
+def rl_curves(history: dict, title: str = "CMSA stage 2: self-critical RL"):
+    """Rewards per RL step (sample means, smoothed: total, CLIP, fluency) and val CIDEr per RL epoch, with the
+    stage-1 checkpoint's val CIDEr as a dashed line."""
+    fig, (a, b) = subplots(1, 2, figsize=(MAX_WIDTH_IN, 3.6))
+    for key, label in (("reward", "reward"), ("reward_clip", "CLIP-S"), ("reward_fluency", "fluency (D)")):
+        y = np.asarray(history.get(key, []), float)
+        if len(y) and np.any(y):
+            k = max(1, min(10, len(y) // 5))
+            a.plot(np.arange(k - 1, len(y)), np.convolve(y, np.ones(k) / k, mode="valid"), label=label)
+    a.set_xlabel("RL step", fontsize=FONT)
+    a.set_ylabel("mean reward of the samples", fontsize=FONT)
+    a.set_title(_wrap(title, 50), fontsize=TITLE)
+    a.legend(fontsize=FONT)
+    steps, cider = history.get("epoch_step", []), np.asarray(history.get("val_cider", []), float) * 100
+    b.plot(steps, cider, "o-", label="RL epochs")
+    init = history.get("init_val_cider")
+    if init:
+        b.axhline(100 * max(init), ls="--", color="0.4", label="stage 1 (best)")
+    b.set_xlabel("RL step", fontsize=FONT)
+    b.set_ylabel("val CIDEr (x100)", fontsize=FONT)
+    b.set_title("validation (picks the checkpoint)", fontsize=TITLE)
+    b.legend(fontsize=FONT)
+    return finish(fig)
+
+
 def ablation_bars(agg_rows: list, metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L"), group_key: str = "model"):
     """Horizontal bars (mean ± std over seeds, x100) of each metric per model, one panel per metric."""
     names = [str(r[group_key]) for r in agg_rows]

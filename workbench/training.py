@@ -63,6 +63,10 @@ class EvalSet:
         f = store.get(range(len(store)))
         return cls(f["global"], f["tokens"], f["patches"], refs, list(store.ids))
 
+    def subset(self, n: int) -> "EvalSet":
+        """The first ``n`` images (a quick look in a notebook)."""
+        return EvalSet(self.global_[:n], self.tokens[:n], self.patches[:n], self.refs[:n], self.ids[:n])
+
     def captions(self, model, vocab, beam: int) -> list:
         """The model's caption of every image (PCM inference mode), in ``ids`` order."""
         return generate(model, vocab, self.global_, self.tokens, self.patches, beam=beam)

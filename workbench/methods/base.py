@@ -103,6 +103,10 @@ class Method:
         look at pixels, such as a detector) as this method captions it (default: the raw image features)."""
         return evalset
 
+    def best_weights(self, run_dir: str, seed: int) -> str:
+        """Where ``fit`` left the chosen checkpoint of ``seed`` (``<run_dir>/<train_name>-s<seed>/best.pt``)."""
+        return f"{run_dir}/{self.train_name()}-s{seed}/best.pt"
+
     def extra_metrics(self, model, exp, clip, beam: int) -> dict:
         """Analysis columns beyond the protocol's metrics (e.g. other inference-time corrections)."""
         return {}

@@ -105,6 +105,12 @@ class CMSA(Method):
     def train_name(self) -> str:
         return self.name
 
+    def best_weights(self, run_dir: str, seed: int) -> str:
+        if not self.config.rl:
+            stage1 = stable_hash({"image_feature": self.config.image_feature, "entities": self.config.entities})[:8]
+            return f"{run_dir}/cmsa-init-{stage1}-s{seed}/best.pt"
+        return f"{run_dir}/{self.name}-s{seed}-rl/best.pt"
+
     def captioner_config(self, cfg):
         """Entity tokens through the token path, one kind of token (no token-type embedding: see MacCap's)."""
         return replace(cfg, use_patches=self.config.entities > 0, mixup=False, noise_variance=0.0, token_type=False)
@@ -146,9 +152,9 @@ class CMSA(Method):
         """Stage 1 (text-only cross-entropy, resumable) then, with ``rl``, stage 2 (SCST on unpaired images)."""
         from ..rl import RLConfig, train_scst
         from ..training import train_captioner
-        stage1 = stable_hash({"image_feature": self.config.image_feature, "entities": self.config.entities})[:8]
+        init = CMSA(replace(self.config, rl=False)).best_weights(tcfg.run_dir, tcfg.seed)   # shared by the rows
         hist = train_captioner(model, exp.vocab, self.train_set(exp), self.eval_set(exp, "val"), tcfg,
-                               f"cmsa-init-{stage1}-s{tcfg.seed}", progress=progress)   # shared by the rows
+                               init.split("/")[-2], progress=progress)
         if not self.config.rl:
             return hist
         c = self.config

@@ -182,6 +182,23 @@ class MacCapEvalSet(EvalSet):
         return rerank(cands, scores)[0]
 
 
+def rerank_markdown(samples: dict, ids: list, n_images: int = 3, n_samples: int = 6) -> str:
+    """A markdown table of the first ``n_samples`` sampled captions of the first ``n_images`` images with their
+    CLIP cosine, the kept one in bold (``samples``: a ``MacCapEvalSet.last_samples``)."""
+    cands, scores = samples["candidates"], samples["scores"]
+    if scores is None:
+        raise ValueError("samples has no CLIP scores: it comes from S = 1 (no rerank); use a row with samples > 1.")
+    lines = ["| image | draw | caption | CLIP cos |", "|---|---|---|---|"]
+    for i in range(min(n_images, len(ids))):
+        best = int(scores[i].argmax())
+        for s in range(min(n_samples, len(cands))):
+            cap = f"**{cands[s][i]}** (kept)" if s == best else cands[s][i]
+            lines.append(f"| {ids[i]} | {s} | {cap} | {float(scores[i, s]):.3f} |")
+        if best >= n_samples:
+            lines.append(f"| {ids[i]} | {best} | **{cands[best][i]}** (kept) | {float(scores[i, best]):.3f} |")
+    return "\n".join(lines)
+
+
 # ----------------------------------------------------------------------------- method
 class MacCap(Method):
     family, block, training_data = "MacCap", "text only", "text"
