@@ -164,7 +164,7 @@ class ClipBackbone(nn.Module):
 
     def _pool_attention(self, attn: torch.Tensor) -> torch.Tensor:
         """[B, 1 + g*g, 1 + g*g] -> [B, 1 + p*p, 1 + p*p]: patch columns summed, patch rows averaged per cell."""
-        b, p = attn.shape[0], self.cfg.pool_grid
+        p = self.cfg.pool_grid
         factor = (self.grid / p) ** 2
         cols = torch.cat([attn[:, :, :1], self._pool(attn[:, :, 1:].transpose(1, 2)).transpose(1, 2) * factor], 2)
         return torch.cat([cols[:, :1], self._pool(cols[:, 1:])], dim=1)
