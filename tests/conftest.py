@@ -41,3 +41,19 @@ def tiny_pipeline_dir(tmp_path_factory, tiny_clip):
     pipe = build_untrained_pipeline(DiffusionConfig.preset("tiny"), tiny_clip, out.parent / "tok")
     save_pipeline(pipe, out, {"note": "untrained, for tests"})
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_exp(tiny_clip, tmp_path_factory):
+    """A tiny sandbox experiment (16 training captions, an untrained tiny text-to-image pipeline) that every
+    method trains and captions on in the method tests."""
+    from dataclasses import replace
+
+    from workbench.config import AblationConfig, DiffusionConfig
+    from workbench.diffusion import build_untrained_pipeline
+    from workbench.experiment import prepare_sandbox
+    tmp = tmp_path_factory.mktemp("methods")
+    pipe = build_untrained_pipeline(DiffusionConfig.preset("tiny"), tiny_clip, tmp / "tok")
+    cfg = replace(AblationConfig.preset("tiny"), n_train=16, n_val=4, n_test=4, n_test_unseen=2,
+                  out_dir=str(tmp / "abl"))
+    return prepare_sandbox(cfg, tiny_clip, pipe=pipe, progress=False)

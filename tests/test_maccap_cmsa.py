@@ -9,7 +9,8 @@ import torch.nn.functional as F
 
 from workbench import methods
 from workbench.methods import cmsa, maccap
-from workbench.rl import Discriminator, scst_loss, sample, sequence_logprob
+from workbench.decoding import sample
+from workbench.rl import Discriminator, scst_loss, sequence_logprob
 
 
 def test_region_noise_tokens_have_the_expected_cosine():
@@ -199,18 +200,6 @@ def test_registry_blocks_groups_and_paper_presets():
         cmsa.CMSAConfig(clip_reward=False, fluency_reward=False)
     with pytest.raises(ValueError, match="aggregation='mean'"):
         maccap.MacCapConfig(aggregation="mean")
-
-
-@pytest.fixture(scope="module")
-def tiny_exp(tiny_clip, tmp_path_factory):
-    from workbench.config import AblationConfig, DiffusionConfig
-    from workbench.diffusion import build_untrained_pipeline
-    from workbench.experiment import prepare_sandbox
-    tmp = tmp_path_factory.mktemp("mc")
-    pipe = build_untrained_pipeline(DiffusionConfig.preset("tiny"), tiny_clip, tmp / "tok")
-    cfg = replace(AblationConfig.preset("tiny"), n_train=16, n_val=4, n_test=4, n_test_unseen=2,
-                  out_dir=str(tmp / "abl"))
-    return prepare_sandbox(cfg, tiny_clip, pipe=pipe, progress=False)
 
 
 def _fit(m, exp, tmp_path, epochs=1):

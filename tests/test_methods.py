@@ -105,18 +105,6 @@ def test_registry():
     assert methods.get("pcm-net").options() == {}                 # PCM-Net's rows keep their keys
 
 
-@pytest.fixture(scope="module")
-def tiny_exp(tiny_clip, tmp_path_factory):
-    from workbench.config import AblationConfig, DiffusionConfig
-    from workbench.diffusion import build_untrained_pipeline
-    from workbench.experiment import prepare_sandbox
-    tmp = tmp_path_factory.mktemp("methods")
-    pipe = build_untrained_pipeline(DiffusionConfig.preset("tiny"), tiny_clip, tmp / "tok")
-    cfg = replace(AblationConfig.preset("tiny"), n_train=16, n_val=4, n_test=4, n_test_unseen=2,
-                  out_dir=str(tmp / "abl"))
-    return prepare_sandbox(cfg, tiny_clip, pipe=pipe, progress=False)
-
-
 def test_experiment_has_what_the_methods_need(tiny_exp):
     e = tiny_exp
     assert len(e.captions) == 16 and all(len(g) == 5 and c in g for g, c in zip(e.groups, e.captions))

@@ -1,4 +1,4 @@
-"""Decoding: greedy and batched beam search (beam 3 by default, at most ``max_length`` words), and a
+"""Decoding: greedy, multinomial sampling (self-critical RL) and batched beam search (beam 3 by default, at most ``max_length`` words), and a
 captioning function for PIL images, paths or uint8 arrays (real images go through PCM's inference mode).
 
 Both decode incrementally through the captioner's key/value caches (``model.start`` / ``step`` /
@@ -9,21 +9,37 @@ from __future__ import annotations
 import torch
 
 
-@torch.no_grad()
-def greedy(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_length: int) -> torch.Tensor:
-    """memory [B, T, H] -> word ids [B, <= max_length + 1] (BOS dropped; EOS then PAD after the end)."""
+def _decode(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_length: int, choose) -> torch.Tensor:
+    """One word per step until every sequence has ended: ``choose(logits [B, V]) -> ids [B]``."""
     b = memory.shape[0]
     seq = torch.full((b, 1), vocab.bos, dtype=torch.long, device=memory.device)
     done = torch.zeros(b, dtype=torch.bool, device=memory.device)
     state = model.start(memory, memory_pad)
     for _ in range(max_length + 1):
-        nxt = model.step(seq[:, -1], state).argmax(-1)
+        nxt = choose(model.step(seq[:, -1], state))
         nxt = torch.where(done, torch.full_like(nxt, vocab.pad), nxt)
         seq = torch.cat([seq, nxt.unsqueeze(1)], dim=1)
         done |= nxt == vocab.eos
         if done.all():
             break
     return seq[:, 1:]
+
+
+@torch.no_grad()
+def greedy(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_length: int) -> torch.Tensor:
+    """memory [B, T, H] -> word ids [B, <= max_length + 1] (BOS dropped; EOS then PAD after the end)."""
+    return _decode(model, memory, memory_pad, vocab, max_length, lambda logits: logits.argmax(-1))
+
+
+@torch.no_grad()
+def sample(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_length: int, n: int = 1,
+           generator: torch.Generator | None = None) -> torch.Tensor:
+    """n multinomial samples per memory row: memory [B, T, H] -> word ids [B * n, <= max_length + 1] (rows
+    i * n .. i * n + n - 1 belong to image i; EOS then PAD after the end; BOS dropped)."""
+    def draw(logits):
+        probs = torch.softmax(logits.float(), dim=-1)
+        return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(logits.device)
+    return _decode(model, memory.repeat_interleave(n, 0), memory_pad.repeat_interleave(n, 0), vocab, max_length, draw)
 
 
 @torch.no_grad()

@@ -19,7 +19,6 @@ the whole prefix each step: no key/value cache).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Optional
@@ -214,9 +213,6 @@ class PrefixCaptioner(nn.Module):
         mask = torch.ones(x.shape[:2], dtype=torch.long, device=x.device)
         return self.lm(inputs_embeds=x, attention_mask=mask).logits[:, prefix.shape[1]:]
 
-    def decode(self, words, memory, memory_pad) -> torch.Tensor:
-        return self._logits(memory, words)
-
     def forward(self, words, global_, tokens=None, patches=None, mode: str = "train") -> torch.Tensor:
         """Teacher forcing: words [B, L] (BOS first) -> logits [B, L, V] of the LM after the prefix."""
         return self._logits(self.encode(global_, tokens, patches, mode)[0], words)
@@ -233,7 +229,3 @@ class PrefixCaptioner(nn.Module):
     def reorder(state: dict, index: torch.Tensor) -> dict:
         return dict(state, words=state["words"].index_select(0, index))
 
-
-def lm_manifest(folder: str | Path) -> dict:
-    path = repo_path(folder) / "workbench_lm.json"
-    return json.loads(path.read_text()) if path.exists() else {}

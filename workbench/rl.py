@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from .checkpoint import Checkpoint
 from .config import check_range
-from .decoding import greedy
+from .decoding import greedy, sample
 from .paths import atomic_write, atomic_write_json, repo_path, stable_hash
 
 
@@ -77,27 +77,6 @@ class Discriminator(nn.Module):
         lr, lf = self(real), self(fake)
         return (F.binary_cross_entropy_with_logits(lr, torch.ones_like(lr)) +
                 F.binary_cross_entropy_with_logits(lf, torch.zeros_like(lf)))
-
-
-@torch.no_grad()
-def sample(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_length: int, n: int = 1,
-           generator: torch.Generator | None = None) -> torch.Tensor:
-    """n multinomial samples per memory row: memory [B, T, H] -> word ids [B * n, <= max_length + 1] (rows
-    i * n .. i * n + n - 1 belong to image i; EOS then PAD after the end; BOS dropped)."""
-    mem, pad = memory.repeat_interleave(n, 0), memory_pad.repeat_interleave(n, 0)
-    b = mem.shape[0]
-    seq = torch.full((b, 1), vocab.bos, dtype=torch.long, device=mem.device)
-    done = torch.zeros(b, dtype=torch.bool, device=mem.device)
-    state = model.start(mem, pad)
-    for _ in range(max_length + 1):
-        probs = torch.softmax(model.step(seq[:, -1], state).float(), dim=-1)
-        nxt = torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(1).to(mem.device)
-        nxt = torch.where(done, torch.full_like(nxt, vocab.pad), nxt)
-        seq = torch.cat([seq, nxt.unsqueeze(1)], dim=1)
-        done |= nxt == vocab.eos
-        if done.all():
-            break
-    return seq[:, 1:]
 
 
 def sequence_logprob(model, words: torch.Tensor, global_, tokens, patches, vocab) -> torch.Tensor:

@@ -29,7 +29,7 @@ from ..config import check_range
 from ..paths import stable_hash
 from ..training import CaptionSet
 from .base import Method, Reported, recipe_eval_set
-from .syntic import calibrate_threshold, mean_noun_count, select_tags, tag_embeddings, tag_scores
+from .syntic import calibrated_threshold, zero_shot_tags
 
 
 @dataclass(frozen=True)
@@ -105,11 +105,14 @@ class CMSA(Method):
     def train_name(self) -> str:
         return self.name
 
+    def _stage1_name(self, seed: int) -> str:
+        """Stage 1's run folder: it depends only on the generator's inputs, so every row shares it."""
+        stage1 = stable_hash({"image_feature": self.config.image_feature, "entities": self.config.entities})[:8]
+        return f"cmsa-init-{stage1}-s{seed}"
+
     def best_weights(self, run_dir: str, seed: int) -> str:
-        if not self.config.rl:
-            stage1 = stable_hash({"image_feature": self.config.image_feature, "entities": self.config.entities})[:8]
-            return f"{run_dir}/cmsa-init-{stage1}-s{seed}/best.pt"
-        return f"{run_dir}/{self.name}-s{seed}-rl/best.pt"
+        run = f"{self.name}-s{seed}-rl" if self.config.rl else self._stage1_name(seed)
+        return f"{run_dir}/{run}/best.pt"
 
     def captioner_config(self, cfg):
         """Entity tokens through the token path, one kind of token (no token-type embedding: see MacCap's)."""
@@ -130,18 +133,13 @@ class CMSA(Method):
     def _threshold(self, exp) -> float:
         key = ("threshold", exp.identity)
         if key not in self._cache:                       # unpaired images + text statistics only
-            scores = tag_scores(exp.unpaired.all("patches"), exp.bank.embeddings)
-            target = mean_noun_count(exp.captions, exp.bank.words)
-            self._cache[key] = calibrate_threshold(scores, target, self.config.entities)
+            self._cache[key] = calibrated_threshold(exp.unpaired.all("patches"), exp, self.config.entities)
         return self._cache[key]
 
     def image_inputs(self, exp, global_: torch.Tensor, patches: torch.Tensor) -> tuple:
         """(global slot [B, D], entity tokens [B, K, D] or None) of images."""
         k = self.config.entities
-        tokens = None
-        if k > 0:
-            index, mask = select_tags(tag_scores(patches, exp.bank.embeddings), self._threshold(exp), k)
-            tokens = tag_embeddings(index, mask, exp.bank.embeddings)
+        tokens = zero_shot_tags(patches, exp.bank.embeddings, self._threshold(exp), k) if k > 0 else None
         return (global_ if self.config.image_feature else torch.zeros_like(global_)), tokens
 
     def inference_set(self, exp, evalset, images=None):
@@ -152,9 +150,9 @@ class CMSA(Method):
         """Stage 1 (text-only cross-entropy, resumable) then, with ``rl``, stage 2 (SCST on unpaired images)."""
         from ..rl import RLConfig, train_scst
         from ..training import train_captioner
-        init = CMSA(replace(self.config, rl=False)).best_weights(tcfg.run_dir, tcfg.seed)   # shared by the rows
-        hist = train_captioner(model, exp.vocab, self.train_set(exp), self.eval_set(exp, "val"), tcfg,
-                               init.split("/")[-2], progress=progress)
+        val = self.eval_set(exp, "val")
+        hist = train_captioner(model, exp.vocab, self.train_set(exp), val, tcfg, self._stage1_name(tcfg.seed),
+                               progress=progress)
         if not self.config.rl:
             return hist
         c = self.config
@@ -176,7 +174,7 @@ class CMSA(Method):
         corpus = exp.vocab.encode_batch(exp.captions)[:, 1:]
         ident = stable_hash({"exp": exp.identity, "unpaired": store.manifest["identity"], "cmsa": self.options(),
                              "init": hist.get("val_cider")})
-        rl_hist = train_scst(model, exp.vocab, inputs, len(store), corpus, reward, self.eval_set(exp, "val"), rcfg,
+        rl_hist = train_scst(model, exp.vocab, inputs, len(store), corpus, reward, val, rcfg,
                              f"{name}-rl", ident, progress)
         return {**rl_hist, "init_loss": hist["loss"], "init_val_cider": hist["val_cider"]}
 

@@ -133,6 +133,19 @@ def tag_embeddings(index: torch.Tensor, mask: torch.Tensor, bank: torch.Tensor) 
     return bank.float()[index] * mask.unsqueeze(-1)
 
 
+def zero_shot_tags(patches: torch.Tensor, bank: torch.Tensor, threshold: float, max_tags: int) -> torch.Tensor:
+    """The CLIP tagger end to end: head-mapped patches [B, N, D] -> tag embeddings [B, m, D] (zero rows: no tag)."""
+    index, mask = select_tags(tag_scores(patches, bank), threshold, max_tags)
+    return tag_embeddings(index, mask, bank)
+
+
+def calibrated_threshold(patches: torch.Tensor, exp, max_tags: int) -> float:
+    """The tagger threshold at which the images ``patches`` get, on average, as many tags as a training caption
+    has concept-bank nouns (text statistics only)."""
+    scores = tag_scores(patches, exp.bank.embeddings)
+    return calibrate_threshold(scores, mean_noun_count(exp.captions, exp.bank.words), max_tags)
+
+
 def mean_noun_count(captions: list, words: list) -> float:
     """Mean number of distinct concept-bank nouns per caption (the tagger's calibration target)."""
     from ..concepts import count_nouns
@@ -225,9 +238,8 @@ class SynTIC(Method):
             return self.config.tag_threshold
         key = ("threshold", exp.identity)
         if key not in self._cache:
-            scores = tag_scores(exp.sets["synthetic"].store.all("patches"), exp.bank.embeddings)
-            target = mean_noun_count(exp.captions, exp.bank.words)
-            self._cache[key] = calibrate_threshold(scores, target, self.config.max_tags)
+            self._cache[key] = calibrated_threshold(exp.sets["synthetic"].store.all("patches"), exp,
+                                                    self.config.max_tags)
         return self._cache[key]
 
     def _tags(self, exp, patches: torch.Tensor, images=None) -> torch.Tensor:
@@ -237,8 +249,7 @@ class SynTIC(Method):
                 self._cache["detr"] = DetrTagger(self.config.detr_model, self.config.detr_threshold,
                                                  self.config.max_tags)
             return self._cache["detr"].embeddings(images, exp.clip)
-        index, mask = select_tags(tag_scores(patches, exp.bank.embeddings), self._threshold(exp), self.config.max_tags)
-        return tag_embeddings(index, mask, exp.bank.embeddings)
+        return zero_shot_tags(patches, exp.bank.embeddings, self._threshold(exp), self.config.max_tags)
 
     def train_set(self, exp):
         c, tau = self.config, self._tau(exp)
