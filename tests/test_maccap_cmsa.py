@@ -288,3 +288,25 @@ def test_captioner_without_token_types():
     out = model(torch.tensor([[1, 5, 6]]), torch.zeros(1, 8), torch.randn(1, 3, 8))
     assert out.shape == (1, 3, 12)
     assert methods.get("maccap").captioner_config(CaptionerConfig.preset("sandbox")).token_type is False
+
+
+def test_prefix_captioner_cache_matches_the_full_forward(tiny_opt):
+    """Incremental decoding through the LM's key/value cache gives the full teacher-forced forward's logits,
+    also after the beams are reordered (rows swapped mid-sequence)."""
+    from workbench.prefix_lm import PrefixCaptioner, PrefixLMConfig, load_lm
+    lm, _ = load_lm(str(tiny_opt), 12)
+    torch.manual_seed(0)
+    model = PrefixCaptioner(lm, 8, PrefixLMConfig.preset("tiny")).eval()
+    words = torch.randint(4, 20, (3, 6))
+    with torch.no_grad():
+        prefix, pad = model.encode(None, torch.randn(3, 5, 8))
+        full = model._logits(prefix, words)                                  # [3, 6, V]
+        state = model.start(prefix, pad)
+        for t in range(3):
+            assert torch.allclose(model.step(words[:, t], state), full[:, t], atol=1e-5)
+        assert state["past"].get_seq_length() == prefix.shape[1] + 3          # the prefix + 3 words are cached
+        order = torch.tensor([2, 0, 1])                                      # a beam reorder
+        state = model.reorder(state, order)
+        swapped = model._logits(prefix[order], words[order])
+        for t in range(3, 6):
+            assert torch.allclose(model.step(words[order, t], state), swapped[:, t], atol=1e-5)

@@ -218,14 +218,23 @@ class PrefixCaptioner(nn.Module):
         return self._logits(self.encode(global_, tokens, patches, mode)[0], words)
 
     def start(self, memory, memory_pad, group: int = 1) -> dict:
-        return {"prefix": memory.repeat_interleave(group, dim=0), "words": None}
+        """Decoding state: the prefix [B * group, N_q, D_lm] and the LM's key/value cache (filled by the first
+        step, which feeds the prefix and BOS; every later step feeds only the newest word)."""
+        return {"prefix": memory.repeat_interleave(group, dim=0), "past": None, "length": 0}
 
     def step(self, last_words: torch.Tensor, state: dict) -> torch.Tensor:
-        w = last_words.unsqueeze(1)
-        state["words"] = w if state["words"] is None else torch.cat([state["words"], w], dim=1)
-        return self._logits(state["prefix"], state["words"])[:, -1]
+        """last_words [B] -> next-word logits [B, V], through the LM's cache."""
+        x = self.lm.get_input_embeddings()(last_words.unsqueeze(1))
+        if state["past"] is None:
+            x = torch.cat([state["prefix"], x], dim=1)
+        state["length"] += x.shape[1]
+        mask = torch.ones(x.shape[0], state["length"], dtype=torch.long, device=x.device)
+        out = self.lm(inputs_embeds=x, attention_mask=mask, past_key_values=state["past"], use_cache=True)
+        state["past"] = out.past_key_values
+        return out.logits[:, -1]
 
     @staticmethod
     def reorder(state: dict, index: torch.Tensor) -> dict:
-        return dict(state, words=state["words"].index_select(0, index))
-
+        """Follow the beams: cache rows ``index`` (the transformers Cache reorders in place)."""
+        state["past"].reorder_cache(index)
+        return state
