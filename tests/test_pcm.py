@@ -125,7 +125,7 @@ def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="k=11"):
         pcm.salient_concepts(g, bank, k=11)
     with pytest.raises(ValueError, match="m=17"):
-        pcm.select_patches(torch.rand(1, 16, 2), torch.ones(1, 2, dtype=torch.bool), m=17, tau=0.1)
+        pcm.select_patches(torch.rand(1, 16, 2), torch.ones(1, 2, dtype=torch.bool), m=17)
     with pytest.raises(ValueError, match="head-mapped"):
         pcm.pcm(g, torch.randn(3, 16, 5), bank, PCMConfig())
     with pytest.raises(ValueError, match="selection"):

@@ -63,3 +63,14 @@ def test_protocol_errors_name_the_argument(tiny_clip, tmp_path):
     with pytest.raises(ValueError, match="test_sets"):
         ProtocolConfig(test_sets=())
     assert ProtocolConfig.preset("paper_flickr30k").domain("mscoco") == "cross-domain"
+
+
+def test_a_missing_test_set_keeps_the_finished_ones(tiny_clip, model_vocab, tmp_path):
+    model, vocab = model_vocab
+    gone = ReferenceSetConfig("flickr30k", str(tmp_path / "no-images"), KARPATHY.captions_file)
+    cfg = ProtocolConfig(train_corpus="mscoco", test_sets=(KARPATHY, gone), beam=1)
+    with pytest.warns(UserWarning, match="flickr30k skipped"):
+        rows = run_protocol(model, vocab, tiny_clip, cfg, FeatureConfig.preset("tiny", root=str(tmp_path)),
+                            progress=False)
+    assert rows[0]["status"] == "scored" and rows[0]["images"] == 3 and "CIDEr" in rows[0]
+    assert rows[1]["status"].startswith("missing: image_dir=") and rows[1]["images"] == 0

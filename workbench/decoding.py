@@ -9,14 +9,23 @@ from __future__ import annotations
 import torch
 
 
+def _end_at_limit(logits: torch.Tensor, eos: int) -> torch.Tensor:
+    """The step after ``max_length`` words: only EOS is allowed (logits [B, V] -> [B, V])."""
+    out = torch.full_like(logits, float("-inf"))
+    out[:, eos] = 0.0
+    return out
+
+
 def _decode(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_length: int, choose) -> torch.Tensor:
-    """One word per step until every sequence has ended: ``choose(logits [B, V]) -> ids [B]``."""
+    """One word per step until every sequence has ended: ``choose(logits [B, V]) -> ids [B]``; at most
+    ``max_length`` words, then EOS."""
     b = memory.shape[0]
     seq = torch.full((b, 1), vocab.bos, dtype=torch.long, device=memory.device)
     done = torch.zeros(b, dtype=torch.bool, device=memory.device)
     state = model.start(memory, memory_pad)
-    for _ in range(max_length + 1):
-        nxt = choose(model.step(seq[:, -1], state))
+    for t in range(max_length + 1):
+        logits = model.step(seq[:, -1], state)
+        nxt = choose(_end_at_limit(logits, vocab.eos) if t == max_length else logits)
         nxt = torch.where(done, torch.full_like(nxt, vocab.pad), nxt)
         seq = torch.cat([seq, nxt.unsqueeze(1)], dim=1)
         done |= nxt == vocab.eos
@@ -27,7 +36,8 @@ def _decode(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_le
 
 @torch.no_grad()
 def greedy(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_length: int) -> torch.Tensor:
-    """memory [B, T, H] -> word ids [B, <= max_length + 1] (BOS dropped; EOS then PAD after the end)."""
+    """memory [B, T, H] -> word ids [B, <= max_length + 1]: at most ``max_length`` words, then EOS (BOS dropped;
+    PAD after the end)."""
     return _decode(model, memory, memory_pad, vocab, max_length, lambda logits: logits.argmax(-1))
 
 
@@ -56,8 +66,10 @@ def beam_search(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, ma
     scores = torch.full((b, beam), float("-inf"), device=dev)
     scores[:, 0] = 0.0                                               # one live hypothesis per image at start
     done = torch.zeros(b * beam, dtype=torch.bool, device=dev)
-    for _ in range(max_length + 1):
+    for t in range(max_length + 1):
         logp = torch.log_softmax(model.step(seq[:, -1], state).float(), dim=-1)          # [B*K, V]
+        if t == max_length:                                          # max_length words, then EOS
+            logp = _end_at_limit(logp, vocab.eos)
         v = logp.shape[-1]
         finished = torch.full_like(logp, float("-inf"))
         finished[:, vocab.pad] = 0.0                                  # a finished hypothesis only pads

@@ -1,8 +1,8 @@
 """Caption evaluation: pycocoevalcap metrics, CLIPScore / RefCLIPScore, and results tables.
 
 * ``coco_metrics(refs, hyps)``: BLEU-1..4, METEOR, ROUGE-L, CIDEr through pycocoevalcap's own scorers
-  after its PTB tokenizer (Java), exactly as ``COCOEvalCap`` computes them; SPICE when its Stanford
-  CoreNLP jars are present, otherwise reported as unavailable with the reason.
+  after its PTB tokenizer (Java), exactly as ``COCOEvalCap`` computes them; SPICE whenever Java and its
+  Stanford CoreNLP jars can be had (``spice.py``), otherwise reported as unavailable with the reason.
 * ``cider(refs, hyps)``: CIDEr alone on the workbench tokenizer (no Java): the per-epoch val score.
 * ``clip_scores``: CLIPScore = 2.5 * max(cos(image, "A photo depicts " + caption), 0) and RefCLIPScore =
   harmonic mean of CLIPScore and 2.5 * max(max_ref cos(caption, ref), 0) (Hessel et al., 2021).
@@ -23,30 +23,30 @@ import torch.nn.functional as F
 from .paths import atomic_write, repo_path
 from .vocab import tokenize
 
-SPICE_JARS = ("stanford-corenlp-3.6.0.jar", "stanford-corenlp-3.6.0-models.jar")
-
 
 def _check(refs: dict, hyps: dict) -> None:
     missing = [k for k in hyps if k not in refs]
     if missing or not hyps:
         raise ValueError(f"hyps must be a non-empty dict whose keys all have references; {len(missing)} keys "
                          f"have none (e.g. {missing[:3]}).")
+    for k in hyps:
+        if not isinstance(hyps[k], str):
+            raise ValueError(f"hyps[{k!r}]={hyps[k]!r} must be a string (one caption per image).")
+        if not refs[k] or any(not isinstance(r, str) or not r.strip() for r in refs[k]):
+            raise ValueError(f"refs[{k!r}]={refs[k]!r} holds no reference or an empty one; every scored image needs "
+                             "non-empty reference captions (drop the image or fix its references).")
 
 
-def spice_status() -> tuple:
-    """(available, reason): SPICE needs Stanford CoreNLP jars that pycocoevalcap downloads on first use."""
-    from pycocoevalcap.spice import spice as spice_module
-    lib = Path(spice_module.__file__).parent / "lib"
-    missing = [j for j in SPICE_JARS if not (lib / j).exists()]
-    if missing:
-        return False, (f"SPICE unavailable: {', '.join(missing)} not in {lib} (pycocoevalcap downloads them "
-                       "on first use; this machine is offline). Copy them there to enable SPICE.")
-    return True, ""
+def empty_hypotheses(hyps: dict) -> list:
+    """Ids whose caption is empty (a model that ends at once); they are scored as empty and counted."""
+    return [k for k, h in hyps.items() if not h.strip()]
 
 
 def coco_metrics(refs: dict, hyps: dict, spice: bool = True) -> dict:
     """refs {id: [str, ...]}, hyps {id: str} -> {"Bleu_1".."Bleu_4", "METEOR", "ROUGE_L", "CIDEr"[, "SPICE"]}
-    (fractions, as pycocoevalcap reports them) plus "SPICE_status"."""
+    (fractions, as pycocoevalcap reports them) plus "SPICE_status" and "empty_captions" (hypotheses that are
+    empty, scored as such, with a warning). SPICE is attempted whenever Java and its jars can be had
+    (``workbench.spice``); otherwise ``SPICE_status`` says why and how to enable it."""
     from pycocoevalcap.bleu.bleu import Bleu
     from pycocoevalcap.cider.cider import Cider
     from pycocoevalcap.meteor.meteor import Meteor
@@ -59,10 +59,6 @@ def coco_metrics(refs: dict, hyps: dict, spice: bool = True) -> dict:
     out = {}
     scorers = [(Bleu(4), ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"]), (Meteor(), "METEOR"), (Rouge(), "ROUGE_L"),
                (Cider(), "CIDEr")]
-    ok, reason = spice_status()
-    if spice and ok:
-        from pycocoevalcap.spice.spice import Spice
-        scorers.append((Spice(), "SPICE"))
     for scorer, names in scorers:
         with contextlib.redirect_stdout(io.StringIO()):                  # BLEU prints its internals
             score, _ = scorer.compute_score(gts, res)
@@ -70,7 +66,19 @@ def coco_metrics(refs: dict, hyps: dict, spice: bool = True) -> dict:
             out.update({n: float(s) for n, s in zip(names, score)})
         else:
             out[names] = float(score)
-    out["SPICE_status"] = "computed" if "SPICE" in out else (reason or "not requested")
+    out["SPICE_status"] = "not requested"
+    if spice:
+        from . import spice as spice_lib
+        ok, out["SPICE_status"] = spice_lib.status()
+        if ok:
+            value, out["SPICE_status"] = spice_lib.compute(gts, res)
+            if value is not None:
+                out["SPICE"] = value
+    empty = empty_hypotheses(hyps)
+    if empty:
+        import warnings
+        warnings.warn(f"{len(empty)} of {len(hyps)} captions are empty (e.g. ids {empty[:3]}); scored as empty.")
+    out["empty_captions"] = len(empty)
     return out
 
 

@@ -7,9 +7,10 @@ Following PCM-Net (Eq. 1-3) and its official behaviour:
 2. affinity ``A[b, j, k] = cos(v'_j, c_k)`` between head-mapped patches ``v'`` and the K concepts;
 3. textual patch map ``v^t_j = sum_k softmax_k(A[j, k] / tau) c_k``;
 4. selection of the patches to mix, either
-   * ``"pair"`` (official ``REPLACE_TYPE='top'``): the top-M (patch, concept) pairs of
-     ``softmax over all pairs(A / tau)``; a patch is selected when any of its pairs is, so at most M
-     patches are (fewer when two pairs share a patch), or
+   * ``"pair"`` (official ``REPLACE_TYPE='top'``): the top-M (patch, concept) pairs by affinity A (the
+     official code ranks ``softmax over all pairs(A / tau)``, the same order in exact arithmetic; ranking A
+     itself keeps it when a small tau underflows the softmax to zeros); a patch is selected when any of its
+     pairs is, so at most M patches are (fewer when two pairs share a patch), or
    * ``"patch"``: the M patches with the highest ``max_k A[j, k]``: exactly M patches;
 5. training: the selected visual patches are *replaced* by their textual features;
    inference (real images): all visual patches are kept and the selected textual patches are
@@ -21,6 +22,7 @@ The functions work on any feature width for the mixing step (``mix_*`` take the 
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -53,9 +55,17 @@ class PCMResult:
         return int(round(self.affinity.shape[1] ** 0.5))
 
 
+def check_temperature(name: str, value) -> None:
+    """A softmax temperature must be a finite number > 0 (tau = 0 divides by zero; tau < 0 inverts the order)."""
+    if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        raise ValueError(f"{name}={value!r} must be a finite number > 0 (e.g. 0.01, PCM-Net's default); a softmax "
+                         "temperature of 0 divides by zero and a negative one inverts the ranking.")
+
+
 def salient_concepts(global_: torch.Tensor, bank: torch.Tensor, k: int, temperature: float = 0.01,
                      threshold: float = 0.0) -> Concepts:
     """Eq. 1: global [B, D] vs bank [C, D] -> the top-K concepts per image."""
+    check_temperature("temperature", temperature)
     if not 1 <= k <= bank.shape[0]:
         raise ValueError(f"k={k} must be between 1 and the bank size {bank.shape[0]}; lower K or add concepts.")
     sims = F.normalize(global_.float(), dim=-1) @ F.normalize(bank.float(), dim=-1).T     # [B, C]
@@ -74,12 +84,12 @@ def patch_affinity(patches: torch.Tensor, concept_embed: torch.Tensor) -> torch.
 
 def textual_patches(affinity: torch.Tensor, concept_embed: torch.Tensor, tau: float) -> tuple:
     """Eq. 3: weights softmax_k(A / tau) [B, N, K] and textual features [B, N, D]."""
+    check_temperature("tau", tau)
     weights = torch.softmax(affinity / tau, dim=-1)
     return weights, torch.einsum("bnk,bkd->bnd", weights, concept_embed)
 
 
-def select_patches(affinity: torch.Tensor, concept_mask: torch.Tensor, m: int, tau: float,
-                   rule: str = "pair") -> tuple:
+def select_patches(affinity: torch.Tensor, concept_mask: torch.Tensor, m: int, rule: str = "pair") -> tuple:
     """Which patches to mix: ``selected`` [B, N] bool and ``order`` [B, M] (indices, -1 = empty slot)."""
     b, n, k = affinity.shape
     if not 0 <= m <= n:
@@ -94,8 +104,9 @@ def select_patches(affinity: torch.Tensor, concept_mask: torch.Tensor, m: int, t
         return selected.scatter(1, idx, True), idx
     if rule != "pair":
         raise ValueError(f"rule={rule!r} is not one of ('pair', 'patch').")
-    # the softmax over all pairs is monotone in A, so its top-M equals the top-M of A itself
-    _, pair_idx = torch.softmax(masked.reshape(b, -1) / tau, dim=-1).topk(m, dim=-1)     # [B, M] over N*K
+    # ranked on A itself: the official softmax over all pairs (A / tau) has the same order in exact arithmetic but
+    # underflows to ties at small tau (then topk returns arbitrary patches)
+    _, pair_idx = masked.reshape(b, -1).topk(m, dim=-1)                                     # [B, M] over N*K
     patch_idx = pair_idx // k                                                               # rank order
     selected = selected.scatter(1, patch_idx, True)
     for i in range(b):                  # first occurrence of each patch, most related first; -1 pads
@@ -112,7 +123,7 @@ def pcm(global_: torch.Tensor, patches: torch.Tensor, bank: torch.Tensor, cfg: P
     concepts = salient_concepts(global_, bank, cfg.k, cfg.concept_temperature, cfg.concept_threshold)
     affinity = patch_affinity(patches, concepts.embed)
     weights, textual = textual_patches(affinity, concepts.embed, cfg.tau)
-    selected, order = select_patches(affinity, concepts.mask, cfg.m, cfg.tau, cfg.selection)
+    selected, order = select_patches(affinity, concepts.mask, cfg.m, cfg.selection)
     return PCMResult(concepts, affinity, weights, textual, selected, order)
 
 

@@ -129,6 +129,8 @@ def render_pcm(image: np.ndarray, result: pcm.PCMResult, i: int, words: list, mo
     from . import plots
     if mode not in ("train", "inference"):
         raise ValueError(f"mode={mode!r} is not one of ('train', 'inference').")
+    if tau is not None:
+        pcm.check_temperature("tau", tau)
     grid = result.grid
     k = min(result.affinity.shape[2], max_concepts)
     names = [words[j] for j in result.concepts.index[i, :k].tolist()]

@@ -52,16 +52,23 @@ def run_protocol(model, vocab, clip, cfg: ProtocolConfig, feature_cfg: Optional[
     """Caption and score every test set of ``cfg``; one row per set with its protocol, training and test
     corpus, the number of images and the metrics (plus the captions under ``hyps``). With ``method`` (a
     registered ``workbench.methods`` method and the ``exp`` it was trained on) each set is captioned through the
-    method's inference recipe (projection, alignment, tags, ...)."""
+    method's inference recipe (projection, alignment, tags, ...). A test set whose images or references are
+    missing gets a row with ``status`` saying what is missing (and a warning); the other sets are still scored."""
+    import warnings
     feature_cfg = feature_cfg or FeatureConfig()
     rows = []
     for test in cfg.test_sets:
-        evalset, paths = load_test_set(clip, test, feature_cfg, cfg.max_images, progress)
+        head = {"protocol": f"{cfg.domain(test.corpus)}: {cfg.train_corpus} -> {test.corpus}",
+                "domain": cfg.domain(test.corpus), "train_corpus": cfg.train_corpus, "test_corpus": test.corpus}
+        try:
+            evalset, paths = load_test_set(clip, test, feature_cfg, cfg.max_images, progress)
+        except FileNotFoundError as e:
+            warnings.warn(f"test set {test.corpus} skipped: {e}")
+            rows.append({**head, "images": 0, "status": f"missing: {e}"})
+            continue
         if method is not None:
             evalset = method.inference_set(exp, evalset, paths)
         metrics, hyps = evaluate_captioner(model, vocab, evalset, clip, cfg.beam)
-        rows.append({"protocol": f"{cfg.domain(test.corpus)}: {cfg.train_corpus} -> {test.corpus}",
-                     "domain": cfg.domain(test.corpus), "train_corpus": cfg.train_corpus,
-                     "test_corpus": test.corpus, "images": len(evalset.ids), **metrics,
+        rows.append({**head, "images": len(evalset.ids), "status": "scored", **metrics,
                      "hyps": dict(zip(evalset.ids, hyps))})
     return rows

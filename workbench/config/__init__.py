@@ -14,5 +14,5 @@ from .core import (PRESETS, PROFILES, _Preset, check_choice, check_range, clip_c
                    profile, run_dir_override, scaled, smoke)
 from .world import (WorldConfig, ClipConfig, RealDataConfig, ReferenceSetConfig, ProtocolConfig)  # noqa: F401
 from .generation import (PretrainConfig, DiffusionConfig, SynthesisConfig)  # noqa: F401
-from .captioning import (GapConfig, FeatureConfig, ConceptConfig, PCMConfig, CaptionerConfig,  # noqa: F401
+from .captioning import (GapConfig, FeatureConfig, ConceptConfig, PCMConfig, CaptionerConfig, noam_peak,  # noqa: F401
                          TrainConfig, AblationConfig)

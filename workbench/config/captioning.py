@@ -115,8 +115,8 @@ class PCMConfig(_Preset):
     def __post_init__(self):
         check_range("k", self.k, 1)
         check_range("m", self.m, 0)
-        check_range("tau", self.tau, 1e-6)
-        check_range("concept_temperature", self.concept_temperature, 1e-6)
+        check_range("tau", self.tau, 1e-6, 1e6)                  # a softmax temperature: finite and > 0
+        check_range("concept_temperature", self.concept_temperature, 1e-6, 1e6)
         check_range("concept_threshold", self.concept_threshold, 0.0, 1.0)
         check_choice("selection", self.selection, ("pair", "patch"))
 
@@ -189,7 +189,8 @@ class TrainConfig(_Preset):
     """Optimisation of the captioner: Adam + Noam warm-up, clipping, CXE, checkpoints, val CIDEr selection."""
     epochs: int = 12
     batch_size: int = 32
-    lr: float = 5e-4                     # peak of the Noam schedule (reached at the end of warm-up)
+    lr: float = 4.42e-4                  # peak of the Noam schedule (reached at the end of warm-up); the paper
+                                         # presets derive it with noam_peak(width, warmup_steps)
     warmup_steps: int = 10000
     grad_clip: float = 0.1               # official: clip by value 0.1
     label_smoothing: float = 0.1
@@ -224,9 +225,20 @@ class TrainConfig(_Preset):
 
     @staticmethod
     def _preset_paper_b32():
-        return TrainConfig(cxe_w=2.5)    # the official MSCOCO B/32 config (ALPHA 2.5); the paper states 4
+        # the official MSCOCO B/32 config (ALPHA 2.5; the paper states 4); Noam peak d^-0.5 * warmup^-0.5
+        return TrainConfig(cxe_w=2.5, lr=noam_peak(512, 10000))
 
-    _preset_paper_l14 = _preset_paper_b32
+    @staticmethod
+    def _preset_paper_l14():
+        return TrainConfig(cxe_w=4.0, lr=noam_peak(512, 10000))    # the paper's w = 4, as the official L/14 config
+
+
+def noam_peak(width: int, warmup_steps: int) -> float:
+    """The Noam schedule's peak learning rate, width^-0.5 * warmup^-0.5 (Vaswani et al.; the official PCM-Net
+    code's, 4.42e-4 at width 512 and 10,000 warm-up steps), reached at the end of warm-up."""
+    check_range("width", width, 1)
+    check_range("warmup_steps", warmup_steps, 1)
+    return float(width ** -0.5 * warmup_steps ** -0.5)
 
 
 # ----------------------------------------------------------------------------- ablation

@@ -53,6 +53,8 @@ def check_choice(name: str, value, allowed) -> None:
 
 
 def check_range(name: str, value, lo=None, hi=None) -> None:
+    if isinstance(value, float) and value != value:
+        raise ValueError(f"{name}={value!r} is not a number; give a finite value.")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         rng = f"[{'-inf' if lo is None else lo}, {'inf' if hi is None else hi}]"
         raise ValueError(f"{name}={value!r} is outside the allowed range {rng}; choose a value inside it.")
