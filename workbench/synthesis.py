@@ -2,21 +2,30 @@
 
 Layout of ``out_dir``::
 
-    settings.json                 model id + settings; a resume must use the same ones
+    settings.json                 model id + settings (a resume must use the same ones) and the scorer
     shard-00000/000000042.png     one image per caption, written atomically (temp file + rename)
     shard-00000.jsonl             that shard's manifest, one line per finished caption (append + fsync)
     manifest.jsonl                the consolidated manifest, rewritten atomically when the run completes
 
-A manifest record holds: caption_id, caption, seed, model_id, settings_hash, file, sha256, clip_cos and
-clip_score (the CXE weight). Caption ``i`` always gets seed ``caption_seed(cfg.seed, caption_id)``, so a
-rerun reproduces it. Killed at any point, a rerun verifies every recorded file (exists, checksum),
-regenerates what is missing or corrupt and completes the set exactly once per caption.
+A manifest record holds: caption_id, caption, seed, model_id, settings_hash, file, sha256, and with a
+scorer clip_cos, clip_score (the CXE weight) and scorer (``"<clip profile>/<model name>/<hash>"``; the
+full identity, with the CLIP's pretrained tag and weights fingerprint, is ``settings.json["scorer"]``). The
+scorer is the CLIP of ``cfg.clip_profile`` (``paper_fast`` and ``paper_b32``: ViT-B/32). Caption ``i``
+always gets seed ``caption_seed(cfg.seed, caption_id)``, so a rerun reproduces it. Killed at any point, a
+rerun verifies every recorded file (exists, checksum), regenerates what is missing or corrupt and
+completes the set exactly once per caption; recorded images scored by another scorer (another CLIP, other
+weights or another CLIPScore w) are re-scored, never mixed.
 
 Scaling out: under ``accelerate launch`` each process owns the shards ``k`` with
 ``k % num_processes == process_index``; the main process consolidates at the end.
 
     python -m workbench.synthesis --preset sandbox --split train --n 2000
-    accelerate launch -m workbench.synthesis --preset paper_b32 --captions captions.json
+    accelerate launch -m workbench.synthesis --preset paper_b32 --captions data/mscoco/karpathy/dataset_coco.json
+
+``--captions`` takes any caption corpus ``data.load_caption_corpus`` reads: a ``.txt`` file (one caption per
+line), a JSON list of strings or of ``{id, caption}``, COCO-format annotations (``captions_train2014.json``),
+a Karpathy list (MacCap style) or a Karpathy ``dataset_coco.json`` / ``dataset_flickr30k.json``, whose
+``--splits`` default to the training text, ``train restval``. Anything else is refused with the formats.
 """
 from __future__ import annotations
 
@@ -65,6 +74,21 @@ def load_pipeline(cfg: SynthesisConfig, device: str | torch.device = "auto"):
     return pipe.to(dev)
 
 
+def scorer_identity(scorer, cfg: SynthesisConfig) -> Optional[dict]:
+    """Who scores the pairs, recorded in ``settings.json``: the ClipConfig preset the scorer was built from
+    (``cfg.clip_profile`` when it matches, else the preset that matches, else ``"custom"``), its open_clip model
+    name and pretrained tag or path, a fingerprint of its weights, and the CLIPScore weight w; None without one."""
+    if scorer is None:
+        return None
+    from .config import ClipConfig
+    ccfg = getattr(scorer, "cfg", None)
+    names = [cfg.clip_profile] + [p for p in ClipConfig.presets() if p != cfg.clip_profile]
+    profile = next((p for p in names if ClipConfig.preset(p) == ccfg), "custom")
+    return {"clip_profile": profile, "model_name": getattr(ccfg, "model_name", type(scorer).__name__),
+            "pretrained": getattr(ccfg, "pretrained", None),
+            "weights": weights_fingerprint(getattr(scorer, "model", scorer)), "clipscore_w": cfg.clipscore_w}
+
+
 class SynthesisEngine:
     """Synthesises one image per caption into ``cfg.out_dir``; ``scorer`` (a ClipBackbone) adds CLIPScores."""
 
@@ -75,6 +99,9 @@ class SynthesisEngine:
         # the weights are part of the settings: a retrained model under the same model_id makes new images
         self.weights = weights_fingerprint(*(getattr(pipe, n, None) for n in ("unet", "transformer", "vae", "text_encoder")))
         self.settings_hash = stable_hash({**cfg.settings(), "weights": self.weights})
+        self.scorer_info = scorer_identity(scorer, cfg)
+        self.scorer_id = None if scorer is None else (f"{self.scorer_info['clip_profile']}/"
+                                                      f"{self.scorer_info['model_name']}/{stable_hash(self.scorer_info)}")
 
     # ------------------------------------------------------------------ manifest
     def _shard_of(self, index: int) -> int:
@@ -99,6 +126,7 @@ class SynthesisEngine:
         return records
 
     def _check_settings(self) -> None:
+        """Refuse other image settings; record the run's current scorer (images scored by another are re-scored)."""
         path = self.out / "settings.json"
         if path.exists():
             old = json.loads(path.read_text())
@@ -106,9 +134,11 @@ class SynthesisEngine:
                 raise ValueError(f"out_dir={str(self.out)!r} holds images made with other settings or model weights "
                                  f"({old.get('settings')}, weights {old.get('weights')}); use a new out_dir, the "
                                  f"same settings ({self.cfg.settings()}, weights {self.weights}), or delete the folder.")
+            if self.scorer_info is not None and old.get("scorer") != self.scorer_info:
+                atomic_write_json(path, {**old, "scorer": self.scorer_info})
         else:
             atomic_write_json(path, {"settings": self.cfg.settings(), "weights": self.weights,
-                                     "settings_hash": self.settings_hash})
+                                     "settings_hash": self.settings_hash, "scorer": self.scorer_info})
 
     # ------------------------------------------------------------------ generation
     def generate(self, captions: list, seeds: list) -> np.ndarray:
@@ -137,20 +167,38 @@ class SynthesisEngine:
         return pair_cosines(self.scorer, images, captions)
 
     def _write(self, index: int, caption_id: str, caption: str, seed: int, image: np.ndarray, cos) -> dict:
-        shard = self._shard_of(index)
-        rel = f"shard-{shard:05d}/{index:09d}.png"
+        rel = f"shard-{self._shard_of(index):05d}/{index:09d}.png"
         atomic_write(self.out / rel, lambda tmp: Image.fromarray(image).save(tmp, format="PNG"))
         rec = {"caption_id": caption_id, "index": index, "caption": caption, "seed": seed,
                "model_id": self.cfg.model_id, "settings_hash": self.settings_hash, "file": rel,
                "sha256": sha256_file(self.out / rel)}
-        if cos is not None:
-            rec["clip_cos"] = float(cos)
-            rec["clip_score"] = float(self.cfg.clipscore_w * max(float(cos), 0.0))
-        with open(self.out / f"shard-{shard:05d}.jsonl", "a") as f:
+        return self._append(index, self._scored(rec, cos))
+
+    def _scored(self, rec: dict, cos) -> dict:
+        """``rec`` with this run's CLIP cosine, CLIPScore (the CXE weight) and scorer id (unchanged without a score)."""
+        if cos is None:
+            return rec
+        return {**rec, "clip_cos": float(cos), "clip_score": float(self.cfg.clipscore_w * max(float(cos), 0.0)),
+                "scorer": self.scorer_id}
+
+    def _append(self, index: int, rec: dict) -> dict:
+        with open(self.out / f"shard-{self._shard_of(index):05d}.jsonl", "a") as f:
             f.write(json.dumps(rec) + "\n")
             f.flush()
             os.fsync(f.fileno())
         return rec
+
+    def _rescore(self, done: dict, ids: list, indices: list, progress: bool) -> None:
+        """Re-score recorded images whose score is not this scorer's (appends their updated records)."""
+        from tqdm.auto import tqdm
+        was = sorted({str(done[ids[i]].get("scorer")) for i in indices})
+        print(f"re-scoring {len(indices)} recorded images with {self.scorer_id} (scored before by {was[:3]})")
+        for b in tqdm(range(0, len(indices), self.cfg.batch_size), desc="re-score", disable=not progress):
+            batch = indices[b:b + self.cfg.batch_size]
+            recs = [done[ids[i]] for i in batch]
+            cos = self.clip_scores(load_images(self.out, recs), [r["caption"] for r in recs])
+            for i, r, c in zip(batch, recs, cos):
+                done[ids[i]] = self._append(i, self._scored(r, c))
 
     def run(self, captions: list, caption_ids: Optional[list] = None, progress: bool = True,
             process_index: Optional[int] = None, num_processes: Optional[int] = None) -> list:
@@ -176,6 +224,10 @@ class SynthesisEngine:
         for s in mine:
             done.update(self._read_shard(s))
         todo = [i for i in range(len(ids)) if self._shard_of(i) in mine and ids[i] not in done]
+        stale = [i for i in range(len(ids)) if self.scorer is not None and self._shard_of(i) in mine
+                 and ids[i] in done and done[ids[i]].get("scorer") != self.scorer_id]
+        if stale:
+            self._rescore(done, ids, stale, progress)
         t0, made = time.time(), 0
         bar = tqdm(total=len(todo), desc=f"synthesise [{state.process_index}]", disable=not progress)
         for b in range(0, len(todo), self.cfg.batch_size):
@@ -265,6 +317,11 @@ def sandbox_captions(split: str, n: int, per_scene: int = 5, world=None, n_objec
     return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
 
+CAPTIONS_HELP = ("caption corpus instead of sandbox captions: a .txt file (one caption per line), a JSON list of "
+                 "strings or of {id, caption}, COCO-format annotations, a Karpathy list, or a Karpathy "
+                 "dataset_coco.json / dataset_flickr30k.json (see --splits)")
+
+
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="Synthesise one image per caption (resumable, sharded).")
     ap.add_argument("--preset", default="sandbox")
@@ -272,7 +329,11 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default=None, help="override out_dir")
     ap.add_argument("--split", default="train", help="sandbox split whose captions to synthesise")
     ap.add_argument("--n", type=int, default=1000, help="number of sandbox captions")
-    ap.add_argument("--captions", default=None, help="a JSON list of captions (or of {id, caption}) instead")
+    ap.add_argument("--captions", default=None, help=CAPTIONS_HELP)
+    ap.add_argument("--splits", nargs="+", default=None,
+                    help="Karpathy splits of --captions (train restval val test); dataset_*.json default: train restval")
+    ap.add_argument("--clip-profile", default=None,
+                    help="override the preset's clip_profile: the ClipConfig preset whose CLIP scores the pairs")
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None)
     ap.add_argument("--no-clipscore", action="store_true")
@@ -280,23 +341,22 @@ def main(argv=None) -> None:
     ap.add_argument("--num-processes", type=int, default=None, help="... out of this many jobs")
     args = ap.parse_args(argv)
     over = {k: v for k, v in (("model_id", args.model), ("out_dir", args.out), ("steps", args.steps),
-                              ("batch_size", args.batch_size)) if v is not None}
+                              ("batch_size", args.batch_size), ("clip_profile", args.clip_profile)) if v is not None}
     cfg = SynthesisConfig.preset(args.preset, **over)
     if args.captions:
-        items = json.loads(Path(args.captions).read_text())
-        captions = [it["caption"] if isinstance(it, dict) else it for it in items]
-        ids = [str(it["id"]) if isinstance(it, dict) else str(i) for i, it in enumerate(items)]
+        from .data import load_caption_corpus
+        captions, ids = load_caption_corpus(args.captions, args.splits)
     else:
         captions, ids, _ = sandbox_captions(args.split, args.n)
     scorer = None
     if not args.no_clipscore:
         from .backbones import load_clip
         from .config import ClipConfig
-        profile = args.preset if args.preset in ("sandbox", "paper_b32", "paper_l14") else "sandbox"
-        scorer = load_clip(ClipConfig.preset(profile))
+        scorer = load_clip(ClipConfig.preset(cfg.clip_profile))
     engine = SynthesisEngine(load_pipeline(cfg), cfg, scorer)
     recs = engine.run(captions, ids, process_index=args.process_index, num_processes=args.num_processes)
-    print(f"manifest: {engine.out / 'manifest.jsonl'} ({len(recs)} records)")
+    print(f"manifest: {engine.out / 'manifest.jsonl'} ({len(recs)} records"
+          + (f", scored by {engine.scorer_id})" if scorer is not None else ")"))
 
 
 if __name__ == "__main__":

@@ -2,11 +2,16 @@
 atomic checkpoints with resume after a kill, and checkpoint selection by val CIDEr (never test).
 
 Determinism: the batch order of epoch e is a permutation seeded by (seed, e), and the dropout / noise
-randomness of step t is seeded by (seed, t), so a run resumed from a checkpoint at step t produces the
-same subsequent losses as an uninterrupted one.
+randomness of step t on process r is seeded by (seed, t, r), so a run resumed from a checkpoint at step t
+produces the same subsequent losses as an uninterrupted one.
+
+Data-parallel: launched with ``accelerate launch`` or ``torchrun``, each process trains on its own chunk of
+every global batch (``shard``; ``TrainConfig.batch_size`` is per process), DDP averages the gradients, and only
+the main process validates and writes checkpoints. One process without a launcher is the plain loop.
 """
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -64,8 +69,13 @@ class EvalSet:
         return cls(f["global"], f["tokens"], f["patches"], refs, list(store.ids))
 
     def subset(self, n: int) -> "EvalSet":
-        """The first ``n`` images (a quick look in a notebook)."""
-        return EvalSet(self.global_[:n], self.tokens[:n], self.patches[:n], self.refs[:n], self.ids[:n])
+        """The first ``n`` images, same class and recipe (every per-image field is cut: features, refs, ids and a
+        subclass's own, e.g. MacCap's attention)."""
+        out, size = copy.copy(self), len(self.ids)
+        for k, v in vars(self).items():
+            if isinstance(v, (torch.Tensor, list)) and len(v) == size:
+                setattr(out, k, v[:n])
+        return out
 
     def captions(self, model, vocab, beam: int) -> list:
         """The model's caption of every image (PCM inference mode), in ``ids`` order."""
@@ -86,12 +96,32 @@ def noam_factor(step: int, warmup: int) -> float:
     return min(step / warmup, (warmup / step) ** 0.5)
 
 
-def run_key(model, cfg: TrainConfig, train: CaptionSet) -> str:
+def run_key(model, cfg: TrainConfig, train: CaptionSet, num_processes: int = 1) -> str:
     """Identity of a training run: its config (less the folder), the model's config and parameter shapes
-    (an architecture change gives a new key), and the identity of the training pairs."""
+    (an architecture change gives a new key), the identity of the training pairs and, when above 1, the
+    number of processes (the global batch is ``batch_size * num_processes``: another count is another run)."""
     shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
-    return stable_hash({"train": {k: v for k, v in asdict(cfg).items() if k != "run_dir"},
-                        "model": asdict(model.cfg), "shapes": shapes, "pairs": train.identity()})
+    parts = {"train": {k: v for k, v in asdict(cfg).items() if k != "run_dir"},
+             "model": asdict(model.cfg), "shapes": shapes, "pairs": train.identity()}
+    if num_processes != 1:
+        parts["processes"] = num_processes
+    return stable_hash(parts)
+
+
+def shard(order: np.ndarray, b: int, batch_size: int, process_index: int = 0, num_processes: int = 1) -> np.ndarray:
+    """The items process ``process_index`` trains on at step ``b`` of an epoch: global step ``b`` takes the
+    ``batch_size * num_processes`` items ``order[b G:(b + 1) G]`` and process r its r-th contiguous chunk of
+    ``batch_size`` (so one process with batch 2 B sees the union of two processes' batches of B)."""
+    if not 0 <= process_index < num_processes:
+        raise ValueError(f"process_index={process_index} must be in [0, num_processes={num_processes}).")
+    start = (b * num_processes + process_index) * batch_size
+    return order[start:start + batch_size]
+
+
+def step_seed(seed: int, step: int, process_index: int = 0) -> int:
+    """The torch seed of the dropout / noise draws of ``step`` on process ``process_index``: process 0 keeps the
+    single-process seed (seed, step); process r is offset by r * 2^40, so processes draw different noise."""
+    return seed * 1_000_003 + step + (process_index << 40)
 
 
 def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainConfig, name: str,
@@ -99,79 +129,103 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
     """Train ``model`` (resuming from ``<run_dir>/<name>/last.pt`` if present), validate CIDEr on ``val``
     after every epoch and keep the best epoch in ``best.pt``. Returns the history; the model ends with
     the best weights loaded. ``stop_after`` ends the call after that many steps (notebook demos);
-    ``callback(history, step)`` is called after every step and every validation (live plots)."""
-    from accelerate import Accelerator
+    ``callback(history, step)`` is called after every step and every validation (live plots), on the main
+    process only.
+
+    Data-parallel under ``accelerate launch`` / ``torchrun`` (one process alone is the plain loop):
+    ``cfg.batch_size`` is the batch of each process; every process draws the same seeded permutation of the
+    epoch and trains on its own chunk of each global batch (``shard``); the epoch's tail short of a whole global
+    batch is dropped, so all processes take the same steps. DDP (``acc.prepare``) averages the gradients, then
+    they are clipped by value. The loss in the history is the mean of the processes' losses (the global batch's
+    loss when every process has the same number of caption tokens). Only the main process validates and writes
+    ``last.pt``, ``best.pt``, ``progress.json`` and ``history.json``; the val CIDEr is broadcast so every
+    process returns the same history and ends with ``best.pt`` loaded."""
+    from accelerate import Accelerator, DistributedDataParallelKwargs
+    from accelerate.utils import broadcast_object_list
     from tqdm.auto import tqdm
+    val = val.subset(cfg.val_size)                       # the first val_size images pick the checkpoint
     out = repo_path(cfg.run_dir) / name
     out.mkdir(parents=True, exist_ok=True)
-    acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available())
+    acc = Accelerator(mixed_precision=cfg.mixed_precision, cpu=not torch.cuda.is_available(),
+                      kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)])
+    rank, world, main = acc.process_index, acc.num_processes, acc.is_main_process
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8)
     step, epoch0, history, best = 0, 0, {"loss": [], "val_cider": [], "epoch_step": []}, {"cider": -1.0, "epoch": -1}
-    key = run_key(model, cfg, train)
+    key = run_key(model, cfg, train, world)
     last = Checkpoint(out / "last.pt", key)
     ck = last.load()                                        # resume the same run; another run's file is replaced
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         step, epoch0, history, best = ck["step"], ck["epoch"], ck["history"], ck["best"]
-    model, opt = acc.prepare(model, opt)
+    acc.wait_for_everyone()                                 # every process has read last.pt before any rewrites it
+    model, opt = acc.prepare(model, opt)                    # DDP when world > 1 (starts from process 0's weights)
     n = len(train.captions)
-    per_epoch = n // cfg.batch_size
+    per_epoch = n // (cfg.batch_size * world)
     if per_epoch < 1:
-        raise ValueError(f"batch_size={cfg.batch_size} exceeds the {n} training pairs; lower it.")
-    bar = tqdm(total=per_epoch * cfg.epochs, initial=step, desc=f"train {name}", disable=not progress)
+        raise ValueError(f"batch_size={cfg.batch_size} x {world} processes exceeds the {n} training pairs; "
+                         "lower batch_size or the number of processes.")
+    bar = tqdm(total=per_epoch * cfg.epochs, initial=step, desc=f"train {name}", disable=not (progress and main))
     steps_done = 0
     for epoch in range(epoch0, cfg.epochs):
-        order = np.random.default_rng([cfg.seed, epoch]).permutation(n)
+        order = np.random.default_rng([cfg.seed, epoch]).permutation(n)            # [n], the same on every process
         for b in range(step - epoch * per_epoch, per_epoch):
             model.train()
-            torch.manual_seed(cfg.seed * 1_000_003 + step)
-            batch = train.batch(order[b * cfg.batch_size:(b + 1) * cfg.batch_size], vocab,
+            torch.manual_seed(step_seed(cfg.seed, step, rank))
+            batch = train.batch(shard(order, b, cfg.batch_size, rank, world), vocab,
                                 acc.unwrap_model(model).cfg.use_patches)
             dev = acc.device
-            words = batch["words"].to(dev)
+            words = batch["words"].to(dev)                                          # [B, L + 2] BOS ... EOS pad
             args = [x.to(dev) if x is not None else None for x in (batch["global_"], batch["tokens"], batch["patches"])]
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * noam_factor(step + 1, cfg.warmup_steps)
             with acc.autocast():
-                logits = model(words[:, :-1], *args, mode="train")
+                logits = model(words[:, :-1], *args, mode="train")                  # [B, L + 1, V]
                 weights = cxe_weights(batch["cos"], cfg.cxe_w).to(dev) if cfg.cxe and batch["cos"] is not None else None
                 loss = caption_loss(logits, words[:, 1:], vocab.pad, weights, cfg.label_smoothing, cfg.focal_gamma)
             opt.zero_grad(set_to_none=True)
-            acc.backward(loss)
+            acc.backward(loss)                                                      # DDP: gradients averaged here
             acc.clip_grad_value_(model.parameters(), cfg.grad_clip)
             opt.step()
             step += 1
             steps_done += 1
-            history["loss"].append(float(loss.item()))
+            history["loss"].append(float(acc.reduce(loss.detach(), "mean").item()))
             bar.update(1)
             bar.set_postfix(loss=f"{np.mean(history['loss'][-50:]):.3f}", epoch=epoch)
-            if callback is not None:
+            if callback is not None and main:
                 callback(history, step)
             if step % cfg.checkpoint_every == 0:
                 _save(acc, last, out, model, opt, step, epoch, history, best)
             if stop_after is not None and steps_done >= stop_after:
                 _save(acc, last, out, model, opt, step, epoch, history, best)
+                acc.wait_for_everyone()
                 return history
-        score, _ = val.score(acc.unwrap_model(model), vocab, cfg.beam_size)
+        score = val.score(acc.unwrap_model(model), vocab, cfg.beam_size)[0] if main else None
+        score = broadcast_object_list([score])[0]                                   # every process keeps one history
         history["val_cider"].append(score)
         history["epoch_step"].append(step)
-        if callback is not None:
+        if callback is not None and main:
             callback(history, step)
         if score > best["cider"]:
             best = {"cider": score, "epoch": epoch, "step": step}
-            weights = {k: v.cpu() for k, v in acc.unwrap_model(model).state_dict().items()}
-            atomic_write(out / "best.pt", lambda tmp: torch.save(weights, tmp))
+            if main:
+                weights = {k: v.cpu() for k, v in acc.unwrap_model(model).state_dict().items()}
+                atomic_write(out / "best.pt", lambda tmp: torch.save(weights, tmp))
         _save(acc, last, out, model, opt, step, epoch + 1, history, best)
     bar.close()
     model = acc.unwrap_model(model)
+    acc.wait_for_everyone()                                                         # best.pt is complete
     model.load_state_dict(torch.load(out / "best.pt", map_location="cpu"))
-    atomic_write_json(out / "history.json", {"history": history, "best": best, "config": asdict(cfg),
-                                                "key": key})
+    if main:
+        atomic_write_json(out / "history.json", {"history": history, "best": best, "config": asdict(cfg),
+                                                    "key": key, "num_processes": world})
     return history
 
 
 def _save(acc, last: Checkpoint, out: Path, model, opt, step, epoch, history, best) -> None:
+    """Write last.pt and progress.json from the main process (the others hold the same state)."""
+    if not acc.is_main_process:
+        return
     last.save(model=acc.unwrap_model(model).state_dict(), opt=opt.state_dict(), step=step, epoch=epoch,
               history=history, best=best)
     atomic_write_json(out / "progress.json", {"step": step, "epoch": epoch, "best": best})

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from .core import _Preset, check_choice, check_range
-from .world import WorldConfig
+from .world import ClipConfig, WorldConfig
 
 
 # ----------------------------------------------------------------------------- CLIP pretraining
@@ -119,7 +119,9 @@ class SynthesisConfig(_Preset):
     """Text-to-image synthesis of a caption corpus with any diffusers text-to-image pipeline.
 
     ``model_id`` is a local pipeline folder (relative to the repo or absolute) or a hub id. Defaults of
-    the paper presets follow SynTIC: Stable Diffusion 1.5, 20 steps, 512x512; ``paper_fast`` is SD-Turbo.
+    the paper presets follow SynTIC: Stable Diffusion 1.5, 20 steps, 512x512; ``paper_fast`` is SD-Turbo
+    (1 step) for the ViT-B/32 profile. ``clip_profile`` names the ``ClipConfig`` preset whose CLIP scores each
+    (image, caption) pair for the CXE weight: the CLIP of the profile the images are made for.
     """
     model_id: str = "data/sandbox_sd"
     steps: int = 20
@@ -134,6 +136,7 @@ class SynthesisConfig(_Preset):
     layout_strength: Optional[float] = None  # layout-guided img2img from a sketch of the parsed caption at this
                                              # strength (sandbox captions only); None or 1: pure text-to-image
     clipscore_w: float = 2.5               # CLIPScore = w * max(cos, 0) (Hessel et al.)
+    clip_profile: str = "sandbox"          # ClipConfig preset of the CLIP that scores the pairs (CXE weights)
     out_dir: str = "runs/synthetic/sandbox"
 
     def __post_init__(self):
@@ -142,6 +145,7 @@ class SynthesisConfig(_Preset):
         check_range("batch_size", self.batch_size, 1)
         check_range("shard_size", self.shard_size, 1)
         check_choice("dtype", self.dtype, ("fp32", "fp16", "bf16"))
+        check_choice("clip_profile", self.clip_profile, ClipConfig.presets())
         if self.layout_strength is not None:
             check_range("layout_strength", self.layout_strength, 0.05, 1.0)
             if self.layout_strength == 1.0:              # the whole schedule from noise: plain text-to-image
@@ -157,7 +161,7 @@ class SynthesisConfig(_Preset):
 
     @staticmethod
     def _preset_tiny():
-        return SynthesisConfig(model_id="runs/tiny_sd", steps=2, batch_size=4, shard_size=8,
+        return SynthesisConfig(model_id="runs/tiny_sd", steps=2, batch_size=4, shard_size=8, clip_profile="tiny",
                                out_dir="runs/synthetic/tiny")
 
     @staticmethod
@@ -169,13 +173,18 @@ class SynthesisConfig(_Preset):
     @staticmethod
     def _preset_paper_b32():
         return SynthesisConfig(model_id="stable-diffusion-v1-5/stable-diffusion-v1-5", steps=20, guidance=7.5,
-                               height=512, width=512, batch_size=16, dtype="fp16", out_dir="runs/synthetic/sd15")
+                               height=512, width=512, batch_size=16, dtype="fp16", clip_profile="paper_b32",
+                               out_dir="runs/synthetic/sd15")
 
-    _preset_paper_l14 = _preset_paper_b32
+    @staticmethod
+    def _preset_paper_l14():
+        # the same images as paper_b32 (same settings and out_dir, so one run serves both profiles), scored by
+        # ViT-L/14: a resume with the other scorer re-scores the recorded images instead of mixing scores
+        return SynthesisConfig.preset("paper_b32", clip_profile="paper_l14")
 
     @staticmethod
     def _preset_paper_fast():
         return SynthesisConfig(model_id="stabilityai/sd-turbo", steps=1, guidance=0.0, height=512, width=512,
-                               batch_size=32, dtype="fp16", out_dir="runs/synthetic/sd-turbo")
+                               batch_size=32, dtype="fp16", clip_profile="paper_b32", out_dir="runs/synthetic/sd-turbo")
 
 

@@ -91,9 +91,11 @@ class ClipConfig(_Preset):
 # ----------------------------------------------------------------------------- real caption data
 @dataclass(frozen=True)
 class RealDataConfig(_Preset):
-    """Where real images and reference captions live (paper profiles). Paths are relative to the repo."""
+    """Where real images and reference captions live (paper profiles). Paths are relative to the repo; the
+    defaults are the layout ``python -m workbench.prepare`` fills (see its docstring): the Karpathy val split,
+    whose images are all in COCO's val2014."""
     image_dir: str = "data/mscoco/val2014"
-    captions_file: str = "data/mscoco/karpathy/mscoco_val.json"   # Karpathy list or COCO-format json
+    captions_file: str = "data/mscoco/karpathy/mscoco_val.json"   # any format of data.load_captions
 
     def __post_init__(self):
         if not self.image_dir or not self.captions_file:
@@ -118,7 +120,8 @@ class ReferenceSetConfig:
 @dataclass(frozen=True)
 class ProtocolConfig(_Preset):
     """In-domain / cross-domain evaluation (PCM-Net Tables 1-2): a captioner trained on ``train_corpus``'s
-    text is scored on each test set; a set from the same corpus is in-domain, any other cross-domain."""
+    text is scored on each test set; a set from the same corpus is in-domain, any other cross-domain. The
+    default test sets are the Karpathy test splits in the layout of ``python -m workbench.prepare``."""
     train_corpus: str = "mscoco"
     test_sets: tuple = (
         ReferenceSetConfig("mscoco", "data/mscoco/val2014", "data/mscoco/karpathy/mscoco_test.json"),

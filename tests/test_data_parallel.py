@@ -1,0 +1,103 @@
+"""Data-parallel captioner training: sharding of every epoch, averaged gradients, main-process-only writes.
+
+The end-to-end test launches 2 CPU processes (gloo) with torch.distributed.run on the tiny job of dp_job.py
+and compares them with 1 process at twice the per-process batch on the same data and seed.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from workbench.training import shard, step_seed
+
+HERE = Path(__file__).parent
+N, SEED, EPOCHS = 48, 0, 2                  # dp_job: the 48 train_job pairs, TrainConfig "tiny" seed, 2 epochs
+
+
+def test_two_shards_of_b_make_one_batch_of_2b():
+    order = np.random.default_rng([SEED, 1]).permutation(N)
+    for b in range(N // 10):
+        two = [shard(order, b, 5, r, 2) for r in range(2)]
+        assert np.array_equal(np.concatenate(two), shard(order, b, 10))
+    with pytest.raises(ValueError, match="process_index=2"):
+        shard(order, 0, 5, 2, 2)
+
+
+def test_step_seed_keeps_the_single_process_seed_and_differs_per_process():
+    assert step_seed(3, 17) == 3 * 1_000_003 + 17                # the seed single-process resume relies on
+    seeds = {step_seed(0, t, r) for t in range(1000) for r in range(8)}
+    assert len(seeds) == 8000
+
+
+def _launch(out: Path, batch_size: int, processes: int, stop_after=None) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent), "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
+    job = [str(HERE / "dp_job.py"), str(out), str(batch_size), str(EPOCHS)] + ([str(stop_after)] if stop_after else [])
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+    return subprocess.Popen([sys.executable] + (launcher if processes > 1 else []) + job, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait(job: subprocess.Popen) -> None:
+    try:
+        text, _ = job.communicate(timeout=600)
+    except subprocess.TimeoutExpired:
+        os.killpg(job.pid, signal.SIGKILL)                             # the launcher and its workers
+        raise
+    assert job.returncode == 0, text.decode()[-4000:]
+
+
+def _weights(path: Path) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    return state.get("model", state)                                 # last.pt holds more than the weights
+
+
+def _assert_close(a: dict, b: dict) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=1e-4, rtol=0, msg=k)
+
+
+def test_two_processes_equal_one_with_twice_the_batch(tmp_path):
+    # Every train_job caption has 3 words, so both halves of a global batch hold the same number of tokens and
+    # the mean of the 2 processes' token-mean losses (and gradients) equals the 1-process token mean.
+    two, one = tmp_path / "two", tmp_path / "one"
+    jobs = [_launch(two, 5, 2, stop_after=3), _launch(one, 10, 1)]    # 2 x 5 = 10 per step: 4 steps, 8 left over
+    for job in jobs:
+        _wait(job)
+    logs = [json.loads((two / f"rank{r}.json").read_text()) for r in range(2)]
+    single = json.loads((one / "rank0.json").read_text())
+    assert [log["world"] for log in logs] == [2, 2] and single["world"] == 1
+
+    # (1) each epoch: disjoint items per process, whose union is the epoch's (the 1-process batches)
+    per_epoch = N // 10
+    assert len(logs[0]["seen"]) == len(logs[1]["seen"]) == len(single["seen"]) == per_epoch * EPOCHS
+    for step, batch in enumerate(single["seen"]):
+        order = np.random.default_rng([SEED, step // per_epoch]).permutation(N)
+        assert batch == shard(order, step % per_epoch, 10).tolist()
+        halves = [log["seen"][step] for log in logs]
+        assert not set(halves[0]) & set(halves[1])
+        assert halves[0] + halves[1] == batch                          # process r: the r-th chunk of the global batch
+
+    # (2) the same training: losses, val CIDEr, the last weights and the best weights every process ends with
+    assert logs[0]["history"] == logs[1]["history"]                    # every process returns the same history
+    np.testing.assert_allclose(logs[0]["history"]["loss"], single["history"]["loss"], atol=1e-5)
+    np.testing.assert_allclose(logs[0]["history"]["val_cider"], single["history"]["val_cider"], atol=1e-6)
+    _assert_close(_weights(two / "runs/job/last.pt"), _weights(one / "runs/job/last.pt"))
+    best = _weights(two / "runs/job/best.pt")
+    for r in range(2):
+        _assert_close(_weights(two / f"weights{r}.pt"), best)
+    _assert_close(best, _weights(one / "runs/job/best.pt"))
+
+    # (3) only rank 0 wrote the run folder (the resume after stop_after included)
+    assert logs[1]["writes"] == []
+    files = {p.name for p in (two / "runs/job").iterdir()}
+    assert files == {"last.pt", "best.pt", "progress.json", "history.json"}
+    assert set(logs[0]["writes"]) == files
+    assert json.loads((two / "runs/job/history.json").read_text())["num_processes"] == 2

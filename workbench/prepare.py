@@ -1,0 +1,282 @@
+"""Real data of the paper profiles: the folder layout, downloads (resumable, checksummed) and counts.
+
+Layout under ``--root`` (default ``data/``, relative to the repository); the ``RealDataConfig`` and
+``ProtocolConfig`` presets point into it::
+
+    mscoco/train2014/COCO_train2014_%012d.jpg       82,783 images   train2014.zip (Karpathy train)
+    mscoco/val2014/COCO_val2014_%012d.jpg           40,504 images   val2014.zip (Karpathy restval, val, test)
+    mscoco/karpathy/dataset_coco.json               Karpathy splits caption_datasets.zip
+    mscoco/karpathy/mscoco_{train,val,test}.json    per-split Karpathy lists written from it (train = train + restval)
+    flickr30k/images/<flickr id>.jpg                31,783 images   by request form only (no download)
+    flickr30k/karpathy/dataset_flickr30k.json       Karpathy splits caption_datasets.zip
+    flickr30k/karpathy/flickr30k_{train,val,test}.json
+    downloads/downloads.json                        url, size and sha256 of every download
+    <corpus>/counts.json                            captions, images present / missing per Karpathy split
+
+Downloads resume through HTTP Range into ``<file>.part``, are checked (size, sha256) and renamed into place;
+archives are extracted into a temp folder that is renamed into place, so a folder that exists is complete.
+Offline (``--offline``, or when a download fails) it prints what to put where and which paths are missing.
+It always prints the counts of every corpus and split, and of the profile's configured caption files.
+
+    python -m workbench.prepare --profile paper_b32 --corpus mscoco flickr30k
+    python -m workbench.prepare --offline                      # check the layout only
+"""
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import urllib.error
+import urllib.request
+import zipfile
+from pathlib import Path
+from typing import Optional
+
+from .data import format_counts, image_counts, load_captions
+from .paths import atomic_write, atomic_write_json, repo_path, sha256_file
+
+COCO_ZIPS = "http://images.cocodataset.org/zips/{}.zip"
+KARPATHY_ZIP = "https://cs.stanford.edu/people/karpathy/deepimagesent/caption_datasets.zip"
+FLICKR30K_FORM = "https://shannon.cs.illinois.edu/DenotationGraph/"
+CORPORA = {   # image folders (expected image count, download or None), Karpathy json, the folder items resolve from
+    "mscoco": {"images": {"train2014": (82783, COCO_ZIPS.format("train2014")),
+                          "val2014": (40504, COCO_ZIPS.format("val2014"))},
+               "karpathy": "dataset_coco.json", "image_root": ""},
+    "flickr30k": {"images": {"images": (31783, None)}, "karpathy": "dataset_flickr30k.json", "image_root": "images"},
+}
+SPLITS = ("train", "restval", "val", "test")
+
+
+# ----------------------------------------------------------------------------- download
+def download(url: str, dest: str | os.PathLike, sha256: Optional[str] = None, progress: bool = True,
+             timeout: float = 60.0) -> dict:
+    """Fetch ``url`` to ``dest``, resuming ``dest.part`` with an HTTP Range request; checks the size against the
+    server's and ``sha256`` when given, then renames into place. Returns ``{url, file, size, sha256}``."""
+    from tqdm.auto import tqdm
+    dest = Path(dest)
+    part = dest.with_name(dest.name + ".part")
+    if dest.is_file():
+        digest = sha256_file(dest)
+        if sha256 is None or digest == sha256:
+            return {"url": url, "file": str(dest), "size": dest.stat().st_size, "sha256": digest}
+        dest.unlink()                                        # corrupt: fetch again
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    have = part.stat().st_size if part.exists() else 0
+    total = None
+    req = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
+    try:
+        resp = urllib.request.urlopen(req, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code != 416 or not have:                      # 416: the part already holds the whole file
+            raise
+        resp = None
+    if resp is not None:
+        with resp:
+            if have and resp.status != 206:                  # the server ignored the Range: start over
+                have = 0
+            rng = resp.headers.get("Content-Range", "")
+            length = resp.headers.get("Content-Length")
+            total = int(rng.rsplit("/", 1)[1]) if "/" in rng and not rng.endswith("*") else (
+                have + int(length) if length else None)
+            with open(part, "ab" if have else "wb") as f, tqdm(total=total, initial=have, unit="B", unit_scale=True,
+                                                                desc=dest.name, disable=not progress) as bar:
+                try:
+                    while block := resp.read(1 << 20):
+                        f.write(block)
+                        bar.update(len(block))
+                except http.client.IncompleteRead as err:    # the connection dropped: keep the part, resume later
+                    f.write(err.partial)
+                    raise OSError(f"{url}: the connection dropped after {f.tell():,} bytes; rerun to resume from "
+                                  f"{part}.") from err
+                finally:
+                    f.flush()
+                    os.fsync(f.fileno())
+    size = part.stat().st_size
+    if total is not None and size != total:
+        raise OSError(f"{url} stopped at {size:,} of {total:,} bytes; rerun to resume from {part}.")
+    digest = sha256_file(part)
+    if sha256 is not None and digest != sha256:
+        part.unlink()
+        raise ValueError(f"{url} has sha256 {digest}, expected {sha256}; the partial file was removed, rerun to "
+                         "fetch it again (or fix the expected checksum).")
+    os.replace(part, dest)
+    return {"url": url, "file": str(dest), "size": size, "sha256": digest}
+
+
+def _downloads(root: Path) -> dict:
+    path = root / "downloads" / "downloads.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def fetch(root: Path, name: str, url: str, progress: bool = True) -> Path:
+    """``download`` into ``<root>/downloads/``, checked against the sha256 recorded by an earlier download of the
+    same url, and recorded in ``<root>/downloads/downloads.json`` (atomic)."""
+    old = _downloads(root).get(name, {})
+    dest = root / "downloads" / Path(url).name
+    rec = download(url, dest, old.get("sha256") if old.get("url") == url else None, progress)
+    atomic_write_json(root / "downloads" / "downloads.json", {**_downloads(root), name: rec})
+    return dest
+
+
+def extract_folder(zip_path: Path, folder: str, target: Path, progress: bool = True) -> Path:
+    """Extract the ``folder/`` of an image archive to ``target`` through a temp folder renamed into place."""
+    from tqdm.auto import tqdm
+    tmp = target.parent / f".{target.name}.extracting"
+    shutil.rmtree(tmp, ignore_errors=True)
+    with zipfile.ZipFile(zip_path) as zf:
+        for m in tqdm(zf.infolist(), desc=f"extract {zip_path.name}", disable=not progress):
+            zf.extract(m, tmp)
+    src = tmp / folder if (tmp / folder).is_dir() else tmp
+    os.replace(src, target)
+    shutil.rmtree(tmp, ignore_errors=True)
+    return target
+
+
+def extract_member(zip_path: Path, basename: str, target: Path) -> Path:
+    """Write the archive member named ``basename`` (at any depth) to ``target`` atomically."""
+    with zipfile.ZipFile(zip_path) as zf:
+        names = [n for n in zf.namelist() if Path(n).name == basename]
+        if not names:
+            raise FileNotFoundError(f"{zip_path} has no member {basename!r}; is it Karpathy's caption_datasets.zip?")
+        return atomic_write(target, lambda tmp: Path(tmp).write_bytes(zf.read(names[0])))
+
+
+# ----------------------------------------------------------------------------- layout
+def write_split_lists(dataset_json: Path, corpus: str, items: Optional[list] = None) -> list:
+    """Per-split Karpathy lists (``{split, image_name, file_path, captions}``, the format of the
+    ``RealDataConfig`` / ``ProtocolConfig`` presets) next to ``dataset_json``; train = train + restval.
+    ``items``: ``load_captions(dataset_json)`` when already read."""
+    items = items if items is not None else load_captions(dataset_json)
+    written = []
+    for name, splits in (("train", ("train", "restval")), ("val", ("val",)), ("test", ("test",))):
+        out = dataset_json.parent / f"{corpus}_{name}.json"
+        if out.exists() and out.stat().st_mtime >= dataset_json.stat().st_mtime:
+            continue
+        rows = [{"split": it.split, "image_name": it.file_name, **({"file_path": it.folder} if it.folder else {}),
+                 "captions": it.captions} for it in items if it.split in splits]
+        atomic_write(out, lambda tmp: Path(tmp).write_text(json.dumps(rows)))
+        written.append(out)
+    return written
+
+
+def _n_files(folder: Path) -> int:
+    return sum(1 for e in os.scandir(folder) if e.is_file()) if folder.is_dir() else 0
+
+
+def check_corpus(root: Path, corpus: str, optional=()) -> dict:
+    """``{"folders": {name: (present, expected)}, "splits": {split: counts}, "missing": [(path, how to get it)]}``;
+    image folders named in ``optional`` are not reported missing."""
+    spec = CORPORA[corpus]
+    base = root / corpus
+    out = {"folders": {}, "splits": {}, "missing": []}
+    for name, (expected, url) in spec["images"].items():
+        n = _n_files(base / name)
+        out["folders"][name] = (n, expected)
+        if n == 0 and name not in optional:
+            how = (f"download {url} and unzip it in {base}/ (the archive holds {name}/)" if url else
+                   f"request the Flickr30k images at {FLICKR30K_FORM} (a form; no download) and put the "
+                   f"{expected:,} <flickr id>.jpg files here")
+            out["missing"].append((str(base / name) + "/", how))
+    karpathy = base / "karpathy" / spec["karpathy"]
+    if not karpathy.is_file():
+        out["missing"].append((str(karpathy), f"put {spec['karpathy']} here, from {KARPATHY_ZIP} (the per-split "
+                                              f"lists {corpus}_{{train,val,test}}.json are then written next to it)"))
+        return out
+    items = load_captions(karpathy)
+    write_split_lists(karpathy, corpus, items)
+    for split in SPLITS:
+        mine = [it for it in items if it.split == split]
+        if mine:
+            out["splits"][split] = image_counts(mine, base / spec["image_root"])
+    atomic_write_json(base / "counts.json", out["splits"])
+    return out
+
+
+def fetch_corpus(root: Path, corpus: str, train_images: bool = True, keep_zips: bool = False,
+                 progress: bool = True) -> None:
+    """Download and extract what ``corpus`` lacks (network errors propagate: the caller reports them)."""
+    spec, base = CORPORA[corpus], root / corpus
+    karpathy = base / "karpathy" / spec["karpathy"]
+    if not karpathy.is_file():
+        extract_member(fetch(root, "caption_datasets", KARPATHY_ZIP, progress), spec["karpathy"], karpathy)
+    for name, (_, url) in spec["images"].items():
+        if url is None or _n_files(base / name) or (name == "train2014" and not train_images):
+            continue
+        zpath = fetch(root, name, url, progress)
+        extract_folder(zpath, name, base / name, progress)
+        if not keep_zips:
+            zpath.unlink()
+
+
+# ----------------------------------------------------------------------------- report
+def config_counts(profile: str) -> dict:
+    """Counts of the profile's configured caption files (``RealDataConfig``, ``ProtocolConfig`` test sets)."""
+    from .config import ProtocolConfig, RealDataConfig
+    real = RealDataConfig.preset(profile)
+    sets = [("RealDataConfig", real.image_dir, real.captions_file)] + [
+        (f"ProtocolConfig test {t.corpus}", t.image_dir, t.captions_file) for t in ProtocolConfig.preset(profile).test_sets]
+    out = {}
+    for label, image_dir, captions in sets:
+        path = repo_path(captions)
+        out[f"{label} ({captions})"] = image_counts(load_captions(path), image_dir) if path.is_file() else None
+    return out
+
+
+def prepare(root: str | os.PathLike = "data", corpora=("mscoco", "flickr30k"), profile: str = "paper_b32",
+            offline: bool = False, train_images: bool = True, keep_zips: bool = False, progress: bool = True) -> dict:
+    """Fetch (unless ``offline``) and check the layout; prints and returns ``{corpus: check_corpus(...)}`` plus
+    ``"configs"`` (the profile's configured files) and ``"missing"`` (every missing path)."""
+    from .config import check_choice
+    check_choice("profile", profile, ("paper_b32", "paper_l14"))
+    for c in corpora:
+        check_choice("corpus", c, tuple(CORPORA))
+    root = repo_path(root)
+    for corpus in corpora:
+        if offline:
+            continue
+        try:
+            fetch_corpus(root, corpus, train_images, keep_zips, progress)
+        except (urllib.error.URLError, OSError) as err:
+            print(f"{corpus}: download failed ({err}); working offline. Put the files below by hand.")
+            offline = True
+    report = {c: check_corpus(root, c, () if train_images else ("train2014",)) for c in corpora}
+    report["configs"] = config_counts(profile)
+    report["missing"] = [p for c in corpora for p, _ in report[c]["missing"]]
+    print(format_report(report, corpora))
+    return report
+
+
+def format_report(report: dict, corpora) -> str:
+    lines = []
+    for c in corpora:
+        r = report[c]
+        lines.append(f"{c}:")
+        lines += [f"  {name}/: {n:,} of {exp:,} images" for name, (n, exp) in r["folders"].items()]
+        lines += [f"  MISSING {path}: {how}" for path, how in r["missing"]]
+        lines += [f"  {format_counts(cnt, split)}" for split, cnt in r["splits"].items()]
+    lines.append("configured caption files:")
+    lines += [f"  {format_counts(cnt, label)}" if cnt else f"  {label}: MISSING (prepare writes it once the Karpathy "
+              "dataset_*.json of --root data is in place)"
+              for label, cnt in report["configs"].items()]
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="Download and check the real data (MSCOCO, Flickr30k, Karpathy splits).")
+    ap.add_argument("--profile", default="paper_b32", help="paper profile whose configured caption files to count")
+    ap.add_argument("--corpus", nargs="+", default=list(CORPORA), help=f"corpora among {tuple(CORPORA)}")
+    ap.add_argument("--root", default="data", help="data folder (relative to the repository)")
+    ap.add_argument("--offline", action="store_true", help="download nothing; check the layout and print what is missing")
+    ap.add_argument("--no-train-images", action="store_true",
+                    help="skip train2014.zip (13 GB): text-only training needs the train captions, not the images")
+    ap.add_argument("--keep-zips", action="store_true", help="keep the image archives after extraction")
+    args = ap.parse_args(argv)
+    report = prepare(args.root, tuple(args.corpus), args.profile, args.offline, not args.no_train_images,
+                     args.keep_zips)
+    raise SystemExit(1 if report["missing"] else 0)
+
+
+if __name__ == "__main__":
+    main()
