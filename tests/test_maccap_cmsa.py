@@ -310,3 +310,9 @@ def test_prefix_captioner_cache_matches_the_full_forward(tiny_opt):
         swapped = model._logits(prefix[order], words[order])
         for t in range(3, 6):
             assert torch.allclose(model.step(words[order, t], state), swapped[:, t], atol=1e-5)
+
+
+def test_samples_and_greedy_captions_of_different_lengths_stack():
+    from workbench.rl import pad_cat
+    out = pad_cat([torch.tensor([[5, 6, 2, 0, 0]]), torch.tensor([[7, 2], [8, 2]])], pad=0)
+    assert out.tolist() == [[5, 6, 2, 0, 0], [7, 2, 0, 0, 0], [8, 2, 0, 0, 0]]

@@ -95,6 +95,13 @@ def scst_loss(logp: torch.Tensor, reward: torch.Tensor, baseline: torch.Tensor) 
     return -((reward - baseline).detach() * logp).mean()
 
 
+def pad_cat(seqs: list, pad: int) -> torch.Tensor:
+    """Word-id batches [B_i, L_i] (decoding stops when its batch has ended, so widths differ) padded on the
+    right to the widest and stacked: [sum B_i, max L_i]."""
+    width = max(s.shape[1] for s in seqs)
+    return torch.cat([torch.nn.functional.pad(s, (0, width - s.shape[1]), value=pad) for s in seqs], dim=0)
+
+
 def train_scst(model, vocab, inputs: Callable, n_images: int, corpus: torch.Tensor, reward: Callable, val,
                cfg: RLConfig, name: str, identity: str = "", progress: bool = True) -> dict:
     """SCST on ``n_images`` unpaired images. ``inputs(idx) -> (global_, tokens, patches, image_global)`` gives the
@@ -136,7 +143,7 @@ def train_scst(model, vocab, inputs: Callable, n_images: int, corpus: torch.Tens
                 memory, pad = model.encode(g, t, p, mode="inference")
                 samples = sample(model, memory, pad, vocab, model.cfg.max_length, cfg.samples, gen)
                 base = greedy(model, memory, pad, vocab, model.cfg.max_length)
-            words = torch.cat([samples, base], dim=0)
+            words = pad_cat([samples, base], vocab.pad)                     # [B * (S + 1), L]
             texts = [vocab.decode(w) for w in words]
             ramp = min(1.0, (step + 1) / max(1.0, cfg.fluency_ramp * total)) if cfg.fluency_ramp > 0 else 1.0
             pictured = torch.cat([image.repeat_interleave(cfg.samples, 0), image])          # one per caption
