@@ -7,6 +7,7 @@ extras). ``from workbench import config as C`` gives all of them:
 * ``core.py``        switches (``smoke``, ``scaled``, ``profile``, ...), ``check_*`` helpers, ``_Preset``
 * ``world.py``       WorldConfig, ClipConfig, RealDataConfig, ReferenceSetConfig, ProtocolConfig
 * ``generation.py``  PretrainConfig, DiffusionConfig, SynthesisConfig
+* ``pipeline.py``    PipelineConfig (and the prepare layout, CORPUS_LAYOUT)
 * ``captioning.py``  GapConfig, FeatureConfig, ConceptConfig, PCMConfig, CaptionerConfig, TrainConfig, AblationConfig
 """
 # flake8: noqa: F401 (re-exports)
@@ -16,3 +17,4 @@ from .world import (WorldConfig, ClipConfig, RealDataConfig, ReferenceSetConfig,
 from .generation import (PretrainConfig, DiffusionConfig, SynthesisConfig)  # noqa: F401
 from .captioning import (GapConfig, FeatureConfig, ConceptConfig, PCMConfig, CaptionerConfig, noam_peak,  # noqa: F401
                          TrainConfig, AblationConfig)
+from .pipeline import CORPUS_LAYOUT, PipelineConfig  # noqa: F401

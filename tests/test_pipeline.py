@@ -1,0 +1,89 @@
+"""The pipeline command end to end on the paper code path: tiny random CLIP and text-to-image backbones saved
+locally and loaded back through their real loaders, real-format data (a Karpathy dataset_coco.json, a
+dataset_flickr30k.json, real COCO photos) laid out as ``workbench.prepare`` lays it out."""
+import json
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+import torch
+
+from workbench.config import CORPUS_LAYOUT, DiffusionConfig, PipelineConfig, ReferenceSetConfig
+from workbench.pipeline import Pipeline
+
+FIX = Path(__file__).parent / "fixtures"
+PHOTOS = sorted((FIX / "coco_images").iterdir())                   # 3 real COCO photos
+
+
+@pytest.fixture(scope="module")
+def layout(tmp_path_factory, tiny_clip):
+    from workbench.backbones import save_clip_weights
+    from workbench.diffusion import build_untrained_pipeline
+    from workbench.prepare import write_split_lists
+    root = tmp_path_factory.mktemp("pipe")
+    for corpus, fixture in (("mscoco", "karpathy_dataset_coco_sample.json"),
+                            ("flickr30k", "karpathy_dataset_flickr30k_sample.json")):
+        (root / corpus / "karpathy").mkdir(parents=True)
+        shutil.copy(FIX / fixture, root / corpus / "karpathy" / Path(CORPUS_LAYOUT[corpus]["text"]).name)
+        write_split_lists(root / corpus / "karpathy" / Path(CORPUS_LAYOUT[corpus]["text"]).name, corpus)
+    (root / "mscoco" / "val2014").mkdir()
+    val_ids, test_ids = (244592, 10440, 10012), (391895, 60623)           # test 415746 stays missing
+    for i, photo in zip(val_ids, PHOTOS):
+        shutil.copy(photo, root / "mscoco" / "val2014" / f"COCO_val2014_{i:012d}.jpg")
+    for i, photo in zip(test_ids, PHOTOS):
+        shutil.copy(photo, root / "mscoco" / "val2014" / f"COCO_val2014_{i:012d}.jpg")
+    (root / "flickr30k" / "images").mkdir()
+    for name, photo in zip(("1007129816.jpg", "1009434119.jpg"), PHOTOS):   # 101362133.jpg stays missing
+        shutil.copy(photo, root / "flickr30k" / "images" / name)
+    save_clip_weights(tiny_clip, root / "clip.safetensors", half=False)
+    build_untrained_pipeline(DiffusionConfig.preset("tiny"), tiny_clip, root / "tok").save_pretrained(root / "sd")
+    return root
+
+
+def _config(root: Path, **over) -> PipelineConfig:
+    def at(ref):
+        return ReferenceSetConfig(ref.corpus, str(root / ref.image_dir[len("data/"):]),
+                                  str(root / ref.captions_file[len("data/"):]))
+    cfg = PipelineConfig.for_corpora("tiny", "mscoco", ("mscoco", "flickr30k"))
+    return replace(cfg, **{"train_captions": str(root / "mscoco/karpathy/dataset_coco.json"), "val": at(cfg.val),
+                           "test_sets": tuple(at(t) for t in cfg.test_sets), "vocab_min_count": 1, "n_val": 3,
+                           "beam": 2, "clip_pretrained": str(root / "clip.safetensors"),
+                           "synthesis_model": str(root / "sd"), "out_dir": str(root / "out"), **over})
+
+
+def test_pipeline_paper_path_end_to_end(layout, tiny_clip):
+    cfg = _config(layout)
+    rows = Pipeline(cfg, progress=False).run()                     # loads the CLIP and SD from their files
+    out = layout / "out"
+    state = json.loads((out / "pipeline.json").read_text())
+    stages = {s["stage"]: s for s in state["stages"]}
+    assert [s["stage"] for s in state["stages"]] == ["data", "synthesis", "features", "concepts+vocabulary", "training",
+                                     "captioner", "evaluation"]
+    assert stages["data"]["train_captions"] == 25                     # train + restval: 5 images x 5 captions
+    assert stages["synthesis"]["images"] == 25 and stages["training"]["val_images"] == 3
+    assert [r["domain"] for r in rows] == ["in-domain", "cross-domain"]
+    assert [(r["images"], r["images_present"], r["images_missing"]) for r in rows] == [(2, 2, 1), (2, 2, 1)]
+    assert rows[0]["captions"] == 16 and rows[1]["captions"] == 15          # one test image has 6 references
+    assert all(0.0 <= r["CIDEr"] and 0.0 <= r["CLIPScore"] <= 2.5 for r in rows)
+    md = (out / "results.md").read_text()
+    assert "in-domain: mscoco -> mscoco" in md and "| images scored |" in md
+    assert len(json.loads((out / "captions-flickr30k.json").read_text())) == 2
+    from workbench.pretrained import from_pretrained
+    model, vocab, info = from_pretrained(out / "captioner")
+    assert info["configs"]["pipeline"]["train_corpus"] == "mscoco"
+    assert info["clip"]["config"]["pretrained"] == str(layout / "clip.safetensors")
+    # a rerun finds every stage done: same images, same captioner, the cached results
+    first = (out / "captioner" / "model.safetensors").read_bytes()
+    again = Pipeline(cfg, progress=False).run()
+    assert (out / "captioner" / "model.safetensors").read_bytes() == first
+    assert [r["CIDEr"] for r in again] == [r["CIDEr"] for r in rows]
+
+
+def test_a_missing_cross_domain_set_keeps_the_in_domain_result(layout):
+    cfg = _config(layout, out_dir=str(layout / "out2"), n_train=10)
+    gone = replace(cfg.test_sets[1], image_dir=str(layout / "nowhere"))
+    with pytest.warns(UserWarning, match="flickr30k skipped"):
+        rows = Pipeline(replace(cfg, test_sets=(cfg.test_sets[0], gone)), progress=False).run()
+    assert rows[0]["status"] == "scored" and rows[1]["status"].startswith("missing")
+    assert "| missing |" in (layout / "out2" / "results.md").read_text()

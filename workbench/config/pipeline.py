@@ -1,0 +1,76 @@
+"""The end-to-end pipeline's config (``workbench.pipeline``): which corpus trains, which sets test, where each
+stage reads and writes, and which presets the stages use."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from .core import PRESETS, _Preset, check_choice, check_range
+from .world import ReferenceSetConfig
+
+# the layout of ``python -m workbench.prepare`` (data/<corpus>/...): training text, val and test sets
+CORPUS_LAYOUT = {
+    "mscoco": {"text": "data/mscoco/karpathy/dataset_coco.json",
+               "val": ReferenceSetConfig("mscoco", "data/mscoco/val2014", "data/mscoco/karpathy/mscoco_val.json"),
+               "test": ReferenceSetConfig("mscoco", "data/mscoco/val2014", "data/mscoco/karpathy/mscoco_test.json")},
+    "flickr30k": {"text": "data/flickr30k/karpathy/dataset_flickr30k.json",
+                  "val": ReferenceSetConfig("flickr30k", "data/flickr30k/images",
+                                            "data/flickr30k/karpathy/flickr30k_val.json"),
+                  "test": ReferenceSetConfig("flickr30k", "data/flickr30k/images",
+                                             "data/flickr30k/karpathy/flickr30k_test.json")},
+}
+
+
+@dataclass(frozen=True)
+class PipelineConfig(_Preset):
+    """data -> synthesis -> features -> concepts -> vocabulary -> training -> in/cross-domain evaluation.
+
+    ``stages`` names the presets of every stage (ClipConfig, SynthesisConfig, FeatureConfig, ConceptConfig,
+    CaptionerConfig, PCMConfig, TrainConfig); ``train_captions`` is any caption corpus
+    ``data.load_caption_corpus`` reads (its ``train_splits`` for a Karpathy file); the checkpoint is picked on
+    ``val`` (real images, never a test set); every set in ``test_sets`` is scored, in-domain when its corpus is
+    ``train_corpus``. ``clip_pretrained`` / ``synthesis_model`` override the presets' weights (a local file or
+    folder, e.g. a mirror of the hub's). ``n_train`` / ``n_val`` / ``max_test_images`` cut the sets (None: all)."""
+    stages: str = "paper_b32"
+    train_corpus: str = "mscoco"
+    train_captions: str = CORPUS_LAYOUT["mscoco"]["text"]
+    train_splits: tuple = ("train", "restval")
+    val: ReferenceSetConfig = CORPUS_LAYOUT["mscoco"]["val"]
+    test_sets: tuple = (CORPUS_LAYOUT["mscoco"]["test"], CORPUS_LAYOUT["flickr30k"]["test"])
+    n_train: Optional[int] = None
+    n_val: Optional[int] = 500
+    max_test_images: Optional[int] = None
+    vocab_min_count: int = 5
+    beam: int = 3
+    seed: int = 0
+    clip_pretrained: Optional[str] = None
+    synthesis_model: Optional[str] = None
+    out_dir: str = "runs/pipeline/paper_b32-mscoco"
+
+    def __post_init__(self):
+        check_choice("stages", self.stages, PRESETS)
+        if not self.test_sets:
+            raise ValueError("test_sets is empty; give at least one ReferenceSetConfig(corpus, image_dir, captions_file).")
+        for name in ("n_train", "n_val", "max_test_images"):
+            if getattr(self, name) is not None:
+                check_range(name, getattr(self, name), 1)
+        check_range("vocab_min_count", self.vocab_min_count, 1)
+        check_range("beam", self.beam, 1)
+
+    @staticmethod
+    def for_corpora(stages: str, train: str = "mscoco", test=("mscoco", "flickr30k"), **overrides) -> "PipelineConfig":
+        """The config of ``--profile stages --train train --test test...`` on the prepare layout."""
+        for name in (train, *test):
+            check_choice("corpus", name, tuple(CORPUS_LAYOUT))
+        return PipelineConfig(**{"stages": stages, "train_corpus": train, "train_captions": CORPUS_LAYOUT[train]["text"],
+                                 "val": CORPUS_LAYOUT[train]["val"],
+                                 "test_sets": tuple(CORPUS_LAYOUT[t]["test"] for t in test),
+                                 "out_dir": f"runs/pipeline/{stages}-{train}", **overrides})
+
+    @staticmethod
+    def _preset_paper_b32():
+        return PipelineConfig.for_corpora("paper_b32")
+
+    @staticmethod
+    def _preset_paper_l14():
+        return PipelineConfig.for_corpora("paper_l14")

@@ -1,0 +1,207 @@
+"""One command from a caption corpus to in-domain and cross-domain tables, for every profile.
+
+    python -m workbench.pipeline --profile paper_l14 --train mscoco --test mscoco flickr30k
+    python -m workbench.pipeline --profile sandbox            # the sandbox study (PCM-Net's ablation)
+
+Stages (each resumable and skipped when its outputs match): data (training text, val / test counts) ->
+synthesis (one image per caption, scored by the profile's CLIP) -> features (streamed from the image files)
+-> concepts -> vocabulary -> training (PCM-Net, checkpoint picked on real val images) -> the saved captioner
+(``pretrained.save_pretrained``) -> evaluation of every test set (a missing set is reported, the others are
+scored). Everything lands in ``out_dir``: ``pipeline.json`` (the stages, their counts and seconds),
+``vocab.json``, ``synthetic/``, ``features/``, ``runs/``, ``captioner/``, ``results.{md,csv}`` and
+``captions-<corpus>.json``. Paths and model ids are config fields (``PipelineConfig``); the real data layout is
+the one ``python -m workbench.prepare`` writes and checks.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, replace
+
+from .config import (CaptionerConfig, ClipConfig, ConceptConfig, FeatureConfig, PCMConfig, PipelineConfig,
+                     ProtocolConfig, SynthesisConfig, TrainConfig)
+from .paths import atomic_write_json, repo_path, stable_hash
+
+
+class Pipeline:
+    """The stages of ``cfg`` around a CLIP and a text-to-image pipeline (passed in, or loaded from the presets
+    and overrides by ``run``); ``self.state`` is what ``pipeline.json`` records."""
+
+    def __init__(self, cfg: PipelineConfig, clip=None, pipe=None, progress: bool = True):
+        self.cfg, self.clip, self.pipe, self.progress = cfg, clip, pipe, progress
+        self.out = repo_path(cfg.out_dir)
+        self.state = {"config": json.loads(json.dumps(asdict(cfg), default=str)), "stages": []}
+        self.feat = replace(FeatureConfig.preset(cfg.stages), root=str(self.out / "features"))
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _done(self, stage: str, t0: float, **info) -> None:
+        self.state["stages"].append({"stage": stage, "seconds": round(time.time() - t0, 1), **info})
+        atomic_write_json(self.out / "pipeline.json", self.state)
+        print(f"[{stage}] " + ", ".join(f"{k}={v}" for k, v in info.items() if not isinstance(v, (dict, list))))
+
+    def clip_config(self) -> ClipConfig:
+        base = ClipConfig.preset(self.cfg.stages)
+        return replace(base, pretrained=self.cfg.clip_pretrained) if self.cfg.clip_pretrained else base
+
+    def synthesis_config(self) -> SynthesisConfig:
+        over = {"out_dir": str(self.out / "synthetic")}
+        if self.cfg.synthesis_model:
+            over["model_id"] = self.cfg.synthesis_model
+        return SynthesisConfig.preset(self.cfg.stages, **over)
+
+    # ------------------------------------------------------------------ stages
+    def data(self) -> tuple:
+        """(training captions, their ids); counts of the training text and of the val / test sets."""
+        from .data import caption_file_counts, load_caption_corpus
+        t0, c = time.time(), self.cfg
+        caps, ids = load_caption_corpus(repo_path(c.train_captions), c.train_splits)
+        caps, ids = (caps[:c.n_train], ids[:c.n_train]) if c.n_train else (caps, ids)
+        sets = {}
+        for ref in (c.val,) + tuple(c.test_sets):
+            try:
+                sets[f"{ref.corpus}:{ref.captions_file}"] = caption_file_counts(repo_path(ref.captions_file),
+                                                                                repo_path(ref.image_dir))
+            except FileNotFoundError as e:
+                sets[f"{ref.corpus}:{ref.captions_file}"] = {"missing": str(e)}
+        self._done("data", t0, train_captions=len(caps), sets=sets)
+        return caps, ids
+
+    def synthesis(self, caps: list, ids: list) -> list:
+        from .synthesis import SynthesisEngine, load_pipeline
+        t0, syn_cfg = time.time(), self.synthesis_config()
+        pipe = self.pipe if self.pipe is not None else load_pipeline(syn_cfg)
+        records = SynthesisEngine(pipe, syn_cfg, scorer=self.clip).run(caps, ids, progress=self.progress)
+        self._done("synthesis", t0, images=len(records), model_id=syn_cfg.model_id,
+                   scorer=f"{self.clip.cfg.model_name}:{self.clip.cfg.pretrained}")     # the pipeline's own CLIP
+        return records
+
+    def features(self, records: list):
+        from .features import extract_image_features
+        t0 = time.time()
+        paths = [str(self.out / "synthetic" / r["file"]) for r in records]          # streamed from the files
+        src = stable_hash([r["sha256"] for r in records])
+        store = extract_image_features(self.clip, paths, [r["caption_id"] for r in records], f"synthetic-{src[:12]}",
+                                       self.feat, source_id=src, progress=self.progress)
+        self._done("features", t0, images=len(store))
+        return store
+
+    def concepts_and_vocab(self, caps: list) -> tuple:
+        from .concepts import build_concept_bank
+        from .vocab import Vocabulary
+        t0 = time.time()
+        bank = build_concept_bank(caps, self.clip, ConceptConfig.preset(self.cfg.stages))
+        vocab = Vocabulary.build(caps, min_count=self.cfg.vocab_min_count,
+                                 max_length=CaptionerConfig.preset(self.cfg.stages).max_length)
+        vocab.save(self.out / "vocab.json")
+        self._done("concepts+vocabulary", t0, concepts=len(bank), words=len(vocab))
+        return bank, vocab
+
+    def train(self, store, records: list, bank, vocab):
+        import torch
+
+        from .captioner import Captioner
+        from .protocols import load_test_set
+        from .training import CaptionSet, train_captioner
+        t0, c = time.time(), self.cfg
+        val, _ = load_test_set(self.clip, c.val, self.feat, c.n_val, self.progress)
+        cos = torch.tensor([r["clip_cos"] for r in records])
+        train = CaptionSet(store, list(range(len(records))), [r["caption"] for r in records], cos)
+        torch.manual_seed(c.seed)
+        model = Captioner(CaptionerConfig.preset(c.stages), len(vocab), val.global_.shape[1], val.tokens.shape[2],
+                          val.tokens.shape[1], PCMConfig.preset(c.stages), bank.embeddings)
+        tcfg = TrainConfig.preset(c.stages, seed=c.seed, run_dir=str(self.out / "runs"))
+        hist = train_captioner(model, vocab, train, val, tcfg, f"pcm-net-s{c.seed}", progress=self.progress)
+        self.tcfg = tcfg
+        self._done("training", t0, pairs=len(records), val_images=len(val.ids), epochs=len(hist["val_cider"]),
+                   best_val_cider=round(max(hist["val_cider"]), 4) if hist["val_cider"] else None)
+        return model.eval()
+
+    def save(self, model, vocab) -> None:
+        from .pretrained import save_pretrained
+        t0 = time.time()
+        folder = save_pretrained(model, vocab, self.out / "captioner", clip=self.clip, configs={
+            "pipeline": self.state["config"], "train": asdict(self.tcfg),
+            "synthesis": asdict(self.synthesis_config()), "counts": self.state["stages"][0]})
+        self._done("captioner", t0, folder=str(folder))
+
+    def evaluate(self, model, vocab) -> list:
+        """Every test set scored (or reported missing); rows carry the set's counts; cached by a key of the
+        captioner's weights and the set."""
+        from .data import caption_file_counts
+        from .evaluation import write_table
+        from .paths import weights_fingerprint
+        from .protocols import run_protocol
+        t0, c = time.time(), self.cfg
+        cache = self.out / "results.json"
+        key = stable_hash({"weights": weights_fingerprint(model), "tests": [asdict(t) for t in c.test_sets],
+                           "max": c.max_test_images, "beam": c.beam})
+        if cache.exists() and json.loads(cache.read_text()).get("key") == key:
+            rows = json.loads(cache.read_text())["rows"]
+        else:
+            proto = ProtocolConfig(train_corpus=c.train_corpus, test_sets=c.test_sets, max_images=c.max_test_images,
+                                   beam=c.beam)
+            rows = run_protocol(model, vocab, self.clip, proto, self.feat, progress=self.progress)
+            for row, test in zip(rows, c.test_sets):
+                if row["status"] == "scored":
+                    n = caption_file_counts(repo_path(test.captions_file), repo_path(test.image_dir))
+                    row.update({"captions": n["captions"], "images_listed": n["images"],
+                                "images_present": n["images_present"], "images_missing": n["images_missing"]})
+                    hyps = row.pop("hyps")
+                    atomic_write_json(self.out / f"captions-{test.corpus}.json", {str(k): v for k, v in hyps.items()})
+            atomic_write_json(cache, {"key": key, "rows": rows})
+        scored = [r for r in rows if r["status"] == "scored"]
+        md = write_table(scored, self.out / "results", group_key="protocol")["markdown"] if scored else ""
+        md = (md + "\n\n" + counts_markdown(rows)).strip() + "\n"
+        (self.out / "results.md").write_text(md)
+        self._done("evaluation", t0, sets=len(rows), scored=len(scored))
+        print(md)
+        return rows
+
+    def run(self) -> list:
+        from .backbones import load_clip
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.clip = self.clip or load_clip(self.clip_config())
+        caps, ids = self.data()
+        records = self.synthesis(caps, ids)
+        store = self.features(records)
+        bank, vocab = self.concepts_and_vocab([r["caption"] for r in records])
+        model = self.train(store, records, bank, vocab)
+        self.save(model, vocab)
+        return self.evaluate(model, vocab)
+
+
+def counts_markdown(rows: list) -> str:
+    """The sizes behind each row: images scored, references, images listed / present / missing, status."""
+    lines = ["| protocol | status | images scored | captions | images listed | present | missing |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        cells = [r["protocol"], r["status"].split(":")[0], r["images"]] + [r.get(k, "n/a") for k in (
+            "captions", "images_listed", "images_present", "images_missing")]
+        lines.append("| " + " | ".join(str(c) for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(description="Caption corpus -> synthetic images -> PCM-Net -> in/cross-domain tables.")
+    ap.add_argument("--profile", default="paper_b32", choices=("sandbox", "paper_b32", "paper_l14", "tiny"))
+    ap.add_argument("--train", default="mscoco", choices=("mscoco", "flickr30k"), help="the training text's corpus")
+    ap.add_argument("--test", nargs="+", default=["mscoco", "flickr30k"], help="test sets (Karpathy test splits)")
+    ap.add_argument("--train-captions", default=None, help="override the training text (any caption corpus file)")
+    ap.add_argument("--n-train", type=int, default=None, help="first N training captions (default: all)")
+    ap.add_argument("--max-test-images", type=int, default=None)
+    ap.add_argument("--clip-pretrained", default=None, help="local open_clip checkpoint (default: the preset's)")
+    ap.add_argument("--synthesis-model", default=None, help="local diffusers pipeline folder (default: the preset's)")
+    ap.add_argument("--out", default=None, help="output folder (default runs/pipeline/<profile>-<train>)")
+    args = ap.parse_args(argv)
+    if args.profile == "sandbox":                 # the sandbox study: the same stages on the procedural world
+        from . import ablation
+        return ablation.main(["--preset", "sandbox"])
+    over = {k: v for k, v in (("train_captions", args.train_captions), ("n_train", args.n_train),
+                              ("max_test_images", args.max_test_images), ("clip_pretrained", args.clip_pretrained),
+                              ("synthesis_model", args.synthesis_model), ("out_dir", args.out)) if v is not None}
+    Pipeline(PipelineConfig.for_corpora(args.profile, args.train, tuple(args.test), **over)).run()
+
+
+if __name__ == "__main__":
+    main()
