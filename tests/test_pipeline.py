@@ -2,17 +2,23 @@
 locally and loaded back through their real loaders, real-format data (a Karpathy dataset_coco.json, a
 dataset_flickr30k.json, real COCO photos) laid out as ``workbench.prepare`` lays it out."""
 import json
+import os
 import shutil
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
-from workbench.config import CORPUS_LAYOUT, DiffusionConfig, PipelineConfig, ReferenceSetConfig
+from workbench.config import CORPUS_LAYOUT, DiffusionConfig, PipelineConfig
 from workbench.pipeline import Pipeline
 
-FIX = Path(__file__).parent / "fixtures"
+HERE = Path(__file__).parent
+FIX = HERE / "fixtures"
+sys.path.insert(0, str(HERE))
+from pipeline_job import config  # noqa: E402
 PHOTOS = sorted((FIX / "coco_images").iterdir())                   # 3 real COCO photos
 
 
@@ -42,14 +48,7 @@ def layout(tmp_path_factory, tiny_clip):
 
 
 def _config(root: Path, **over) -> PipelineConfig:
-    def at(ref):
-        return ReferenceSetConfig(ref.corpus, str(root / ref.image_dir[len("data/"):]),
-                                  str(root / ref.captions_file[len("data/"):]))
-    cfg = PipelineConfig.for_corpora("tiny", "mscoco", ("mscoco", "flickr30k"))
-    return replace(cfg, **{"train_captions": str(root / "mscoco/karpathy/dataset_coco.json"), "val": at(cfg.val),
-                           "test_sets": tuple(at(t) for t in cfg.test_sets), "vocab_min_count": 1, "n_val": 3,
-                           "beam": 2, "clip_pretrained": str(root / "clip.safetensors"),
-                           "synthesis_model": str(root / "sd"), "out_dir": str(root / "out"), **over})
+    return config(root, **over)
 
 
 def test_pipeline_paper_path_end_to_end(layout, tiny_clip):
@@ -87,3 +86,22 @@ def test_a_missing_cross_domain_set_keeps_the_in_domain_result(layout):
         rows = Pipeline(replace(cfg, test_sets=(cfg.test_sets[0], gone)), progress=False).run()
     assert rows[0]["status"] == "scored" and rows[1]["status"].startswith("missing")
     assert "| missing |" in (layout / "out2" / "results.md").read_text()
+
+
+def test_pipeline_under_a_launcher_two_processes(layout):
+    """torch.distributed.run, 2 CPU processes (gloo): synthesis splits the shards, training the batches; the main
+    process alone saves the captioner and scores the sets; the other returns no rows."""
+    out = layout / "out-dp"
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent), "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
+    job = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                          str(HERE / "pipeline_job.py"), str(layout), str(out)], env=env, capture_output=True,
+                         text=True, timeout=900)
+    assert job.returncode == 0, (job.stdout + job.stderr)[-4000:]
+    assert json.loads((out / "rank0.json").read_text()) == {"rows": 2}
+    assert json.loads((out / "rank1.json").read_text()) == {"rows": 0}
+    shards = [json.loads(line)["index"] for f in sorted((out / "synthetic").glob("shard-*.jsonl"))
+              for line in f.read_text().splitlines()]
+    assert sorted(shards) == list(range(25))                            # every caption once, across processes
+    state = json.loads((out / "pipeline.json").read_text())
+    assert [s["stage"] for s in state["stages"]][-1] == "evaluation" and (out / "captioner" / "config.json").exists()

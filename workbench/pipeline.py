@@ -33,10 +33,13 @@ class Pipeline:
         self.out = repo_path(cfg.out_dir)
         self.state = {"config": json.loads(json.dumps(asdict(cfg), default=str)), "stages": []}
         self.feat = replace(FeatureConfig.preset(cfg.stages), root=str(self.out / "features"))
+        self.main = True
 
     # ------------------------------------------------------------------ bookkeeping
     def _done(self, stage: str, t0: float, **info) -> None:
         self.state["stages"].append({"stage": stage, "seconds": round(time.time() - t0, 1), **info})
+        if not self.main:
+            return
         atomic_write_json(self.out / "pipeline.json", self.state)
         print(f"[{stage}] " + ", ".join(f"{k}={v}" for k, v in info.items() if not isinstance(v, (dict, list))))
 
@@ -93,7 +96,8 @@ class Pipeline:
         bank = build_concept_bank(caps, self.clip, ConceptConfig.preset(self.cfg.stages))
         vocab = Vocabulary.build(caps, min_count=self.cfg.vocab_min_count,
                                  max_length=CaptionerConfig.preset(self.cfg.stages).max_length)
-        vocab.save(self.out / "vocab.json")
+        if self.main:
+            vocab.save(self.out / "vocab.json")
         self._done("concepts+vocabulary", t0, concepts=len(bank), words=len(vocab))
         return bank, vocab
 
@@ -104,7 +108,8 @@ class Pipeline:
         from .protocols import load_test_set
         from .training import CaptionSet, train_captioner
         t0, c = time.time(), self.cfg
-        val, _ = load_test_set(self.clip, c.val, self.feat, c.n_val, self.progress)
+        with self.ps.main_process_first():                       # the main process caches, the others read
+            val, _ = load_test_set(self.clip, c.val, self.feat, c.n_val, self.progress)
         cos = torch.tensor([r["clip_cos"] for r in records])
         train = CaptionSet(store, list(range(len(records))), [r["caption"] for r in records], cos)
         torch.manual_seed(c.seed)
@@ -159,14 +164,29 @@ class Pipeline:
         return rows
 
     def run(self) -> list:
+        """All stages. Under ``accelerate launch`` / ``torchrun``: synthesis splits its shards, training its
+        batches (data-parallel); the cached stages run on the main process first and the others read its caches;
+        saving and evaluation run on the main process only (the others return [])."""
+        import torch
+        from accelerate import PartialState
+
         from .backbones import load_clip
+        from .synthesis import read_manifest
+        self.ps = PartialState(cpu=not torch.cuda.is_available())     # CPU processes: gloo
+        self.main = self.ps.is_main_process
         self.out.mkdir(parents=True, exist_ok=True)
         self.clip = self.clip or load_clip(self.clip_config())
         caps, ids = self.data()
         records = self.synthesis(caps, ids)
-        store = self.features(records)
-        bank, vocab = self.concepts_and_vocab([r["caption"] for r in records])
+        self.ps.wait_for_everyone()
+        if not self.main:
+            records = read_manifest(self.out / "synthetic")              # every process trains on all of them
+        with self.ps.main_process_first():
+            store = self.features(records)
+            bank, vocab = self.concepts_and_vocab([r["caption"] for r in records])
         model = self.train(store, records, bank, vocab)
+        if not self.main:
+            return []
         self.save(model, vocab)
         return self.evaluate(model, vocab)
 

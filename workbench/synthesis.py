@@ -281,7 +281,7 @@ class _ProcessState:
             self.process_index, self.num_processes, self._state = process_index, num_processes, None
         else:
             from accelerate import PartialState
-            self._state = PartialState()
+            self._state = PartialState(cpu=not torch.cuda.is_available())     # CPU: gloo under a launcher
             self.process_index, self.num_processes = self._state.process_index, self._state.num_processes
         self.is_main_process = self.process_index == 0
 
