@@ -4,7 +4,6 @@ import io
 import zipfile
 from dataclasses import replace
 
-import numpy as np
 import pytest
 import torch
 

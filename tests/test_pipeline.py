@@ -10,7 +10,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-import torch
 
 from workbench.config import CORPUS_LAYOUT, DiffusionConfig, PipelineConfig
 from workbench.pipeline import Pipeline

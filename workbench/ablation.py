@@ -98,7 +98,8 @@ def load_trained(cfg: AblationConfig, exp, name: str, seed: int):
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint for name={name!r}, seed={seed} at {path}; run "
                                 f"`python -m workbench.ablation --methods {name} --seeds {seed}` first.")
-    model.load_state_dict(torch.load(path, map_location="cpu"))
+    from .pretrained import load_weights
+    load_weights(model, torch.load(path, map_location="cpu"), str(path))       # a mismatch names what differs
     return method, model.eval()
 
 
