@@ -145,3 +145,12 @@ def test_spice_jars_install_from_the_corenlp_zip(tmp_path):
         z.writestr("x.txt", "nothing")
     with pytest.raises(ValueError, match="zip_path="):
         spice.install_jars(tmp_path / "bad.zip", lib)
+
+
+def test_auto_device_is_the_process_gpu_under_a_launcher(monkeypatch):
+    from workbench.device import resolve_device
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setenv("LOCAL_RANK", "3")
+    assert resolve_device("auto") == torch.device("cuda:3")        # not every process on GPU 0
+    monkeypatch.delenv("LOCAL_RANK")
+    assert resolve_device("auto") == torch.device("cuda")

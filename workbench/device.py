@@ -1,4 +1,5 @@
-"""The one device resolver: ``resolve_device("auto")`` picks cuda, then mps, then cpu."""
+"""The one device resolver: ``resolve_device("auto")`` picks cuda (under a launcher the process's own GPU,
+``cuda:<LOCAL_RANK>``), then mps, then cpu."""
 from __future__ import annotations
 
 import torch
@@ -13,7 +14,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     name = str(device).strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
-            return torch.device("cuda")
+            from .config import local_rank
+            rank = local_rank()                   # accelerate launch / torchrun: one GPU per process
+            return torch.device(f"cuda:{rank}" if rank is not None else "cuda")
         if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
             return torch.device("mps")
         return torch.device("cpu")

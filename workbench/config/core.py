@@ -6,6 +6,7 @@ This is the only module of the workbench that reads environment variables:
 * ``WORKBENCH_PROFILE``  picks the profile: ``sandbox`` (default), ``paper_b32`` or ``paper_l14``.
 * ``WORKBENCH_CLIP_CHECKPOINT`` points a paper profile at a local open_clip checkpoint file.
 * ``WORKBENCH_RUN_DIR`` (set by the main job) redirects figures to that run's folder.
+* ``LOCAL_RANK`` (set by ``accelerate launch`` / ``torchrun``): the GPU of this process on its node.
 """
 from __future__ import annotations
 
@@ -39,6 +40,12 @@ def clip_checkpoint_override() -> Optional[str]:
     """A local checkpoint path for the paper CLIP, from ``WORKBENCH_CLIP_CHECKPOINT``, or None."""
     value = os.environ.get("WORKBENCH_CLIP_CHECKPOINT", "").strip()
     return value or None
+
+
+def local_rank() -> Optional[int]:
+    """This process's index on its node under a launcher (``LOCAL_RANK``), or None without one."""
+    value = os.environ.get("LOCAL_RANK", "").strip()
+    return int(value) if value.isdigit() else None
 
 
 def run_dir_override() -> Optional[str]:
