@@ -172,7 +172,7 @@ def train_scst(model, vocab, inputs: Callable, n_images: int, corpus: torch.Tens
             step += 1
             for k, v in (("loss", loss), ("reward", r[:n].mean()), ("reward_clip", r_clip[:n].mean()),
                          ("reward_fluency", r_flu[:n].mean()), ("disc_loss", dloss)):
-                hist[k].append(float(v))
+                hist[k].append(float(v.detach()))
             bar.update(1)
             bar.set_postfix(reward=f"{np.mean(hist['reward'][-20:]):.3f}", epoch=epoch)
         score, _ = val.score(model, vocab, cfg.beam_size)
