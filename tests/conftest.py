@@ -7,7 +7,12 @@ os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.pop("WORKBENCH_SMOKE", None)
 os.environ.pop("WORKBENCH_PROFILE", None)
 
+import shutil  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 import pytest  # noqa: E402
+
+FIX = Path(__file__).parent / "fixtures"
 
 
 @pytest.fixture(scope="session")
@@ -57,3 +62,32 @@ def tiny_exp(tiny_clip, tmp_path_factory):
     cfg = replace(AblationConfig.preset("tiny"), n_train=16, n_val=4, n_test=4, n_test_unseen=2,
                   out_dir=str(tmp / "abl"))
     return prepare_sandbox(cfg, tiny_clip, pipe=pipe, progress=False)
+
+
+@pytest.fixture(scope="session")
+def paper_layout(tmp_path_factory, tiny_clip):
+    """The prepare layout on a tmp root: the Karpathy fixtures of MSCOCO and Flickr30k, real COCO photos as val
+    and test images (one test image of each corpus missing), a tiny random CLIP and text-to-image pipeline."""
+    from workbench.backbones import save_clip_weights
+    from workbench.config import CORPUS_LAYOUT, DiffusionConfig
+    from workbench.diffusion import build_untrained_pipeline
+    from workbench.prepare import write_split_lists
+    root = tmp_path_factory.mktemp("pipe")
+    for corpus, fixture in (("mscoco", "karpathy_dataset_coco_sample.json"),
+                            ("flickr30k", "karpathy_dataset_flickr30k_sample.json")):
+        (root / corpus / "karpathy").mkdir(parents=True)
+        shutil.copy(FIX / fixture, root / corpus / "karpathy" / Path(CORPUS_LAYOUT[corpus]["text"]).name)
+        write_split_lists(root / corpus / "karpathy" / Path(CORPUS_LAYOUT[corpus]["text"]).name, corpus)
+    photos = sorted((FIX / "coco_images").iterdir())                       # 3 real COCO photos
+    (root / "mscoco" / "val2014").mkdir()
+    val_ids, test_ids = (244592, 10440, 10012), (391895, 60623)           # test 415746 stays missing
+    for i, photo in zip(val_ids, photos):
+        shutil.copy(photo, root / "mscoco" / "val2014" / f"COCO_val2014_{i:012d}.jpg")
+    for i, photo in zip(test_ids, photos):
+        shutil.copy(photo, root / "mscoco" / "val2014" / f"COCO_val2014_{i:012d}.jpg")
+    (root / "flickr30k" / "images").mkdir()
+    for name, photo in zip(("1007129816.jpg", "1009434119.jpg"), photos):   # 101362133.jpg stays missing
+        shutil.copy(photo, root / "flickr30k" / "images" / name)
+    save_clip_weights(tiny_clip, root / "clip.safetensors", half=False)
+    build_untrained_pipeline(DiffusionConfig.preset("tiny"), tiny_clip, root / "tok").save_pretrained(root / "sd")
+    return root

@@ -3,7 +3,6 @@ locally and loaded back through their real loaders, real-format data (a Karpathy
 dataset_flickr30k.json, real COCO photos) laid out as ``workbench.prepare`` lays it out."""
 import json
 import os
-import shutil
 import subprocess
 import sys
 from dataclasses import replace
@@ -11,39 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from workbench.config import CORPUS_LAYOUT, DiffusionConfig, PipelineConfig
+from workbench.config import PipelineConfig
 from workbench.pipeline import Pipeline
 
 HERE = Path(__file__).parent
 FIX = HERE / "fixtures"
 sys.path.insert(0, str(HERE))
 from pipeline_job import config  # noqa: E402
-PHOTOS = sorted((FIX / "coco_images").iterdir())                   # 3 real COCO photos
 
 
 @pytest.fixture(scope="module")
-def layout(tmp_path_factory, tiny_clip):
-    from workbench.backbones import save_clip_weights
-    from workbench.diffusion import build_untrained_pipeline
-    from workbench.prepare import write_split_lists
-    root = tmp_path_factory.mktemp("pipe")
-    for corpus, fixture in (("mscoco", "karpathy_dataset_coco_sample.json"),
-                            ("flickr30k", "karpathy_dataset_flickr30k_sample.json")):
-        (root / corpus / "karpathy").mkdir(parents=True)
-        shutil.copy(FIX / fixture, root / corpus / "karpathy" / Path(CORPUS_LAYOUT[corpus]["text"]).name)
-        write_split_lists(root / corpus / "karpathy" / Path(CORPUS_LAYOUT[corpus]["text"]).name, corpus)
-    (root / "mscoco" / "val2014").mkdir()
-    val_ids, test_ids = (244592, 10440, 10012), (391895, 60623)           # test 415746 stays missing
-    for i, photo in zip(val_ids, PHOTOS):
-        shutil.copy(photo, root / "mscoco" / "val2014" / f"COCO_val2014_{i:012d}.jpg")
-    for i, photo in zip(test_ids, PHOTOS):
-        shutil.copy(photo, root / "mscoco" / "val2014" / f"COCO_val2014_{i:012d}.jpg")
-    (root / "flickr30k" / "images").mkdir()
-    for name, photo in zip(("1007129816.jpg", "1009434119.jpg"), PHOTOS):   # 101362133.jpg stays missing
-        shutil.copy(photo, root / "flickr30k" / "images" / name)
-    save_clip_weights(tiny_clip, root / "clip.safetensors", half=False)
-    build_untrained_pipeline(DiffusionConfig.preset("tiny"), tiny_clip, root / "tok").save_pretrained(root / "sd")
-    return root
+def layout(paper_layout):
+    return paper_layout
 
 
 def _config(root: Path, **over) -> PipelineConfig:

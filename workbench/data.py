@@ -315,6 +315,15 @@ def present_items(image_dir: str | os.PathLike, captions_file: str | os.PathLike
     return found
 
 
+def thumbnails(paths: list, size: int = 224) -> np.ndarray:
+    """uint8 [N, size, size, 3]: each image file centre-cropped to a square and resized (for display)."""
+    from PIL import Image, ImageOps
+    if not paths:
+        return np.zeros((0, size, size, 3), np.uint8)
+    return np.stack([np.asarray(ImageOps.fit(Image.open(p).convert("RGB"), (size, size), Image.BICUBIC))
+                     for p in paths])
+
+
 def load_real_pairs(image_dir: str | os.PathLike, captions_file: str | os.PathLike, n: Optional[int] = None):
     """Real pairs: a list of ``(image_path, captions)`` for images present in ``image_dir``."""
     pairs = [(p, it.captions) for it, p in present_items(image_dir, captions_file)]

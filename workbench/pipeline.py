@@ -33,7 +33,7 @@ class Pipeline:
         self.out = repo_path(cfg.out_dir)
         self.state = {"config": json.loads(json.dumps(asdict(cfg), default=str)), "stages": []}
         self.feat = replace(FeatureConfig.preset(cfg.stages), root=str(self.out / "features"))
-        self.main = True
+        self.main, self.ps = True, None
 
     # ------------------------------------------------------------------ bookkeeping
     def _done(self, stage: str, t0: float, **info) -> None:
@@ -101,24 +101,58 @@ class Pipeline:
         self._done("concepts+vocabulary", t0, concepts=len(bank), words=len(vocab))
         return bank, vocab
 
-    def train(self, store, records: list, bank, vocab):
+    def val_set(self) -> tuple:
+        """The checkpoint-selection set (real val images, first ``n_val``) -> (EvalSet, RealImages)."""
+        from .protocols import load_test_set
+        c = self.cfg
+        with self._state().main_process_first():                 # the main process caches, the others read
+            val, paths = load_test_set(self.clip, c.val, self.feat, c.n_val, self.progress)
+        return val, RealImages(paths, [list(r) for r in val.refs], list(val.ids))
+
+    def prepare(self):
+        """data -> synthesis -> features -> concepts -> vocabulary -> the val set, as an ``experiment.Experiment``
+        (``sets["synthetic"]``, ``evals["val"]``, ``bank``, ``vocab``) that the registered methods train on."""
         import torch
 
-        from .captioner import Captioner
-        from .protocols import load_test_set
-        from .training import CaptionSet, train_captioner
-        t0, c = time.time(), self.cfg
-        with self.ps.main_process_first():                       # the main process caches, the others read
-            val, _ = load_test_set(self.clip, c.val, self.feat, c.n_val, self.progress)
+        from .backbones import load_clip
+        from .experiment import Experiment
+        from .synthesis import read_manifest
+        from .training import CaptionSet
+        ps = self._state()
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.clip = self.clip or load_clip(self.clip_config())
+        caps, ids = self.data()
+        records = self.synthesis(caps, ids)
+        ps.wait_for_everyone()
+        if not self.main:
+            records = read_manifest(self.out / "synthetic")              # every process trains on all of them
+        with ps.main_process_first():
+            store = self.features(records)
+            bank, vocab = self.concepts_and_vocab([r["caption"] for r in records])
         cos = torch.tensor([r["clip_cos"] for r in records])
         train = CaptionSet(store, list(range(len(records))), [r["caption"] for r in records], cos)
-        torch.manual_seed(c.seed)
-        model = Captioner(CaptionerConfig.preset(c.stages), len(vocab), val.global_.shape[1], val.tokens.shape[2],
-                          val.tokens.shape[1], PCMConfig.preset(c.stages), bank.embeddings)
-        tcfg = TrainConfig.preset(c.stages, seed=c.seed, run_dir=str(self.out / "runs"))
-        hist = train_captioner(model, vocab, train, val, tcfg, f"pcm-net-s{c.seed}", progress=self.progress)
-        self.tcfg = tcfg
-        self._done("training", t0, pairs=len(records), val_images=len(val.ids), epochs=len(hist["val_cider"]),
+        evals = {"val": self.val_set()}
+        identity = stable_hash({"train": train.identity(), "val": evals["val"][0].ids, "vocab": vocab.itos,
+                                "bank": bank.words})
+        return Experiment(None, {"synthetic": train}, evals, bank, vocab, train.captions, None, None, None,
+                          SyntheticImages(self.out / "synthetic", records), cos, self.clip.temperature, identity,
+                          self.clip)
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig.preset(self.cfg.stages, seed=self.cfg.seed, run_dir=str(self.out / "runs"))
+
+    def train(self, exp):
+        """PCM-Net (the registered method, the stages' presets) on ``exp``, checkpoint picked on val."""
+        from .methods import get
+        from .training import train_captioner
+        t0, c = time.time(), self.cfg
+        method = get("pcm-net", c.stages)
+        model = method.build(exp, CaptionerConfig.preset(c.stages), PCMConfig.preset(c.stages), c.seed)
+        self.tcfg = method.train_config(self.train_config())
+        val = exp.evals["val"][0]
+        hist = train_captioner(model, exp.vocab, method.train_set(exp), val, self.tcfg, f"pcm-net-s{c.seed}",
+                               progress=self.progress)
+        self._done("training", t0, pairs=len(exp.captions), val_images=len(val.ids), epochs=len(hist["val_cider"]),
                    best_val_cider=round(max(hist["val_cider"]), 4) if hist["val_cider"] else None)
         return model.eval()
 
@@ -163,32 +197,61 @@ class Pipeline:
         print(md)
         return rows
 
+    def _state(self):
+        """accelerate's process state (CPU processes: gloo); ``self.main`` on the main process."""
+        if getattr(self, "ps", None) is None:
+            import torch
+            from accelerate import PartialState
+            self.ps = PartialState(cpu=not torch.cuda.is_available())
+            self.main = self.ps.is_main_process
+        return self.ps
+
     def run(self) -> list:
         """All stages. Under ``accelerate launch`` / ``torchrun``: synthesis splits its shards, training its
         batches (data-parallel); the cached stages run on the main process first and the others read its caches;
         saving and evaluation run on the main process only (the others return [])."""
-        import torch
-        from accelerate import PartialState
-
-        from .backbones import load_clip
-        from .synthesis import read_manifest
-        self.ps = PartialState(cpu=not torch.cuda.is_available())     # CPU processes: gloo
-        self.main = self.ps.is_main_process
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.clip = self.clip or load_clip(self.clip_config())
-        caps, ids = self.data()
-        records = self.synthesis(caps, ids)
-        self.ps.wait_for_everyone()
-        if not self.main:
-            records = read_manifest(self.out / "synthetic")              # every process trains on all of them
-        with self.ps.main_process_first():
-            store = self.features(records)
-            bank, vocab = self.concepts_and_vocab([r["caption"] for r in records])
-        model = self.train(store, records, bank, vocab)
+        exp = self.prepare()
+        model = self.train(exp)
         if not self.main:
             return []
-        self.save(model, vocab)
-        return self.evaluate(model, vocab)
+        self.save(model, exp.vocab)
+        return self.evaluate(model, exp.vocab)
+
+
+class RealImages:
+    """Real images named by file (a val or test set): ``captions[i]`` are image i's references; ``thumbnails``
+    loads them (centre-cropped, resized) for display, one at a time from the files."""
+
+    def __init__(self, paths: list, captions: list, ids: list):
+        self.paths, self.captions, self.ids = list(paths), captions, ids
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def first_captions(self) -> list:
+        return [c[0] for c in self.captions]
+
+    def thumbnails(self, n=None, size: int = 224):
+        """uint8 [n, size, size, 3] of the first ``n`` images."""
+        from .data import thumbnails
+        return thumbnails(self.paths[:n], size)
+
+
+class SyntheticImages:
+    """The synthetic images of manifest ``records`` under ``root``, read from their files when sliced
+    (uint8 [n, H, W, 3]); nothing is held in memory."""
+
+    def __init__(self, root, records: list):
+        self.root, self.records = root, records
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, index):
+        from .synthesis import load_images
+        items = self.records[index]
+        return load_images(self.root, items if isinstance(items, list) else [items])[0 if isinstance(index, int) else
+                                                                                      slice(None)]
 
 
 def counts_markdown(rows: list) -> str:

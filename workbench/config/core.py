@@ -4,6 +4,7 @@ This is the only module of the workbench that reads environment variables:
 
 * ``WORKBENCH_SMOKE=1``  shrinks every notebook and job (sizes, steps, epochs) for CI.
 * ``WORKBENCH_PROFILE``  picks the profile: ``sandbox`` (default), ``paper_b32`` or ``paper_l14``.
+* ``WORKBENCH_PIPELINE``  a JSON file of ``PipelineConfig`` fields over a paper profile's (notebooks 02-05).
 * ``WORKBENCH_CLIP_CHECKPOINT`` points a paper profile at a local open_clip checkpoint file.
 * ``WORKBENCH_RUN_DIR`` (set by the main job) redirects figures to that run's folder.
 * ``LOCAL_RANK`` (set by ``accelerate launch`` / ``torchrun``): the GPU of this process on its node.
@@ -34,6 +35,12 @@ def profile() -> str:
     name = os.environ.get("WORKBENCH_PROFILE", "sandbox").strip() or "sandbox"
     check_choice("WORKBENCH_PROFILE", name, PROFILES)
     return name
+
+
+def pipeline_override_file() -> Optional[str]:
+    """A JSON file of ``PipelineConfig`` fields that override a paper profile's pipeline (local checkpoints, other
+    data, smaller sets), from ``WORKBENCH_PIPELINE``, or None."""
+    return os.environ.get("WORKBENCH_PIPELINE", "").strip() or None
 
 
 def clip_checkpoint_override() -> Optional[str]:

@@ -8,6 +8,15 @@ from typing import Optional
 from .core import PRESETS, _Preset, check_choice, check_range
 from .world import ReferenceSetConfig
 
+def json_safe(value):
+    """Tuples as lists, recursively (a config dict as JSON writes it)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    return value
+
+
 # the layout of ``python -m workbench.prepare`` (data/<corpus>/...): training text, val and test sets
 CORPUS_LAYOUT = {
     "mscoco": {"text": "data/mscoco/karpathy/dataset_coco.json",
@@ -66,6 +75,45 @@ class PipelineConfig(_Preset):
                                  "val": CORPUS_LAYOUT[train]["val"],
                                  "test_sets": tuple(CORPUS_LAYOUT[t]["test"] for t in test),
                                  "out_dir": f"runs/pipeline/{stages}-{train}", **overrides})
+
+    @staticmethod
+    def for_profile(profile: str) -> "PipelineConfig":
+        """A paper profile's pipeline (MSCOCO text, MSCOCO + Flickr30k test) with the fields of the JSON file
+        ``WORKBENCH_PIPELINE`` names over it: what notebooks 02-05 run under ``WORKBENCH_PROFILE=paper_*``."""
+        import json
+        import os
+
+        from .core import pipeline_override_file
+        check_choice("profile", profile, ("paper_b32", "paper_l14"))
+        path = pipeline_override_file()
+        if path is None:
+            return PipelineConfig.preset(profile)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"WORKBENCH_PIPELINE={path!r} is not a file; point it at a JSON object of "
+                                    "PipelineConfig fields, or unset it.")
+        return PipelineConfig.from_dict({**PipelineConfig.preset(profile).to_dict(), **json.loads(open(path).read())})
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able fields (``from_dict`` reads them back)."""
+        from dataclasses import asdict
+        return json_safe(asdict(self))
+
+    @staticmethod
+    def from_dict(values: dict) -> "PipelineConfig":
+        from dataclasses import fields
+        known = {f.name for f in fields(PipelineConfig)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown PipelineConfig field(s) {unknown}; the fields are {sorted(known)}.")
+        out = dict(values)
+        if isinstance(out.get("val"), dict):
+            out["val"] = ReferenceSetConfig(**out["val"])
+        if "test_sets" in out:
+            out["test_sets"] = tuple(ReferenceSetConfig(**t) if isinstance(t, dict) else t for t in out["test_sets"])
+        for name in ("train_splits",):
+            if name in out:
+                out[name] = tuple(out[name])
+        return PipelineConfig(**out)
 
     @staticmethod
     def _preset_paper_b32():

@@ -1,0 +1,133 @@
+"""What notebooks 02-05 read, for the active profile: one object in front of the sandbox world and the paper
+pipeline, so the same cells run on both.
+
+    S = study.open()            # WORKBENCH_PROFILE: sandbox (default), paper_b32, paper_l14
+    S.clip, S.synthesis_config(), S.training_captions(n), S.real_images("val", n), S.experiment(abl)
+
+* **sandbox**: the procedural world; ``real_images`` are renders of held-out scenes (``scenes`` attached, so the
+  sandbox-only analyses, the faithfulness profile and the exact object masks, can use them); ``experiment``
+  is ``experiment.prepare_sandbox``.
+* **paper_b32 / paper_l14**: ``pipeline.Pipeline`` on ``PipelineConfig.for_profile`` (the prepare layout, with
+  the fields of the JSON file ``WORKBENCH_PIPELINE`` over it: local checkpoints, other data, smaller sets);
+  ``real_images`` are the val set / the in-domain test set read from their files; ``experiment`` is
+  ``Pipeline.prepare`` (synthesis, features, concepts, vocabulary, val) and ``run`` the whole pipeline.
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+from functools import cached_property
+from typing import Optional
+
+from .config import (AblationConfig, ClipConfig, FeatureConfig, PipelineConfig, SynthesisConfig, TrainConfig,
+                     WorldConfig, check_choice, profile as active_profile)
+from .config.core import PROFILES
+
+
+class Study:
+    """The active profile's backbones, data and stages. ``preset`` names the stage presets ("sandbox", or the
+    pipeline config's ``stages``); ``sandbox`` says whether the procedural world (and its exact labels) is there."""
+
+    def __init__(self, profile: str, pipeline_cfg: Optional[PipelineConfig] = None, clip=None, progress: bool = True):
+        check_choice("profile", profile, PROFILES)
+        self.profile, self.progress = profile, progress
+        self.sandbox = profile == "sandbox"
+        self.pipeline_cfg = None if self.sandbox else (pipeline_cfg or PipelineConfig.for_profile(profile))
+        self.preset = "sandbox" if self.sandbox else self.pipeline_cfg.stages
+        self._clip = clip
+
+    def __repr__(self) -> str:
+        where = "the procedural world" if self.sandbox else f"{self.pipeline_cfg.train_captions} -> " \
+                                                           f"{self.pipeline_cfg.out_dir}"
+        return f"Study(profile={self.profile!r}, presets={self.preset!r}, {where})"
+
+    @cached_property
+    def pipeline(self):
+        """The paper profile's ``Pipeline`` (sharing this study's CLIP)."""
+        if self.sandbox:
+            raise ValueError("profile='sandbox' has no paper pipeline; set WORKBENCH_PROFILE=paper_b32 or paper_l14.")
+        from .pipeline import Pipeline
+        return Pipeline(self.pipeline_cfg, clip=self._clip, progress=self.progress)
+
+    @property
+    def clip(self):
+        """The profile's CLIP (loaded once; a paper profile's ``clip_pretrained`` override applies)."""
+        if self._clip is None:
+            from .backbones import load_clip
+            cfg = ClipConfig.preset("sandbox") if self.sandbox else self.pipeline.clip_config()
+            self._clip = load_clip(cfg)
+        if not self.sandbox:
+            self.pipeline.clip = self._clip
+        return self._clip
+
+    def synthesis_config(self) -> SynthesisConfig:
+        return SynthesisConfig.preset("sandbox") if self.sandbox else self.pipeline.synthesis_config()
+
+    def feature_config(self) -> FeatureConfig:
+        return FeatureConfig.preset("sandbox") if self.sandbox else self.pipeline.feat
+
+    def train_config(self, **overrides) -> TrainConfig:
+        """The training preset (a paper profile: the pipeline's, so the pipeline reuses a notebook's run)."""
+        base = TrainConfig.preset("sandbox") if self.sandbox else self.pipeline.train_config()
+        return replace(base, **overrides)
+
+    def load_pipeline(self):
+        """The text-to-image pipeline of ``synthesis_config`` (diffusers)."""
+        from .synthesis import load_pipeline
+        return load_pipeline(self.synthesis_config())
+
+    # ------------------------------------------------------------------ data
+    def training_captions(self, n: int) -> tuple:
+        """``(captions, ids, scenes)`` of the first ``n`` training captions (``scenes`` None off the sandbox)."""
+        if self.sandbox:
+            from .synthesis import sandbox_captions
+            return sandbox_captions("train", n)
+        from .data import load_caption_corpus
+        from .paths import repo_path
+        caps, ids = load_caption_corpus(repo_path(self.pipeline_cfg.train_captions), self.pipeline_cfg.train_splits)
+        return caps[:n], ids[:n], None
+
+    def corpus(self, n: int) -> list:
+        """Up to ``n`` training captions for the concept bank (sandbox: 5 per scene)."""
+        if self.sandbox:
+            from .synthesis import sandbox_captions
+            return sandbox_captions("train", n, per_scene=5)[0]
+        return self.training_captions(n)[0]
+
+    def synthesise(self, pipe, captions: list, ids: list) -> list:
+        """Synthesis-engine records of ``captions`` (resumable; pairs scored by this study's CLIP)."""
+        from .synthesis import SynthesisEngine
+        return SynthesisEngine(pipe, self.synthesis_config(), scorer=self.clip).run(captions, ids,
+                                                                                    progress=self.progress)
+
+    def synthetic_images(self, records: list):
+        """uint8 [N, H, W, 3] of the records' images."""
+        from .synthesis import load_images
+        return load_images(self.synthesis_config().out_dir, records)
+
+    def real_images(self, split: str, n: int):
+        """Real images with references: sandbox renders of ``split`` (a ``SandboxSplit``) or, for a paper
+        profile, the val set ("val") / the in-domain test set ("test") as ``pipeline.RealImages``."""
+        check_choice("split", split, ("val", "test"))
+        if self.sandbox:
+            from .data import load_sandbox_split
+            return load_sandbox_split(WorldConfig.preset("sandbox"), split, n=n, progress=self.progress)
+        from .data import present_items
+        from .pipeline import RealImages
+        c = self.pipeline_cfg
+        ref = c.val if split == "val" else next((t for t in c.test_sets if t.corpus == c.train_corpus), c.test_sets[0])
+        found = [(it, p) for it, p in present_items(ref.image_dir, ref.captions_file, "ReferenceSetConfig")
+                 if it.captions][:n]
+        return RealImages([p for _, p in found], [it.captions for it, _ in found], [it.image_id for it, _ in found])
+
+    def experiment(self, abl: Optional[AblationConfig] = None):
+        """Everything a method trains on: ``prepare_sandbox(abl)``, or the paper pipeline's ``prepare()``."""
+        if self.sandbox:
+            from .experiment import prepare_sandbox
+            return prepare_sandbox(abl or AblationConfig.preset("sandbox"), self.clip, progress=self.progress)
+        self.clip
+        return self.pipeline.prepare()
+
+
+def open(profile: Optional[str] = None, **kwargs) -> Study:  # noqa: A001 - study.open() reads as intended
+    """The study of ``profile`` (default: ``WORKBENCH_PROFILE``, sandbox when unset)."""
+    return Study(profile or active_profile(), **kwargs)
