@@ -101,3 +101,25 @@ def test_two_processes_equal_one_with_twice_the_batch(tmp_path):
     assert files == {"last.pt", "best.pt", "progress.json", "history.json"}
     assert set(logs[0]["writes"]) == files
     assert json.loads((two / "runs/job/history.json").read_text())["num_processes"] == 2
+
+
+def test_feature_extraction_splits_its_shards_across_two_processes(tmp_path, tiny_clip):
+    from workbench.backbones import save_clip_weights
+    from workbench.features import FeatureStore
+    save_clip_weights(tiny_clip, tmp_path / "clip.safetensors", half=False)
+    images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)   # 3 shards of 16
+    np.save(tmp_path / "images.npy", images)
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent), "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
+    args = [str(HERE / "features_job.py"), str(tmp_path / "clip.safetensors"), str(tmp_path / "images.npy")]
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    for cmd, root in (([sys.executable] + launcher + args, "two"), ([sys.executable] + args, "one")):
+        job = subprocess.Popen(cmd + [str(tmp_path / root)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+        _wait(job)
+    manifest = json.loads((tmp_path / "two" / "split" / "manifest.json").read_text())
+    assert manifest["complete"] and [s["process"] for s in manifest["shards"]] == [0, 1, 0]    # disjoint shares
+    assert not list((tmp_path / "two" / "split").glob("manifest.rank*.json"))                # merged, removed
+    two, one = FeatureStore(tmp_path / "two" / "split"), FeatureStore(tmp_path / "one" / "split")
+    for key in ("global", "tokens", "patches"):
+        assert torch.equal(two.all(key), one.all(key)), key

@@ -39,6 +39,48 @@ class SandboxSplit:
     def first_captions(self) -> list:
         return [c[0] for c in self.captions]
 
+    @property
+    def ids(self) -> list:
+        return [s.scene_id for s in self.scenes]
+
+    @property
+    def source_id(self) -> str:
+        """Names the image set for a feature cache."""
+        return f"sandbox-{self.split}"
+
+
+class RealImages:
+    """Real images named by file (a val or test set) with their references, the same interface as
+    ``SandboxSplit``: ``images[i]`` / ``images[a:b]`` load uint8 thumbnails (centre-cropped, ``size`` px) from the
+    files when asked, so nothing holds the set in memory."""
+
+    def __init__(self, paths: list, captions: list, ids: list, size: int = 224):
+        self.paths, self.captions, self.ids = [str(p) for p in paths], captions, list(ids)
+        self.images = _Thumbnails(self.paths, size)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def first_captions(self) -> list:
+        return [c[0] for c in self.captions]
+
+    @property
+    def source_id(self) -> str:
+        return stable_hash([[os.path.basename(p), os.path.getsize(p)] for p in self.paths])
+
+
+class _Thumbnails:
+    def __init__(self, paths: list, size: int):
+        self.paths, self.size = paths, size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return thumbnails(self.paths[index], self.size)
+        return thumbnails([self.paths[index]], self.size)[0]
+
 
 def _render_chunk(args):
     cfg, scenes = args

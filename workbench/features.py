@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from .config import FeatureConfig
+from .device import ProcessState
 from .paths import atomic_write_json, repo_path, sha256_file, stable_hash, weights_fingerprint
 
 IMAGE_KEYS = ("global", "tokens", "patches")
@@ -122,8 +123,11 @@ def _shard_ok(folder: Path, shard: dict, keys: tuple, verify: bool) -> bool:
 
 
 def _extract(name: str, ids: list, source_id: str, backbone_id: str, keys: tuple, n_items: int,
-             encode: Callable[[int, int], dict], cfg: FeatureConfig, progress: bool, kind: str) -> FeatureStore:
-    """Shard loop shared by images and texts: ``encode(start, stop) -> {key: [n, ...] tensor}``."""
+             encode: Callable[[int, int], dict], cfg: FeatureConfig, progress: bool, kind: str,
+             split: bool = False) -> FeatureStore:
+    """Shard loop shared by images and texts: ``encode(start, stop) -> {key: [n, ...] tensor}``. With ``split``
+    (every launched process calls it at once) process r encodes shards r, r + P, ... and records them in its own
+    ``manifest.rank<r>.json`` (resumable); the main process then checks and merges them into the manifest."""
     from tqdm.auto import tqdm
     if len(ids) != n_items or len(set(ids)) != len(ids):
         raise ValueError(f"ids must be {n_items} unique ids, one per item; got {len(ids)} "
@@ -140,15 +144,22 @@ def _extract(name: str, ids: list, source_id: str, backbone_id: str, keys: tuple
     if manifest is None:
         manifest = {"identity": identity, "ids": ids, "keys": list(keys), "n": n_items, "shards": [],
                     "complete": False}
-    done = {s["dir"]: _with_stat(folder, s, keys) for s in manifest["shards"]
-            if _shard_ok(folder, s, keys, cfg.verify_checksums)}
+    state = ProcessState(None, None) if split else None
+    rank, world = (state.process_index, state.num_processes) if state else (0, 1)
+    recorded = manifest["shards"] + [s for f in sorted(folder.glob("manifest.rank*.json"))
+                                     for s in json.loads(f.read_text())["shards"]]
+    done = {s["dir"]: _with_stat(folder, s, keys) for s in recorded if _shard_ok(folder, s, keys, cfg.verify_checksums)}
+    if world > 1:
+        state.wait_for_everyone()                       # every process has read the records before any is rewritten
     dtype = np.float16 if cfg.dtype == "fp16" else np.float32
     starts = list(range(0, n_items, cfg.shard_size))
     bar = tqdm(total=n_items, desc=f"features {name}", unit=kind, disable=not progress)
-    shards = []
+    shards, mine = [], []
     for start in starts:
         stop = min(start + cfg.shard_size, n_items)
         sdir = f"shard_{start // cfg.shard_size:05d}"
+        if sdir not in done and (start // cfg.shard_size) % world != rank:
+            continue                                    # another process encodes it
         if sdir not in done:
             parts = {k: [] for k in keys}
             for b in range(start, stop, cfg.batch_size):
@@ -162,31 +173,61 @@ def _extract(name: str, ids: list, source_id: str, backbone_id: str, keys: tuple
                 np.save(tmp / f"{k}.npy", np.concatenate(parts[k]))
             shutil.rmtree(folder / sdir, ignore_errors=True)
             tmp.rename(folder / sdir)
-            done[sdir] = _with_stat(folder, {"dir": sdir, "start": start, "stop": stop,
+            done[sdir] = _with_stat(folder, {"dir": sdir, "start": start, "stop": stop, "process": rank,
                                              "sha256": {k: sha256_file(folder / sdir / f"{k}.npy") for k in keys}}, keys)
+            mine.append(done[sdir])
         else:
             bar.update(stop - start)
         shards.append(done[sdir])
-        manifest["shards"] = list(shards)
-        atomic_write_json(path, manifest)
+        if world == 1:
+            manifest["shards"] = list(shards)
+            atomic_write_json(path, manifest)
+        elif mine and mine[-1]["dir"] == sdir:
+            atomic_write_json(folder / f"manifest.rank{rank}.json", {"shards": mine})
     bar.close()
+    if world > 1:
+        state.wait_for_everyone()
+        if state.is_main_process:
+            _merge_ranks(folder, manifest, starts, cfg, keys)
+        state.wait_for_everyone()
+        return FeatureStore(folder)
     manifest["complete"] = True
     atomic_write_json(path, manifest)
     return FeatureStore(folder)
 
 
+def _merge_ranks(folder: Path, manifest: dict, starts: list, cfg: FeatureConfig, keys: tuple) -> None:
+    """Main process, after a split extraction: every shard recorded (by the manifest or a process's own record)
+    and matching its checksum, in order, into the manifest; the per-process records are then removed."""
+    recorded = manifest["shards"] + [s for f in sorted(folder.glob("manifest.rank*.json"))
+                                     for s in json.loads(f.read_text())["shards"]]
+    by_dir = {s["dir"]: s for s in recorded}
+    shards = []
+    for start in starts:
+        sdir = f"shard_{start // cfg.shard_size:05d}"
+        if sdir not in by_dir or not _shard_ok(folder, by_dir[sdir], keys, verify=True):
+            raise RuntimeError(f"shard {folder / sdir} is missing or does not match its checksum after the split "
+                               "extraction; rerun it (finished shards are kept).")
+        shards.append(_with_stat(folder, by_dir[sdir], keys))
+    manifest.update(shards=shards, complete=True)
+    atomic_write_json(folder / "manifest.json", manifest)
+    for f in folder.glob("manifest.rank*.json"):
+        f.unlink()
+
+
 def extract_image_features(clip, images, ids: list, name: str, cfg: FeatureConfig, source_id: str = "",
-                           progress: bool = True) -> FeatureStore:
+                           progress: bool = True, split: bool = False) -> FeatureStore:
     """Cache the features of ``images`` (uint8 [N, H, W, 3] or a list of image paths) under ``name``.
 
     ``source_id`` says where the images come from (a synthesis manifest checksum, a split spec); together
-    with ``ids`` it identifies the image set in the manifest."""
+    with ``ids`` it identifies the image set in the manifest. ``split``: under ``accelerate launch`` /
+    ``torchrun``, called by every process at once, each encodes its share of the shards."""
     def encode(a, b):
         with torch.inference_mode():
             f = clip.encode_images(clip.pixels(images[a:b]))
         return {"global": f.global_, "tokens": f.tokens, "patches": f.patches}
     return _extract(name, list(ids), source_id, clip_fingerprint(clip), IMAGE_KEYS, len(images), encode, cfg,
-                    progress, "images")
+                    progress, "images", split)
 
 
 def extract_attention(clip, images, ids: list, name: str, cfg: FeatureConfig, source_id: str = "",

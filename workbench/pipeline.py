@@ -85,7 +85,7 @@ class Pipeline:
         paths = [str(self.out / "synthetic" / r["file"]) for r in records]          # streamed from the files
         src = stable_hash([r["sha256"] for r in records])
         store = extract_image_features(self.clip, paths, [r["caption_id"] for r in records], f"synthetic-{src[:12]}",
-                                       self.feat, source_id=src, progress=self.progress)
+                                       self.feat, source_id=src, progress=self.progress, split=True)
         self._done("features", t0, images=len(store))
         return store
 
@@ -107,6 +107,7 @@ class Pipeline:
         c = self.cfg
         with self._state().main_process_first():                 # the main process caches, the others read
             val, paths = load_test_set(self.clip, c.val, self.feat, c.n_val, self.progress)
+        from .data import RealImages
         return val, RealImages(paths, [list(r) for r in val.refs], list(val.ids))
 
     def prepare(self):
@@ -126,8 +127,8 @@ class Pipeline:
         ps.wait_for_everyone()
         if not self.main:
             records = read_manifest(self.out / "synthetic")              # every process trains on all of them
+        store = self.features(records)                           # every process encodes its share of the shards
         with ps.main_process_first():
-            store = self.features(records)
             bank, vocab = self.concepts_and_vocab([r["caption"] for r in records])
         cos = torch.tensor([r["clip_cos"] for r in records])
         train = CaptionSet(store, list(range(len(records))), [r["caption"] for r in records], cos)
@@ -207,8 +208,9 @@ class Pipeline:
         return self.ps
 
     def run(self) -> list:
-        """All stages. Under ``accelerate launch`` / ``torchrun``: synthesis splits its shards, training its
-        batches (data-parallel); the cached stages run on the main process first and the others read its caches;
+        """All stages. Under ``accelerate launch`` / ``torchrun``: synthesis and feature extraction split their
+        shards, training its batches (data-parallel); the concept, vocabulary and val caches are built on the main
+        process first and the others read them;
         saving and evaluation run on the main process only (the others return [])."""
         exp = self.prepare()
         model = self.train(exp)
@@ -216,25 +218,6 @@ class Pipeline:
             return []
         self.save(model, exp.vocab)
         return self.evaluate(model, exp.vocab)
-
-
-class RealImages:
-    """Real images named by file (a val or test set): ``captions[i]`` are image i's references; ``thumbnails``
-    loads them (centre-cropped, resized) for display, one at a time from the files."""
-
-    def __init__(self, paths: list, captions: list, ids: list):
-        self.paths, self.captions, self.ids = list(paths), captions, ids
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def first_captions(self) -> list:
-        return [c[0] for c in self.captions]
-
-    def thumbnails(self, n=None, size: int = 224):
-        """uint8 [n, size, size, 3] of the first ``n`` images."""
-        from .data import thumbnails
-        return thumbnails(self.paths[:n], size)
 
 
 class SyntheticImages:

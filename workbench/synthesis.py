@@ -42,6 +42,7 @@ import torch
 from PIL import Image
 
 from .config import SynthesisConfig
+from .device import ProcessState
 from .paths import atomic_write, atomic_write_json, repo_path, sha256_file, stable_hash, weights_fingerprint
 
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
@@ -213,7 +214,7 @@ class SynthesisEngine:
         if len(ids) != len(captions) or len(set(ids)) != len(ids):
             raise ValueError(f"caption_ids must be unique and one per caption; got {len(ids)} ids "
                              f"({len(set(ids))} unique) for {len(captions)} captions.")
-        state = _ProcessState(process_index, num_processes)
+        state = ProcessState(process_index, num_processes)
         self.out.mkdir(parents=True, exist_ok=True)
         if state.is_main_process or state.manual:
             self._check_settings()
@@ -267,27 +268,6 @@ class SynthesisEngine:
         atomic_write(self.out / "manifest.jsonl",
                      lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in ordered)))
         return ordered
-
-
-class _ProcessState:
-    """Which shards this process owns: given by hand, or from accelerate's ``PartialState``."""
-
-    def __init__(self, process_index: Optional[int], num_processes: Optional[int]):
-        self.manual = process_index is not None or num_processes is not None
-        if self.manual:
-            if process_index is None or num_processes is None or not 0 <= process_index < num_processes:
-                raise ValueError(f"process_index={process_index!r} and num_processes={num_processes!r} must be "
-                                 "given together with 0 <= process_index < num_processes.")
-            self.process_index, self.num_processes, self._state = process_index, num_processes, None
-        else:
-            from accelerate import PartialState
-            self._state = PartialState(cpu=not torch.cuda.is_available())     # CPU: gloo under a launcher
-            self.process_index, self.num_processes = self._state.process_index, self._state.num_processes
-        self.is_main_process = self.process_index == 0
-
-    def wait_for_everyone(self) -> None:
-        if self._state is not None:
-            self._state.wait_for_everyone()
 
 
 def read_manifest(out_dir: str | Path) -> list:
