@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.config import PipelineConfig
+from workbench.config import PipelineConfig, ReferenceSetConfig
 from workbench.pipeline import Pipeline
 
 HERE = Path(__file__).parent
@@ -59,9 +59,11 @@ def test_pipeline_paper_path_end_to_end(layout, tiny_clip):
 def test_a_missing_cross_domain_set_keeps_the_in_domain_result(layout):
     cfg = _config(layout, out_dir=str(layout / "out2"), n_train=10)
     gone = replace(cfg.test_sets[1], image_dir=str(layout / "nowhere"))
+    coco = ReferenceSetConfig("mscoco", str(FIX / "coco_images"), str(FIX / "coco_captions_sample.json"))  # COCO format
     with pytest.warns(UserWarning, match="flickr30k skipped"):
-        rows = Pipeline(replace(cfg, test_sets=(cfg.test_sets[0], gone)), progress=False).run()
+        rows = Pipeline(replace(cfg, test_sets=(cfg.test_sets[0], gone, coco)), progress=False).run()
     assert rows[0]["status"] == "scored" and rows[1]["status"].startswith("missing")
+    assert rows[2]["status"] == "scored" and (rows[2]["images"], rows[2]["images_missing"]) == (1, 1)
     assert "| missing |" in (layout / "out2" / "results.md").read_text()
 
 
@@ -82,3 +84,12 @@ def test_pipeline_under_a_launcher_two_processes(layout):
     assert sorted(shards) == list(range(25))                            # every caption once, across processes
     state = json.loads((out / "pipeline.json").read_text())
     assert [s["stage"] for s in state["stages"]][-1] == "evaluation" and (out / "captioner" / "config.json").exists()
+
+
+def test_the_sandbox_profile_runs_the_sandbox_study(monkeypatch):
+    from workbench import ablation, pipeline
+    seen = []
+    monkeypatch.setattr(ablation, "main", lambda argv: seen.append(argv))
+    monkeypatch.setattr(pipeline, "Pipeline", lambda *a, **k: pytest.fail("the sandbox must not run the paper path"))
+    pipeline.main(["--profile", "sandbox"])
+    assert seen == [["--preset", "sandbox"]]
