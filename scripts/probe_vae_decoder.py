@@ -6,7 +6,9 @@
 Measures on val captions (never test): the faithfulness profile (single object, colour) of
 (a) the flat layout sketches, (b) sketches through the VAE round trip, (c) the default layout synthesis
 (strength from the preset), then (b) and (c) again with the fine-tuned decoder. Prints one JSON report; writes
-nothing to data/.
+nothing to data/. Measured (issue 10 note, 100 val captions per category, 1 thread): sketches 0.91 / 0.91
+(single object / colour), their VAE round trip 0.73 / 0.73, layout synthesis at s = 0.1 0.80 / 0.72; after 600
+decoder steps 0.77 / 0.77 and 0.80 / 0.77; after 2,000 steps (21 min) 0.83 / 0.83 and 0.84 / 0.80.
 """
 import argparse
 import copy
@@ -96,7 +98,7 @@ def main():
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     dec.eval().requires_grad_(False)
     report["decoder_steps"] = args.steps
     report["decoder_mse"] = [round(float(np.mean(losses[:20])), 5), round(float(np.mean(losses[-20:])), 5)]
