@@ -45,3 +45,47 @@ def test_missing_model_error_names_it(tmp_path):
     cfg = SynthesisConfig.preset("tiny", model_id="some-org/not-cached-model", out_dir=str(tmp_path))
     with pytest.raises(OSError, match=r"(?s)model_id=.some-org/not-cached-model.*connected machine"):
         load_pipeline(cfg, device="cpu")
+
+
+def test_decoder_stage_changes_the_decoder_alone(tmp_path, tiny_pipeline_dir):
+    """Stage 3 (``--decoder-only``) on a saved pipeline: the decoder moves, the encoder and the UNet (hence
+    the latent space) do not, the manifest records it, and a second fine-tune is refused."""
+    import json
+    import shutil
+    from dataclasses import replace
+
+    from diffusers import StableDiffusionPipeline
+
+    from workbench.config import DiffusionConfig
+    from workbench.diffusion import finetune_saved_decoder
+    src = tmp_path / "pipe"
+    shutil.copytree(tiny_pipeline_dir, src)
+    before = StableDiffusionPipeline.from_pretrained(src, dtype=torch.float32, safety_checker=None)
+    cfg = replace(DiffusionConfig.preset("tiny"), decoder_steps=3, decoder_lr=1e-2, run_dir=str(tmp_path / "run"))
+    record = finetune_saved_decoder(cfg, src, progress=False)
+    after = StableDiffusionPipeline.from_pretrained(src, dtype=torch.float32, safety_checker=None)
+    moved = lambda a, b: any(not torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+    assert moved(before.vae.decoder, after.vae.decoder)
+    assert not moved(before.vae.encoder, after.vae.encoder)
+    assert not moved(before.vae.quant_conv, after.vae.quant_conv)
+    assert not moved(before.unet, after.unet)
+    assert after.vae.config.scaling_factor == before.vae.config.scaling_factor
+    manifest = json.loads((src / "workbench_manifest.json").read_text())
+    assert manifest["decoder_finetune"]["steps"] == 3 == record["steps"] and manifest["note"] == "untrained, for tests"
+    assert (tmp_path / "run" / "decoder.pt").is_file()
+    for part in ("unet/diffusion_pytorch_model.safetensors", "unet/config.json", "model_index.json"):
+        assert (src / part).read_bytes() == (tiny_pipeline_dir / part).read_bytes(), part
+    assert "_name_or_path" not in json.loads((src / "vae" / "config.json").read_text())
+    with pytest.raises(ValueError, match="already fine-tuned"):
+        finetune_saved_decoder(cfg, src, progress=False)
+    with pytest.raises(FileNotFoundError, match="model_dir="):
+        finetune_saved_decoder(cfg, tmp_path / "nowhere", progress=False)
+
+
+def test_decoder_stage_config_is_checked():
+    from workbench.config import DiffusionConfig
+    with pytest.raises(ValueError, match="decoder_renders"):
+        DiffusionConfig(decoder_renders=0, decoder_sketches=0)
+    with pytest.raises(ValueError, match="decoder_steps"):
+        DiffusionConfig(decoder_steps=-1)
+    assert DiffusionConfig(decoder_steps=0, decoder_renders=0, decoder_sketches=0).decoder_steps == 0

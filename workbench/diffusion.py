@@ -8,9 +8,10 @@
 
 Packaged as a stock ``StableDiffusionPipeline`` that round-trips through ``save_pretrained`` /
 ``DiffusionPipeline.from_pretrained``, the same loading path as the paper profile's Stable Diffusion.
-Reproduce the committed model (fixed seed; on 2 CPU cores ~10 min VAE + ~26 min UNet):
+Reproduce the committed model (fixed seed; on 2 CPU cores ~10 min VAE + ~26 min UNet + ~20 min decoder):
 
     python -m workbench.diffusion --preset sandbox
+    python -m workbench.diffusion --preset sandbox --decoder-only    # stage 3 alone, on the saved pipeline
 """
 from __future__ import annotations
 
@@ -135,19 +136,25 @@ def _to_unit(images_uint8: torch.Tensor) -> torch.Tensor:
 # ----------------------------------------------------------------------------- training
 VAE_FIELDS = ("image_size", "vae_channels", "norm_groups", "vae_steps", "vae_batch", "vae_lr", "vae_kl_weight",
               "vae_latent_channels", "vae_perceptual_weight", "warmup_steps", "checkpoint_every", "seed", "world")
+DECODER_FIELDS = ("decoder_steps", "decoder_batch", "decoder_lr", "decoder_renders", "decoder_sketches")
 
 
-def stage_key(cfg: DiffusionConfig, name: str) -> str:
-    """Checkpoint key of a stage: the VAE depends only on its own fields, the UNet on everything."""
+def stage_key(cfg: DiffusionConfig, name: str, source: str = "") -> str:
+    """Checkpoint key of a stage: the VAE depends only on its own fields, the UNet on everything but the decoder
+    stage's, the decoder stage on the VAE's and its own (and on ``source``: the weights it starts from)."""
     d = asdict(cfg)
-    return stable_hash({k: d[k] for k in VAE_FIELDS} if name == "vae" else d)
+    if name == "vae":
+        return stable_hash({k: d[k] for k in VAE_FIELDS})
+    if name == "decoder":
+        return stable_hash({**{k: d[k] for k in VAE_FIELDS + DECODER_FIELDS}, "source": source})
+    return stable_hash({k: v for k, v in d.items() if k not in DECODER_FIELDS})
 
 
-def _checkpointed_loop(name, cfg, steps, run_dir, modules, opt, step_fn, progress) -> list:
+def _checkpointed_loop(name, cfg, steps, run_dir, modules, opt, step_fn, progress, key: str = "") -> list:
     """Resumable loop: ``step_fn(step) -> loss``; warm-up + cosine learning rate set from the step number;
     checkpoints ``modules`` + ``opt`` atomically every ``cfg.checkpoint_every`` steps."""
     from tqdm.auto import tqdm
-    ckpt = Checkpoint(run_dir / f"{name}.pt", stage_key(cfg, name))
+    ckpt = Checkpoint(run_dir / f"{name}.pt", key or stage_key(cfg, name))
     start, losses = 0, []
     state = ckpt.load()
     if state is not None:
@@ -182,8 +189,51 @@ def _adamw(params, lr: float, weight_decay: float = 0.0):
     return opt
 
 
+def decoder_training_images(cfg: DiffusionConfig, data) -> torch.Tensor:
+    """uint8 [R + S, H, W, 3]: the first ``decoder_renders`` training renders and the flat layout sketches
+    (``sandbox.layout``, parsed from the caption text alone) of the first caption of the first
+    ``decoder_sketches`` training scenes, the two kinds of image the layout-guided synthesis decodes."""
+    from .sandbox.layout import sketch_caption
+    n_r, n_s = min(cfg.decoder_renders, len(data.images)), min(cfg.decoder_sketches, len(data.captions))
+    sketches = [sketch_caption(data.captions[i][0], i, size=cfg.image_size) for i in range(n_s)]
+    parts = [torch.from_numpy(np.ascontiguousarray(data.images[:n_r]))]
+    if sketches:
+        parts.append(torch.from_numpy(np.stack(sketches)))
+    return torch.cat(parts)
+
+
+def finetune_decoder(vae, cfg: DiffusionConfig, images: torch.Tensor, run_dir: Path, progress: bool = True,
+                     source: str = "") -> list:
+    """Stage 3: fine-tune ``vae.decoder`` + ``post_quant_conv`` alone (pixel MSE between ``images`` (uint8
+    [N, H, W, 3]) and their reconstructions from the frozen encoder's posterior means), in place; resumable.
+    The encoder, the scaling factor and hence the latent space the UNet was trained on do not change."""
+    vae.requires_grad_(False)
+    params = list(vae.decoder.parameters()) + list(vae.post_quant_conv.parameters())
+    for p in params:
+        p.requires_grad_(True)
+    opt = _adamw(params, cfg.decoder_lr)
+
+    class _Decoder(torch.nn.Module):                                       # what the checkpoint holds
+        def __init__(self):
+            super().__init__()
+            self.decoder, self.post_quant_conv = vae.decoder, vae.post_quant_conv
+    module = _Decoder()
+
+    def decoder_step(step):
+        g = torch.Generator().manual_seed(cfg.seed * 15_485_863 + step)
+        x = _to_unit(images[torch.randint(0, len(images), (cfg.decoder_batch,), generator=g)])
+        with torch.no_grad():
+            z = vae.encode(x).latent_dist.mean
+        return F.mse_loss(vae.decode(z).sample, x)
+    losses = _checkpointed_loop("decoder", cfg, cfg.decoder_steps, Path(run_dir), [module], opt, decoder_step,
+                                progress, key=stage_key(cfg, "decoder", source))
+    vae.eval().requires_grad_(False)
+    return losses
+
+
 def train_sandbox_pipeline(cfg: DiffusionConfig, clip, progress: bool = True):
-    """Train VAE then UNet on sandbox train renders + captions; returns the assembled pipeline and a log."""
+    """Train VAE, UNet, then the VAE's decoder alone on sandbox train renders + captions (+ sketches of them);
+    returns the assembled pipeline and a log."""
     from .data import load_sandbox_split
     torch.manual_seed(cfg.seed)
     run_dir = repo_path(cfg.run_dir)
@@ -252,6 +302,10 @@ def train_sandbox_pipeline(cfg: DiffusionConfig, clip, progress: bool = True):
         return F.mse_loss(pred, noise)
     log["unet_losses"] = _checkpointed_loop("unet", cfg, cfg.unet_steps, run_dir, [unet], opt, unet_step, progress)
     unet.eval()
+
+    # --- stage 3: the decoder alone, on renders and layout sketches (the UNet's latent space is unchanged)
+    if cfg.decoder_steps:
+        log["decoder_losses"] = finetune_decoder(vae, cfg, decoder_training_images(cfg, data), run_dir, progress)
     return assemble_pipeline(vae, text_encoder, tokenizer, unet), log
 
 
@@ -270,6 +324,64 @@ def save_pipeline(pipe, out_dir: str | Path, manifest: dict) -> Path:
     return out
 
 
+def finetune_saved_decoder(cfg: DiffusionConfig, model_dir: str | Path | None = None, progress: bool = True) -> dict:
+    """Stage 3 alone on a saved sandbox pipeline (``model_dir``, default ``cfg.out_dir``): fine-tune its
+    decoder and save it back in place, the manifest extended with a ``decoder_finetune`` record. Refuses a
+    pipeline whose decoder was already fine-tuned (stages do not compound)."""
+    from diffusers import StableDiffusionPipeline
+    from .data import load_sandbox_split
+    from .paths import sha256_file
+    src = repo_path(model_dir or cfg.out_dir)
+    manifest_file = src / "workbench_manifest.json"
+    if not manifest_file.exists():
+        raise FileNotFoundError(f"model_dir={str(src)!r} holds no workbench_manifest.json: give a folder written by "
+                                f"`python -m workbench.diffusion` (save_pipeline).")
+    manifest = json.loads(manifest_file.read_text())
+    if "decoder_finetune" in manifest:
+        raise ValueError(f"model_dir={str(src)!r}: its decoder was already fine-tuned "
+                         f"({manifest['decoder_finetune']['steps']} steps); fine-tune the pipeline it came from "
+                         f"instead, or train afresh with `python -m workbench.diffusion`.")
+    t0 = time.time()
+    source = sha256_file(src / "vae" / "diffusion_pytorch_model.safetensors")
+    pipe = StableDiffusionPipeline.from_pretrained(src, dtype=torch.float32, safety_checker=None)
+    data = load_sandbox_split(cfg.world, "train", progress=progress)
+    run_dir = repo_path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    losses = finetune_decoder(pipe.vae, cfg, decoder_training_images(cfg, data), run_dir, progress, source=source)
+    manifest["decoder_finetune"] = {
+        **{k: getattr(cfg, k) for k in DECODER_FIELDS}, "steps": cfg.decoder_steps, "source_vae_sha256": source,
+        "mse_first_last": [float(np.mean(losses[:50])), float(np.mean(losses[-50:]))],
+        "seconds": round(time.time() - t0, 1),
+        "reproduce": f"python -m workbench.diffusion --preset {cfg_name(cfg)} --decoder-only"}
+    _replace_vae(src, pipe.vae, manifest)
+    return manifest["decoder_finetune"]
+
+
+def _replace_vae(src: Path, vae, manifest: dict) -> None:
+    """Swap the folder's ``vae/`` (fp16 safetensors, as ``save_pipeline`` writes) and manifest in one rename of
+    a full copy; every other component's files stay byte for byte as they were."""
+    import shutil
+    tmp = src.with_name(src.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    shutil.rmtree(tmp / "vae")
+    vae.to(torch.float16).save_pretrained(tmp / "vae", safe_serialization=True)
+    vae.to(torch.float32)
+    config = json.loads((tmp / "vae" / "config.json").read_text())
+    config.pop("_name_or_path", None)                                     # no machine-specific path in the repo
+    atomic_write_json(tmp / "vae" / "config.json", config)
+    atomic_write_json(tmp / "workbench_manifest.json", manifest)
+    old = src.with_name(src.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    src.rename(old)
+    tmp.rename(src)
+    shutil.rmtree(old)
+
+
+def cfg_name(cfg: DiffusionConfig) -> str:
+    return "tiny" if cfg == DiffusionConfig.preset("tiny") else "sandbox"
+
+
 def main(argv=None) -> None:
     from .backbones import load_clip
     from .config import ClipConfig
@@ -278,10 +390,15 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--clip", default=None, help="CLIP weights whose text tower conditions the UNet and whose patch "
                                                  "tokens drive the VAE's perceptual loss (default: the sandbox CLIP)")
+    ap.add_argument("--decoder-only", action="store_true",
+                    help="stage 3 alone: fine-tune the decoder of the pipeline saved in the preset's out_dir, in place")
     args = ap.parse_args(argv)
     cfg = DiffusionConfig.preset(args.preset)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.decoder_only:
+        print(json.dumps(finetune_saved_decoder(cfg), indent=2))
+        return
     t0 = time.time()
     clip_cfg = ClipConfig.preset("sandbox" if args.preset == "sandbox" else "tiny")
     if args.clip:
@@ -293,6 +410,7 @@ def main(argv=None) -> None:
     manifest = {"config": asdict(cfg), "seconds": round(time.time() - t0, 1), "scaling_factor": log["scaling_factor"],
                 "vae_final_loss": float(np.mean(log["vae_losses"][-50:])),
                 "unet_final_loss": float(np.mean(log["unet_losses"][-50:])),
+                "decoder_final_loss": float(np.mean(log["decoder_losses"][-50:])) if cfg.decoder_steps else None,
                 "clip_sha256": sha256_file(clip_file) if clip_file else None,
                 "reproduce": f"python -m workbench.diffusion --preset {args.preset}"
                              + (f" --clip {args.clip}" if args.clip else "")}
