@@ -259,7 +259,7 @@ class AblationConfig(_Preset):
     world_preset: str = "sandbox"
     synthesis_preset: str = "sandbox"
     layout_strength: Optional[float] = None  # override the synthesis preset's layout strength (1.0: text-to-image)
-    sweep_strengths: tuple = (0.1, 0.7, 0.8, 1.0)   # faithfulness sweep: layout strengths (1.0: text-to-image)
+    sweep_strengths: tuple = (0.05, 0.7, 0.8, 1.0)   # faithfulness sweep: layout strengths (1.0: text-to-image)
     sweep_n_train: int = 2000            # training pairs per sweep point (one seed; ~30 min on 2 cores; at 1,000 the
                                          # captioner is undertrained: oracle = base)
     sweep_n_profile: int = 60            # val scenes per category measuring each point's faithfulness
@@ -291,6 +291,6 @@ class AblationConfig(_Preset):
     def _preset_sandbox():
         return AblationConfig(n_train=scaled(4000, 96), n_val=scaled(300, 16), n_test=scaled(1000, 24),
                               n_test_unseen=scaled(300, 8), seeds=scaled((0, 1, 2), (0,)),
-                              sweep_strengths=scaled((0.1, 0.7, 0.8, 1.0), (0.1, 1.0)),
+                              sweep_strengths=scaled((0.05, 0.7, 0.8, 1.0), (0.05, 1.0)),
                               sweep_n_train=scaled(2000, 64), sweep_n_profile=scaled(60, 4),
                               out_dir="runs/ablation/sandbox" + ("-smoke" if smoke() else ""))
