@@ -18,7 +18,7 @@ from dataclasses import replace
 from .faithfulness import GENEVAL, choose_strength, distance_to, profile_report
 from .paths import atomic_write_json, repo_path, sha256_file, weights_fingerprint
 
-DEFAULT_STRENGTHS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0)
+DEFAULT_STRENGTHS = (0.05, 0.1, 0.3, 0.5, 0.7, 0.8, 1.0)      # 0.05: one of 20 steps redraws the sketch
 REPORT = "data/sandbox_synthesis.json"
 
 

@@ -183,7 +183,7 @@ class SynthesisConfig(_Preset):
     @staticmethod
     def _preset_sandbox():
         # Layout-guided at strength 0.05 (one of the 20 steps redraws the sketch), chosen on val captions by
-        # `python -m workbench.calibrate --strengths 0.05 0.1 0.3 0.5` as the setting closest to SD 1.5's GenEval
+        # `python -m workbench.calibrate` as the setting closest to SD 1.5's GenEval
         # profile on single object and colour (data/sandbox_synthesis.json).
         return SynthesisConfig(layout_strength=0.05)
 
