@@ -213,11 +213,7 @@ def finetune_decoder(vae, cfg: DiffusionConfig, images: torch.Tensor, run_dir: P
         p.requires_grad_(True)
     opt = _adamw(params, cfg.decoder_lr)
 
-    class _Decoder(torch.nn.Module):                                       # what the checkpoint holds
-        def __init__(self):
-            super().__init__()
-            self.decoder, self.post_quant_conv = vae.decoder, vae.post_quant_conv
-    module = _Decoder()
+    module = torch.nn.ModuleDict({"decoder": vae.decoder, "post_quant_conv": vae.post_quant_conv})  # checkpointed
 
     def decoder_step(step):
         g = torch.Generator().manual_seed(cfg.seed * 15_485_863 + step)
@@ -309,6 +305,22 @@ def train_sandbox_pipeline(cfg: DiffusionConfig, clip, progress: bool = True):
     return assemble_pipeline(vae, text_encoder, tokenizer, unet), log
 
 
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Make the finished folder ``tmp`` the model folder ``out`` (the old one moves aside, then goes), after
+    dropping the machine-specific ``_name_or_path`` that diffusers writes for a model it loaded from disk."""
+    import shutil
+    for config in [tmp / "model_index.json", *tmp.glob("*/config.json")]:
+        d = json.loads(config.read_text()) if config.exists() else {}
+        if d.pop("_name_or_path", None) is not None:
+            atomic_write_json(config, d)
+    old = out.with_name(out.name + ".old")
+    shutil.rmtree(old, ignore_errors=True)
+    if out.exists():
+        out.rename(old)
+    tmp.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
 def save_pipeline(pipe, out_dir: str | Path, manifest: dict) -> Path:
     """``save_pretrained`` in fp16 safetensors to a temp folder, then swap it in (no half-written model)."""
     import shutil
@@ -318,16 +330,15 @@ def save_pipeline(pipe, out_dir: str | Path, manifest: dict) -> Path:
     pipe.to(torch.float16).save_pretrained(tmp, safe_serialization=True)
     pipe.to(torch.float32)
     atomic_write_json(tmp / "workbench_manifest.json", manifest)
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
+    _swap_in(tmp, out)
     return out
 
 
-def finetune_saved_decoder(cfg: DiffusionConfig, model_dir: str | Path | None = None, progress: bool = True) -> dict:
+def finetune_saved_decoder(cfg: DiffusionConfig, model_dir: str | Path | None = None, progress: bool = True,
+                           reproduce: str | None = None) -> dict:
     """Stage 3 alone on a saved sandbox pipeline (``model_dir``, default ``cfg.out_dir``): fine-tune its
-    decoder and save it back in place, the manifest extended with a ``decoder_finetune`` record. Refuses a
-    pipeline whose decoder was already fine-tuned (stages do not compound)."""
+    decoder and save it back in place, the manifest extended with a ``decoder_finetune`` record (``reproduce``:
+    the command that did it). Refuses a pipeline whose decoder was already fine-tuned (stages do not compound)."""
     from diffusers import StableDiffusionPipeline
     from .data import load_sandbox_split
     from .paths import sha256_file
@@ -352,14 +363,14 @@ def finetune_saved_decoder(cfg: DiffusionConfig, model_dir: str | Path | None = 
         **{k: getattr(cfg, k) for k in DECODER_FIELDS}, "steps": cfg.decoder_steps, "source_vae_sha256": source,
         "mse_first_last": [float(np.mean(losses[:50])), float(np.mean(losses[-50:]))],
         "seconds": round(time.time() - t0, 1),
-        "reproduce": f"python -m workbench.diffusion --preset {cfg_name(cfg)} --decoder-only"}
+        "reproduce": reproduce}
     _replace_vae(src, pipe.vae, manifest)
     return manifest["decoder_finetune"]
 
 
 def _replace_vae(src: Path, vae, manifest: dict) -> None:
-    """Swap the folder's ``vae/`` (fp16 safetensors, as ``save_pipeline`` writes) and manifest in one rename of
-    a full copy; every other component's files stay byte for byte as they were."""
+    """Swap the folder's ``vae/`` (fp16 safetensors, as ``save_pipeline`` writes) and manifest in through a
+    full copy (``_swap_in``); every other component's files stay byte for byte as they were."""
     import shutil
     tmp = src.with_name(src.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -367,19 +378,8 @@ def _replace_vae(src: Path, vae, manifest: dict) -> None:
     shutil.rmtree(tmp / "vae")
     vae.to(torch.float16).save_pretrained(tmp / "vae", safe_serialization=True)
     vae.to(torch.float32)
-    config = json.loads((tmp / "vae" / "config.json").read_text())
-    config.pop("_name_or_path", None)                                     # no machine-specific path in the repo
-    atomic_write_json(tmp / "vae" / "config.json", config)
     atomic_write_json(tmp / "workbench_manifest.json", manifest)
-    old = src.with_name(src.name + ".old")
-    shutil.rmtree(old, ignore_errors=True)
-    src.rename(old)
-    tmp.rename(src)
-    shutil.rmtree(old)
-
-
-def cfg_name(cfg: DiffusionConfig) -> str:
-    return "tiny" if cfg == DiffusionConfig.preset("tiny") else "sandbox"
+    _swap_in(tmp, src)
 
 
 def main(argv=None) -> None:
@@ -397,7 +397,8 @@ def main(argv=None) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.decoder_only:
-        print(json.dumps(finetune_saved_decoder(cfg), indent=2))
+        print(json.dumps(finetune_saved_decoder(
+            cfg, reproduce=f"python -m workbench.diffusion --preset {args.preset} --decoder-only"), indent=2))
         return
     t0 = time.time()
     clip_cfg = ClipConfig.preset("sandbox" if args.preset == "sandbox" else "tiny")
