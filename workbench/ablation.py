@@ -65,9 +65,11 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True) -> list:
         method = methods.get(name, cfg.captioner_preset)
         for seed in cfg.seeds:
             tcfg = replace(method.train_config(TrainConfig.preset(cfg.train_preset)), seed=seed,
-                           run_dir=f"{cfg.out_dir}/runs")
+                           run_dir=f"{cfg.out_dir}/runs{cfg.run_tag}")
+            if cfg.train_epochs is not None:
+                tcfg = replace(tcfg, epochs=cfg.train_epochs)
             key = row_key(cfg, tcfg, cap_cfg, pcm_cfg, method, data_identity(exp, method))
-            path = repo_path(cfg.out_dir) / "rows" / f"{method.name}-s{seed}.json"
+            path = repo_path(cfg.out_dir) / f"rows{cfg.run_tag}" / f"{methods.file_stem(method.name)}-s{seed}.json"
             if path.exists() and json.loads(path.read_text()).get("key") == key:
                 rows.append(json.loads(path.read_text()))
                 continue
@@ -94,7 +96,7 @@ def load_trained(cfg: AblationConfig, exp, name: str, seed: int):
     checkpoint (run ``run_ablation`` first) -> (method, model)."""
     method = methods.get(name, cfg.captioner_preset)
     model = method.build(exp, CaptionerConfig.preset(cfg.captioner_preset), PCMConfig.preset(cfg.pcm_preset), seed)
-    path = repo_path(method.best_weights(f"{cfg.out_dir}/runs", seed))
+    path = repo_path(method.best_weights(f"{cfg.out_dir}/runs{cfg.run_tag}", seed))
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint for name={name!r}, seed={seed} at {path}; run "
                                 f"`python -m workbench.ablation --methods {name} --seeds {seed}` first.")
@@ -186,6 +188,8 @@ def main(argv=None) -> None:
                     help="'all', a group (" + ", ".join(methods.GROUPS) + ") or comma-separated method names "
                          "(workbench.methods.names()); writes the leaderboard")
     ap.add_argument("--n-train", type=int, default=None, help="override the number of training pairs (own out_dir)")
+    ap.add_argument("--epochs", type=int, default=None,
+                    help="train this many epochs instead of the preset's (learning curves; rows in rows-e<N>)")
     ap.add_argument("--sweep", action="store_true",
                     help="the faithfulness sweep instead: base/+mixup/+cxe/pcm-net (seed 0, sweep_n_train pairs) at "
                          "each of the preset's sweep_strengths, text-only and oracle as references")
@@ -199,6 +203,8 @@ def main(argv=None) -> None:
         cfg = replace(cfg, n_train=args.n_train, out_dir=f"{cfg.out_dir}-n{args.n_train}")
     if args.methods:
         cfg = replace(cfg, variants=methods.expand(args.methods))
+    if args.epochs:
+        cfg = replace(cfg, train_epochs=args.epochs)
     t0 = time.time()
     clip = load_clip(ClipConfig.preset("sandbox"))
     if args.sweep:
@@ -206,15 +212,16 @@ def main(argv=None) -> None:
     exp = prepare_sandbox(cfg, clip)
     rows = run_ablation(cfg, clip, exp)
     out = repo_path(cfg.out_dir)
-    name = f"methods-{args.methods.replace(',', '+')}" if args.methods else "results"
+    name = (f"methods-{methods.file_stem(args.methods.replace(',', '+'))}" if args.methods else "results") + cfg.run_tag
     paths = write_table(table_rows(rows), out / name)
     board = leaderboard(rows)
     (out / f"{name}-board.md").write_text(leaderboard_markdown(board) + "\n")
     atomic_write_json(out / f"{name}-summary.json", {
         "config": asdict(cfg), "seconds": round(time.time() - t0, 1), "board": board,
         "trained_seconds": round(sum(r["seconds"] for r in rows), 1),
-        "reproduce": f"python -m workbench.ablation --preset {args.preset}" + (f" --methods {args.methods}" if
-                                                                              args.methods else "")})
+        "reproduce": f"python -m workbench.ablation --preset {args.preset}" + (f" --methods '{args.methods}'" if
+                                                                              args.methods else "")
+                     + (f" --epochs {args.epochs}" if args.epochs else "")})
     print(leaderboard_markdown(board))
     print(f"total {time.time() - t0:.0f} s; tables in {paths['md']} and {out / (name + '-board.md')}")
 

@@ -16,6 +16,7 @@ from typing import Optional
 
 import torch
 
+from .config import carryover as R
 from .config import AblationConfig, CaptionerConfig, ConceptConfig, FeatureConfig, SynthesisConfig, WorldConfig
 from .paths import stable_hash
 
@@ -75,8 +76,9 @@ def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True,
                                   f"abl-real-train-{cfg.n_train}", feat, source_id="sandbox-train", progress=progress)
     text = extract_text_features(clip, caps, ids, f"abl-text-{cfg.n_train}", feat, progress=progress)
     cos = torch.tensor([r["clip_cos"] for r in records])
+    cxe_cos = R.cxe_cosines(cos, R.backbone_of(clip))            # CXE's w acts on ViT-B/32's cosines, by rank
     rows = list(range(cfg.n_train))
-    sets = {"synthetic": CaptionSet(syn, rows, caps, cos), "real": CaptionSet(real, rows, caps),
+    sets = {"synthetic": CaptionSet(syn, rows, caps, cxe_cos), "real": CaptionSet(real, rows, caps),
             "text": CaptionSet(text, rows, caps, global_key="text")}
     evals, eval_ids = {}, {}
     for split, n in (("val", cfg.n_val), ("test", cfg.n_test), ("test_unseen", cfg.n_test_unseen)):

@@ -19,6 +19,7 @@ import json
 import time
 from dataclasses import asdict, replace
 
+from .config import carryover as R
 from .config import (CaptionerConfig, ClipConfig, ConceptConfig, FeatureConfig, PCMConfig, PipelineConfig,
                      ProtocolConfig, SynthesisConfig, TrainConfig)
 from .paths import atomic_write_json, repo_path, stable_hash
@@ -131,6 +132,7 @@ class Pipeline:
         with ps.main_process_first():
             bank, vocab = self.concepts_and_vocab([r["caption"] for r in records])
         cos = torch.tensor([r["clip_cos"] for r in records])
+        cos = R.cxe_cosines(cos, R.backbone_of(self.clip))    # the identity on the paper's CLIPs
         train = CaptionSet(store, list(range(len(records))), [r["caption"] for r in records], cos)
         evals = {"val": self.val_set()}
         identity = stable_hash({"train": train.identity(), "val": evals["val"][0].ids, "vocab": vocab.itos,

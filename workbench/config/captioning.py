@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from . import carryover as R
 from .core import _Preset, check_choice, check_range, scaled, smoke
 
 
@@ -107,7 +108,7 @@ class PCMConfig(_Preset):
     ``"patch"`` = top-M patches by their best concept affinity (exactly M)."""
     k: int = 5
     m: int = 5
-    tau: float = 0.01
+    tau: float = 0.01                    # the presets carry it in units of the CLIP's temperature (carryover)
     concept_temperature: float = 0.01    # softmax temperature over the concept bank (Eq. 1)
     concept_threshold: float = 0.0       # concepts with softmax probability <= this are masked out
     selection: str = "pair"
@@ -126,13 +127,21 @@ class PCMConfig(_Preset):
 
     @staticmethod
     def _preset_sandbox():
-        return PCMConfig(k=3, m=8)
+        return PCMConfig._carried(R.sandbox_backbone(), R.SANDBOX_BANK_SIZE)
 
     @staticmethod
     def _preset_paper_b32():
-        return PCMConfig(k=5, m=5)       # official MSCOCO B/32 config: TOPK 5, TOPK2 5, THRES 0
+        return PCMConfig._carried(R.VIT_B32, R.PCM_K[1])   # official MSCOCO B/32 config: TOPK 5, TOPK2 5, THRES 0
 
-    _preset_paper_l14 = _preset_paper_b32
+    @staticmethod
+    def _preset_paper_l14():
+        return PCMConfig._carried(R.VIT_L14, R.PCM_K[1])
+
+    @staticmethod
+    def _carried(backbone, bank_size: int) -> "PCMConfig":
+        """K, M and both temperatures carried from PCM-Net's B/32 setting (``carryover``)."""
+        tau = R.temperature(backbone)
+        return PCMConfig(k=R.pcm_k(bank_size), m=R.pcm_m(backbone), tau=tau, concept_temperature=tau)
 
 
 # ----------------------------------------------------------------------------- captioner
@@ -171,16 +180,17 @@ class CaptionerConfig(_Preset):
 
     @staticmethod
     def _preset_sandbox():
-        # noise: the per-dimension variance of paired image-text differences of the sandbox CLIP on 1,000 val
-        # pairs (data/sandbox_clip.json "gap_val", notebook 01), as CapDec's 0.016 stands for ViT-B/32
+        # noise: CapDec's 0.016 at D = 512 carried by its expected clean-noisy cosine 0.33 (carryover)
         return CaptionerConfig(width=128, heads=4, encoder_layers=2, decoder_layers=2, ff_mult=2,
-                               noise_variance=0.00915)
+                               noise_variance=R.noise_variance(R.sandbox_backbone()))
 
     @staticmethod
     def _preset_paper_b32():
-        return CaptionerConfig()
+        return CaptionerConfig(noise_variance=R.noise_variance(R.VIT_B32))      # CapDec's own 0.016
 
-    _preset_paper_l14 = _preset_paper_b32
+    @staticmethod
+    def _preset_paper_l14():
+        return CaptionerConfig(noise_variance=R.noise_variance(R.VIT_L14))      # 0.016 x 512 / 768
 
 
 # ----------------------------------------------------------------------------- captioner training
@@ -195,7 +205,8 @@ class TrainConfig(_Preset):
     grad_clip: float = 0.1               # official: clip by value 0.1
     label_smoothing: float = 0.1
     cxe: bool = True                     # CLIP-weighted cross-entropy (Eq. 11); False = plain cross-entropy
-    cxe_w: float = 4.0                   # weight = min(1, w * cos(g_I, g_S)) (paper 4; official B/32 configs 2.5)
+    cxe_w: float = 4.0                   # weight = min(1, w * cos(g_I, g_S)) (paper 4; official B/32 configs 2.5);
+                                         # off the paper's CLIP the cosines are carried by rank (carryover)
     focal_gamma: float = 0.0             # the official code's extra (1 - p)^gamma term; off by default
     seed: int = 0
     beam_size: int = 3
@@ -220,17 +231,18 @@ class TrainConfig(_Preset):
 
     @staticmethod
     def _preset_sandbox():
+        # w: the official B/32 config's, on cosines carried onto ViT-B/32's paired distribution (carryover)
         return TrainConfig(epochs=scaled(8, 1), batch_size=64, lr=1e-3, warmup_steps=300, checkpoint_every=100,
-                           val_size=scaled(300, 24))
+                           val_size=scaled(300, 24), cxe_w=R.CXE_W["paper_b32"])
 
     @staticmethod
     def _preset_paper_b32():
         # the official MSCOCO B/32 config (ALPHA 2.5; the paper states 4); Noam peak d^-0.5 * warmup^-0.5
-        return TrainConfig(cxe_w=2.5, lr=noam_peak(512, 10000))
+        return TrainConfig(cxe_w=R.CXE_W["paper_b32"], lr=noam_peak(512, 10000))
 
     @staticmethod
     def _preset_paper_l14():
-        return TrainConfig(cxe_w=4.0, lr=noam_peak(512, 10000))    # the paper's w = 4, as the official L/14 config
+        return TrainConfig(cxe_w=R.CXE_W["paper_l14"], lr=noam_peak(512, 10000))   # the paper's w = 4 (official L/14)
 
 
 def noam_peak(width: int, warmup_steps: int) -> float:
@@ -263,7 +275,14 @@ class AblationConfig(_Preset):
     sweep_n_train: int = 2000            # training pairs per sweep point (one seed; ~30 min on 2 cores; at 1,000 the
                                          # captioner is undertrained: oracle = base)
     sweep_n_profile: int = 60            # val scenes per category measuring each point's faithfulness
+    train_epochs: Optional[int] = None   # override the train preset's epochs (learning curves); rows and runs
+                                         # then live in rows-e<N> / runs-e<N> beside the default budget's
     out_dir: str = "runs/ablation/sandbox"
+
+    @property
+    def run_tag(self) -> str:
+        """'' for the train preset's budget, '-e<N>' for a ``train_epochs`` override."""
+        return "" if self.train_epochs is None else f"-e{self.train_epochs}"
 
     def __post_init__(self):
         for name in ("n_train", "n_val", "n_test", "n_test_unseen"):
@@ -279,6 +298,8 @@ class AblationConfig(_Preset):
             check_range("sweep_strengths", v, 0.05, 1.0)
         check_range("sweep_n_train", self.sweep_n_train, 2)
         check_range("sweep_n_profile", self.sweep_n_profile, 1)
+        if self.train_epochs is not None:
+            check_range("train_epochs", self.train_epochs, 1)
 
     @staticmethod
     def _preset_tiny():

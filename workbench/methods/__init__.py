@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from .base import BLOCKS, Method, Reported  # noqa: F401
+from .base import BLOCKS, Method, Reported, file_stem  # noqa: F401
 
 _MODULES = ("pcm_net", "capdec", "decap", "unsup_clipcap", "syntic", "maccap", "cmsa")
 ALIASES = {"text-only": "capdec"}           # the PCM-Net ablation's name for the text-only (CapDec) row
@@ -34,17 +34,52 @@ def names() -> list:
 
 def get(name: str, profile: str | None = None) -> Method:
     """A fresh instance of the method registered as ``name`` (or one of its aliases), with the settings its
-    paper gives for ``profile`` ("paper_b32", "paper_l14"; a module's ``PROFILES``) over the sandbox defaults."""
-    from dataclasses import replace
+    paper gives for ``profile`` ("paper_b32", "paper_l14"; a module's ``PROFILES``) over the sandbox defaults.
+
+    ``name[field=value field=value]`` overrides fields of the method's config (a sweep point, e.g.
+    ``capdec[noise_variance=0.016]`` or ``syntic+fo[fo_lr=0.001 fo_epochs=5]``); the row keeps the full name."""
+    from dataclasses import fields, is_dataclass, replace
+    base, overrides = parse_spec(name)
     reg = registry()
-    key = ALIASES.get(name, name)
+    key = ALIASES.get(base, base)
     if key not in reg:
         raise ValueError(f"method={name!r} is not registered; choose one of {sorted(reg)} (or 'all').")
     method = reg[key]()
-    overrides = getattr(import_module(type(method).__module__), "PROFILES", {}).get(profile or "", {})
+    profile_overrides = getattr(import_module(type(method).__module__), "PROFILES", {}).get(profile or "", {})
+    if profile_overrides:
+        method.config = replace(method.config, **profile_overrides)
     if overrides:
+        known = {f.name for f in fields(method.config)} if is_dataclass(method.config) else set()
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ValueError(f"method={name!r}: {unknown} are not fields of {base!r}'s config; valid fields: "
+                             f"{sorted(known) or 'none (this method has no options)'}.")
         method.config = replace(method.config, **overrides)
+        method.name = name
     return method
+
+
+def parse_spec(name: str) -> tuple:
+    """``"capdec[noise_variance=0.016 renormalize=false]"`` -> ("capdec", {"noise_variance": 0.016,
+    "renormalize": False}); a plain name -> (name, {}). Values are read as JSON (numbers, true / false, null),
+    else kept as strings."""
+    import json
+    name = name.strip()
+    if "[" not in name:
+        return name, {}
+    if not name.endswith("]"):
+        raise ValueError(f"method={name!r}: an override spec ends with ']', e.g. 'capdec[noise_variance=0.016]'.")
+    base, body = name[:-1].split("[", 1)
+    out = {}
+    for item in body.replace(",", " ").split():
+        if "=" not in item:
+            raise ValueError(f"method={name!r}: {item!r} is not field=value, e.g. 'capdec[noise_variance=0.016]'.")
+        k, v = item.split("=", 1)
+        try:
+            out[k] = json.loads(v)
+        except json.JSONDecodeError:
+            out[k] = v
+    return base.strip(), out
 
 
 GROUPS = {
@@ -62,7 +97,7 @@ GROUPS = {
 
 def expand(spec) -> tuple:
     """Method names from a spec: "all", a group name, or names (comma-separated string or a sequence)."""
-    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    items = _split_outside_brackets(spec) if isinstance(spec, str) else list(spec)
     out = []
     for item in (i.strip() for i in items):
         group = names() if item == "all" else GROUPS.get(item, (item,))
@@ -70,6 +105,19 @@ def expand(spec) -> tuple:
     for n in out:
         get(n)                               # a clear error for an unknown name
     return tuple(out)
+
+
+def _split_outside_brackets(spec: str) -> list:
+    """Split on commas that are not inside ``[...]`` (an override spec may hold commas)."""
+    out, depth, cur = [], 0, ""
+    for ch in spec:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            out.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    return out + [cur]
 
 
 def table(names_=None) -> str:

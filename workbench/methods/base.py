@@ -23,6 +23,12 @@ from ..config import CaptionerConfig, TrainConfig
 BLOCKS = ("text only", "synthetic images", "unpaired", "reference")
 
 
+def file_stem(name: str) -> str:
+    """A method name as a file / folder name (an override spec's brackets and spaces become '_')."""
+    import re
+    return re.sub(r"[^A-Za-z0-9+.=-]+", "_", name).strip("_")
+
+
 @dataclass(frozen=True)
 class Reported:
     """Numbers a paper reports (MSCOCO Karpathy test, x100), never run here."""
@@ -58,7 +64,7 @@ class Method:
     def train_name(self) -> str:
         """The training run's folder name (less the seed): rows that differ only at inference share it, so one
         checkpoint serves them all (MacCap's inference ablation)."""
-        return self.name
+        return file_stem(self.name)
 
     def vocabulary(self, exp):
         """The word vocabulary the model emits (a frozen LM brings its own)."""

@@ -2,9 +2,9 @@
 CLIP embedding of each caption with Gaussian noise, exactly as CapDec's ``noise_injection``
 (``DavidHuji/CapDec`` train.py): normalise, add N(0, v I), normalise again; inference reads the image's CLIP
 embedding. v: the paper's 0.016 is a per-dimension variance for D = 512 (expected cosine to the clean vector
-1 / sqrt(1 + D v) = 0.33); ``CapDecConfig.noise_variance = None`` takes the captioner preset's value, which
-on the sandbox (D = 128) is the variance of paired image - text differences that notebook 01 fits (0.00915)
-and 0.016 on the paper presets. ``renormalize=False`` is the workbench's older variant (no second norm).
+1 / sqrt(1 + D v) = 0.33); ``CapDecConfig.noise_variance = None`` takes the captioner preset's value, carried
+by that expected cosine (``config.carryover.noise_variance``): 0.064 on the sandbox (D = 128), 0.016 on ViT-B/32,
+0.0107 on ViT-L/14. CapDec chose 0.016 by a sweep on its val data; ``capdec_noise_sweep`` re-runs the sweep. ``renormalize=False`` is the workbench's older variant (no second norm).
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from typing import Optional
 
 import numpy as np
 
+from ..config import carryover as R
 from ..config import check_range
 from ..training import CaptionSet
 from .base import Method, Reported
@@ -21,7 +22,7 @@ from .common import noise_injection
 
 @dataclass(frozen=True)
 class CapDecConfig:
-    noise_variance: Optional[float] = None     # None: the captioner preset's (sandbox: fitted; paper: 0.016)
+    noise_variance: Optional[float] = None     # None: the captioner preset's (carried; ViT-B/32: 0.016)
     renormalize: bool = True                   # CapDec's code: normalise again after the noise
 
     def __post_init__(self):
@@ -69,4 +70,4 @@ class CapDec(Method):
 
 
 METHODS = {"capdec": CapDec}
-PROFILES = {"paper_b32": {"noise_variance": 0.016}, "paper_l14": {"noise_variance": 0.016}}   # the paper's v (D = 512 / 768)
+PROFILES = {p: {"noise_variance": R.noise_variance(b)} for p, b in R.PAPER_BACKBONES.items()}   # 0.016 on B/32

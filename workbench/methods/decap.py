@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
+from ..config import carryover as R
 from ..config import check_range
 from .base import Method, Reported, caption_memory, recipe_eval_set
 from .capdec import noisy_text_set
@@ -41,7 +42,7 @@ class DeCap(Method):
         return noisy_text_set(exp, 0.0)
 
     def inference_set(self, exp, evalset, images=None):
-        tau = self.config.tau or exp.clip_temperature
+        tau = self.config.tau or R.carried_temperature(exp.clip_temperature)
         memory = caption_memory(exp, self.config.memory_size)
         return recipe_eval_set(evalset, lambda g, t, p: (support_projection(g, memory, tau), t, p))
 

@@ -21,7 +21,8 @@ Paper vs official code (``Artanic30/MacCap``), each an option with the paper as 
   per-token L2 as the code); ``"code"``: top-N_cr over all N + 1 tokens (CLS included), A = softmax of the rows
   *again* (flattens them), I_s = normalise(A normalise(I'_p)).
 * noise variance: the paper's 0.016 "as suggested in CapDec" is CapDec's variance for ViT-B/32; ``None`` takes
-  the captioner preset's (the sandbox CLIP's fitted CapDec variance, 0.00915; paper presets 0.016). The code adds
+  the captioner preset's (carried by CapDec's expected clean-noisy cosine 0.33: 0.064 on the sandbox, 0.016 on
+  ViT-B/32, ``config.carryover``). The code adds
   the noise *without* re-normalising first, so at inference (|I_c + I_s| up to 2) it is relatively smaller; so here.
 * S: the paper's 20; the code's default ``contrastive_generation_beam_size`` is 4 (row ``maccap-s4``).
 * inference noise is on at S = 1 too (the code: always on unless ``noise_k 0``).
@@ -37,6 +38,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..config import carryover as R
 from ..config import check_choice, check_range
 from ..paths import stable_hash
 from ..training import CaptionSet, EvalSet
@@ -207,7 +209,7 @@ class MacCap(Method):
         super().__init__(config)
         self.name = name
         self.reported = (Reported("MacCap (AAAI'24) Table 3, ViT-B/32 + frozen OPT-1.3b", 69.7, 17.4, 22.3, 45.9, 15.7)
-                         if name in ("maccap", "maccap-lm") else None)
+                         if name == "maccap-lm" else None)          # the frozen-LM paper's number: its row only
         self._cache = {}
 
     def train_name(self) -> str:
@@ -297,4 +299,5 @@ METHODS = dict([
     _row("maccap-clean", train_noise=False, samples=1),
     _row("maccap-lm", decoder="frozen-lm"),                      # the paper's frozen-LM decoder (S = 20)
 ])
-PROFILES = {p: {"noise_variance": 0.016, "decoder": "frozen-lm", "lm_preset": p} for p in ("paper_b32", "paper_l14")}
+PROFILES = {p: {"noise_variance": R.noise_variance(b), "decoder": "frozen-lm", "lm_preset": p}
+            for p, b in R.PAPER_BACKBONES.items()}

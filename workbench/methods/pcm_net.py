@@ -35,7 +35,7 @@ class PCMNetVariant(Method):
         self.name, self.v = name, VARIANTS[name]
         self.block = "reference" if self.v["data"] == "real" else "synthetic images"
         self.training_data = self.v["data"]
-        self.reported = (Reported("PCM-Net (AAAI'24) Table 1, ViT-B/32", 103.8, 31.5, 25.9, 53.9, 19.7)
+        self.reported = (Reported("PCM-Net (ECCV'24) Table 1, ViT-B/32", 103.8, 31.5, 25.9, 53.9, 19.7)
                          if name == "pcm-net" else None)
 
     def captioner_config(self, cfg):

@@ -30,6 +30,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import carryover as R
 from ..config import check_choice, check_range
 from ..paths import stable_hash
 from .base import Method, Reported, caption_memory, recipe_eval_set
@@ -227,11 +228,13 @@ class SynTIC(Method):
         self._cache = {}
 
     def captioner_config(self, cfg):
-        return replace(cfg, use_patches=self.config.af, mixup=False, noise_variance=0.0,
+        # token_type=False: PyTorch's N(0, 1) type embedding (norm ~ sqrt(width)) would swamp the aux token u
+        # (norm ~ 0.5), as it did MacCap's region tokens; the decoder then ignores it
+        return replace(cfg, use_patches=self.config.af, mixup=False, noise_variance=0.0, token_type=False,
                        decoder_layers=self.config.decoder_layers, heads=self.config.heads)
 
     def _tau(self, exp) -> float:
-        return self.config.tau or exp.clip_temperature
+        return self.config.tau or R.carried_temperature(exp.clip_temperature)
 
     def _threshold(self, exp) -> float:
         if self.config.tag_threshold is not None:

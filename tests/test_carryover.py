@@ -1,0 +1,117 @@
+"""Carry-over rules: each returns the paper's own value on the paper's backbone, keeps its invariant on another,
+and the presets read them."""
+import math
+
+import pytest
+import torch
+
+from workbench import methods
+from workbench.config import CaptionerConfig, ConceptConfig, PCMConfig, TrainConfig
+from workbench.config import carryover as R
+
+
+def test_noise_rule_returns_capdec_on_b32_and_keeps_the_expected_cosine():
+    assert R.noise_variance(R.VIT_B32) == pytest.approx(0.016)
+    assert R.expected_noise_cosine(0.016, 512) == pytest.approx(0.3298, abs=1e-4)
+    sandbox = R.Backbone("s", 128, 800.0, 64)
+    v = R.noise_variance(sandbox)
+    assert v == pytest.approx(0.064)
+    assert R.expected_noise_cosine(v, 128) == pytest.approx(R.expected_noise_cosine(0.016, 512))
+    assert R.noise_variance(R.VIT_L14) == pytest.approx(0.016 * 512 / 768)
+
+
+def test_expected_cosine_matches_a_draw():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.nn.functional.normalize(torch.randn(4000, 128, generator=gen), dim=-1)
+    noisy = torch.nn.functional.normalize(x + torch.randn(x.shape, generator=gen) * 0.064 ** 0.5, dim=-1)
+    assert float((x * noisy).sum(-1).mean()) == pytest.approx(R.expected_noise_cosine(0.064, 128), abs=0.01)
+
+
+def test_noise_to_gap_ratio():
+    # CapDec on B/32: noise norm 2.86 against a paired distance sqrt(2 - 2 * 0.33) = 1.16
+    assert R.noise_to_gap(0.016, 512, 0.33) == pytest.approx(math.sqrt(8.192) / math.sqrt(1.34))
+
+
+def test_temperature_rule_in_units_of_the_clip_temperature():
+    assert R.temperature(R.VIT_B32) == pytest.approx(0.01)
+    assert R.temperature(R.Backbone("s", 128, 800.0, 64)) == pytest.approx(0.01 / 8)
+    assert R.temperature(R.VIT_B32, R.SYNTIC_TAU_FLICKR) == pytest.approx(1 / 80)
+    assert R.carried_temperature(1 / 800) == pytest.approx(1 / 800)
+
+
+def test_pcm_sizes_are_the_papers_on_its_backbone_and_shares_elsewhere():
+    assert R.pcm_k(446) == 5 and R.pcm_m(R.VIT_B32) == 5
+    assert R.pcm_m(R.Backbone("s", 128, 800.0, 64)) == 7          # 5/49 of 64 patches
+    assert R.pcm_k(18) == 2                                        # the floor: Eq. 3 needs two concepts
+    assert R.pcm_k(1) == 1                                         # never more than the bank
+    with pytest.raises(ValueError, match="bank_size"):
+        R.pcm_k(0)
+
+
+def test_cxe_carry_is_the_identity_on_paper_backbones_and_keeps_ranks_elsewhere():
+    cos = torch.tensor([0.40, 0.41, 0.399, 0.415, 0.405])
+    assert torch.equal(R.cxe_cosines(cos, R.VIT_B32), cos)
+    assert torch.equal(R.cxe_cosines(cos, R.VIT_L14), cos)
+    out = R.cxe_cosines(cos, R.Backbone("s", 128, 800.0, 64))
+    assert torch.equal(torch.argsort(out), torch.argsort(cos))
+    big = R.cxe_cosines(torch.rand(5000) * 0.02 + 0.40, R.Backbone("s", 128, 800.0, 64))
+    assert float(big.mean()) == pytest.approx(0.330, abs=0.002)
+    assert float(big.std()) == pytest.approx(R.VIT_B32.paired_cos_std, rel=0.05)
+    # the B/32 official w = 2.5 then down-weights pairs unequally (it could not before: every weight was 1)
+    before = R.cxe_weight_profile(torch.rand(5000) * 0.02 + 0.40, 4.0)
+    after = R.cxe_weight_profile(big, 2.5)
+    assert before["share_down_weighted"] == 0.0
+    assert after["share_down_weighted"] > 0.9 and after["min_weight"] < after["median_weight"] - 0.05
+
+
+def test_std_from_range():
+    assert R.std_from_range(-1.0, 1.0, 3) == pytest.approx(1 / 0.6745, rel=0.01)  # n = 3: the quartiles
+    with pytest.raises(ValueError, match="n=1"):
+        R.std_from_range(0.2, 0.4, 1)
+    assert 0.028 < R.VIT_B32.paired_cos_std < 0.034
+
+
+def test_presets_read_the_rules():
+    sb = R.sandbox_backbone()
+    assert sb.dim == 128 and sb.logit_scale == 800.0 and sb.n_patches == 64
+    assert CaptionerConfig.preset("sandbox").noise_variance == R.noise_variance(sb)
+    assert CaptionerConfig.preset("paper_b32").noise_variance == pytest.approx(0.016)
+    pcm = PCMConfig.preset("sandbox")
+    assert (pcm.k, pcm.m) == (R.pcm_k(R.SANDBOX_BANK_SIZE), R.pcm_m(sb))
+    assert pcm.tau == pcm.concept_temperature == R.temperature(sb)
+    assert PCMConfig.preset("paper_b32") == PCMConfig(k=5, m=5, tau=0.01, concept_temperature=0.01)
+    assert TrainConfig.preset("sandbox").cxe_w == TrainConfig.preset("paper_b32").cxe_w == 2.5
+    assert methods.get("capdec", "paper_b32").config.noise_variance == pytest.approx(0.016)
+    assert methods.get("maccap", "paper_l14").config.noise_variance == pytest.approx(R.noise_variance(R.VIT_L14))
+
+
+def test_sandbox_bank_size_is_the_worlds():
+    """SANDBOX_BANK_SIZE (which K is carried from) = the nouns at the sandbox min count in the ablation's captions."""
+    from workbench.concepts import count_nouns, select_vocabulary
+    from workbench.config import AblationConfig, WorldConfig
+    from workbench.synthesis import sandbox_captions
+    n = AblationConfig().n_train                                  # 4,000 scenes (the full preset's)
+    caps, _, _ = sandbox_captions("train", n * 5, per_scene=5, world=WorldConfig.preset("sandbox"))
+    words = select_vocabulary(count_nouns(caps), ConceptConfig.preset("sandbox"))
+    assert len(words) == R.SANDBOX_BANK_SIZE
+
+
+def test_derived_lists_every_rule():
+    rows = R.derived(R.sandbox_backbone(), bank_size=18)
+    names = " ".join(r["name"] for r in rows)
+    for word in ("noise", "temperature", "PCM M", "PCM K", "CXE"):
+        assert word in names
+    assert all(r["value"] is not None and r["invariant"] for r in rows)
+
+
+def test_method_override_spec():
+    m = methods.get("capdec[noise_variance=0.016]")
+    assert m.config.noise_variance == 0.016 and m.name == "capdec[noise_variance=0.016]"
+    assert methods.file_stem(m.name) == "capdec_noise_variance=0.016"
+    two = methods.expand("capdec[noise_variance=0.016],syntic+fo[fo_lr=0.001 fo_epochs=5]")
+    assert two == ("capdec[noise_variance=0.016]", "syntic+fo[fo_lr=0.001 fo_epochs=5]")
+    assert methods.get(two[1]).config.fo_epochs == 5
+    with pytest.raises(ValueError, match="not fields"):
+        methods.get("capdec[lr=1]")
+    with pytest.raises(ValueError, match="field=value"):
+        methods.get("capdec[0.016]")

@@ -1,0 +1,225 @@
+"""Carry-over rules: a paper's hyperparameter, set on the paper's backbone, moved to another backbone by what it
+*means* there (an invariant), never by copying the number.
+
+Each rule takes the paper's value, the backbone it was set on (``Backbone``) and the target backbone, and
+returns the target's value; on the paper's own backbone every rule returns the paper's value (tested). The
+presets read these functions (``captioning.py`` beside this file, the method modules), ``derived(...)`` lists every derived
+value with its invariant for the experiment's manifest and notebook 01.
+
+* **Noise variance** (CapDec, MacCap's region and inference noise, PCM-Net's global noise): the expected cosine
+  between a clean unit embedding and its noisy, renormalised copy, ``1 / sqrt(1 + D v)``, is kept.
+  CapDec's v = 0.016 at D = 512 gives 0.33; at D = 128 the same cosine needs v = 0.064. The noise-to-gap ratio
+  (noise norm ``sqrt(D v)`` over the paired image-text distance ``sqrt(2 - 2 cos)``) is reported as a cross-check.
+* **Softmax temperatures over cosines** (PCM Eq. 1 and 3, DeCap, SynTIC's FO / FP, CMSA's entities): a paper's
+  tau is a multiple of its CLIP's own temperature ``1 / logit_scale`` (1/100 for OpenAI CLIP); the multiple
+  is kept: ``tau' = tau * T' / T``.
+* **CXE weights** (PCM-Net Eq. 11, ``min(1, w cos)``): the weights the paper's w produces on its backbone's
+  distribution of pair cosines are carried by rank: each training pair's cosine is replaced by the quantile of
+  the paper backbone's paired-cosine distribution at the pair's rank, then the paper's w applies. The
+  distribution is the published one of real MSCOCO val pairs on ViT-B/32 (MacCap, Table 1: mean 0.330,
+  max 0.446, min 0.228), taken as normal with the std that puts min and max at the expected extremes of
+  ``n`` draws (``n = 5,000``, MSCOCO's Karpathy val). Real pairs stand in for Stable Diffusion's because PCM-Net's
+  premise is that its synthetic pairs score like real ones; the sandbox measures it (synthetic CLIPScore 1.032 vs
+  real 1.035, README). On the paper's backbone the map is the identity.
+* **K and M** (PCM): fractions of the concept bank (K of ~446 MSCOCO nouns) and of the patch grid (M of 49
+  ViT-B/32 patches). K is at least 2, so Eq. 3's mix over concepts (and its tau) can act.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from statistics import NormalDist
+from typing import Optional
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """The statistics of a CLIP backbone a rule needs. ``paired_cos_*``: cos(image, its caption) over pairs."""
+    name: str
+    dim: int                          # joint embedding width D
+    logit_scale: float                # CLIP's logit scale; its softmax temperature is 1 / logit_scale
+    n_patches: int                    # patch tokens the captioner sees (after any pooling)
+    paired_cos_mean: Optional[float] = None
+    paired_cos_std: Optional[float] = None
+    source: str = ""
+
+    @property
+    def temperature(self) -> float:
+        return 1.0 / self.logit_scale
+
+
+def std_from_range(lo: float, hi: float, n: int) -> float:
+    """The std of a normal whose expected minimum and maximum over ``n`` draws are ``lo`` and ``hi``
+    (the extremes sit about ``Phi^-1(1 - 1 / (n + 1))`` stds from the mean)."""
+    if n < 2:
+        raise ValueError(f"n={n} must be at least 2 (a range needs two draws).")
+    z = NormalDist().inv_cdf(1.0 - 1.0 / (n + 1))
+    return (hi - lo) / (2.0 * z)
+
+
+# MacCap (AAAI 2024), Table 1: cos(global image feature, caption) on MSCOCO val, ViT-B/32: mean 0.330,
+# max 0.446, min 0.228; OpenAI CLIP's logit scale ends at 100 (Radford et al. 2021).
+VIT_B32 = Backbone("ViT-B-32", 512, 100.0, 49, 0.330, std_from_range(0.228, 0.446, 5000),
+                   "MacCap Table 1 (MSCOCO val, real pairs); std from its range over 5,000 pairs")
+VIT_L14 = Backbone("ViT-L-14", 768, 100.0, 64, None, None, "OpenAI CLIP; patch grid pooled 16x16 -> 8x8")
+PAPER_BACKBONES = {"paper_b32": VIT_B32, "paper_l14": VIT_L14}
+
+# The papers' own settings, with the backbone each was set on (the seeds and their official code).
+CAPDEC_NOISE = (0.016, VIT_B32)        # CapDec: variance per dimension, from its sweep (ViT-B/32)
+CLIP_TAU = (0.01, VIT_B32)             # 1/100: PCM Eq. 1 / 3, DeCap, SynTIC (MSCOCO), CMSA entities
+SYNTIC_TAU_FLICKR = (1 / 80, VIT_B32)  # SynTIC's Flickr30k projection
+PCM_K = (5, 446)                       # PCM-Net Fig. 4a, of a bank of ~446 MSCOCO nouns (README: ~470 at min 20)
+PCM_M = (5, VIT_B32)                   # PCM-Net Fig. 4b, of 49 patches
+CXE_W = {"paper_b32": 2.5, "paper_l14": 4.0}   # official configs (the paper states 4, set on L/14)
+
+# The sandbox's concept bank: the nouns seen at least 20 times (ConceptConfig "sandbox") in the sandbox world's
+# training captions; a test recounts it. K is carried from it (5/446 of 18 rounds to 0: K = 2, the floor).
+SANDBOX_BANK_SIZE = 18
+
+
+# ----------------------------------------------------------------------------- noise
+def expected_noise_cosine(variance: float, dim: int) -> float:
+    """E cos(x, normalise(x + n)) for a unit x and n ~ N(0, variance I_dim): ~ 1 / sqrt(1 + dim variance)."""
+    _check_positive("dim", dim)
+    if variance < 0:
+        raise ValueError(f"variance={variance} must be >= 0 (a per-dimension variance, e.g. CapDec's 0.016).")
+    return 1.0 / math.sqrt(1.0 + dim * variance)
+
+
+def noise_variance(target: Backbone, paper=CAPDEC_NOISE) -> float:
+    """The variance on ``target`` that keeps the paper's expected clean-noisy cosine: v' = v D / D'."""
+    value, source = paper
+    c = expected_noise_cosine(value, source.dim)
+    return (1.0 / c ** 2 - 1.0) / target.dim
+
+
+def noise_to_gap(variance: float, dim: int, paired_cos: float) -> float:
+    """Noise norm sqrt(D v) over the paired image-text distance sqrt(2 - 2 cos): how much larger the noise is
+    than the modality gap it stands in for (CapDec on ViT-B/32 at paired cos 0.33: ~2.5)."""
+    return math.sqrt(dim * variance) / math.sqrt(max(2.0 - 2.0 * paired_cos, 1e-12))
+
+
+# ----------------------------------------------------------------------------- temperatures
+def temperature(target: Backbone, paper=CLIP_TAU) -> float:
+    """tau in units of the backbone's own CLIP temperature: tau' = tau * T_target / T_paper."""
+    value, source = paper
+    return value * target.temperature / source.temperature
+
+
+def carried_temperature(clip_temperature: float, paper=CLIP_TAU) -> float:
+    """``temperature`` for a loaded CLIP known by its own temperature (1 / logit scale)."""
+    value, source = paper
+    return value * clip_temperature / source.temperature
+
+
+# ----------------------------------------------------------------------------- PCM sizes
+def pcm_k(bank_size: int, paper=PCM_K) -> int:
+    """K salient concepts as the paper's share of the concept bank; at least 2 (Eq. 3 mixes K concepts: with one
+    it is a copy and its tau cannot act), at most the bank."""
+    _check_positive("bank_size", bank_size)
+    value, paper_bank = paper
+    return int(min(bank_size, max(2, round(value * bank_size / paper_bank))))
+
+
+def pcm_m(target: Backbone, paper=PCM_M) -> int:
+    """M mixed patches as the paper's share of the patch grid (5 of 49 on ViT-B/32), at least 1."""
+    value, source = paper
+    return int(max(1, round(value * target.n_patches / source.n_patches)))
+
+
+# ----------------------------------------------------------------------------- CXE
+def cxe_cosines(cos, target: Backbone, reference: Backbone = VIT_B32):
+    """[N] pair cosines on ``target`` -> [N] cosines carried to ``reference`` by rank: the pair of rank r (of N)
+    gets the reference distribution's quantile (r + 0.5) / N. The identity on a paper backbone (the paper's w
+    was set on its own cosines there)."""
+    if target.name == reference.name or target.name in {b.name for b in PAPER_BACKBONES.values()}:
+        return cos
+    if reference.paired_cos_mean is None or reference.paired_cos_std is None:
+        raise ValueError(f"reference={reference.name!r} has no published paired-cosine distribution; carry CXE to "
+                         "ViT-B-32 (carryover.VIT_B32) or give paired_cos_mean / paired_cos_std.")
+    if cos.ndim != 1 or cos.numel() == 0:
+        raise ValueError(f"cos must be a non-empty [N] tensor of pair cosines; got shape {tuple(cos.shape)}.")
+    import torch
+    n = cos.numel()
+    ranks = torch.empty(n, dtype=torch.long)
+    ranks[torch.argsort(cos.float(), stable=True)] = torch.arange(n)
+    dist = NormalDist(reference.paired_cos_mean, reference.paired_cos_std)
+    quant = torch.tensor([dist.inv_cdf((r + 0.5) / n) for r in range(n)], dtype=torch.float32)
+    return quant[ranks]
+
+
+def cxe_weight_profile(cos, w: float) -> dict:
+    """What w does to a set of pair cosines: the share of pairs down-weighted (weight < 1), the mean weight and
+    the weights' spread (min, 10th percentile, median)."""
+    weights = (w * cos.float().clamp(min=0)).clamp(max=1.0)
+    return {"w": float(w), "share_down_weighted": float((weights < 1).float().mean()),
+            "mean_weight": float(weights.mean()), "min_weight": float(weights.min()),
+            "p10_weight": float(weights.quantile(0.1)), "median_weight": float(weights.median())}
+
+
+# ----------------------------------------------------------------------------- the sandbox backbone
+def backbone_of(clip, n_patches: Optional[int] = None) -> Backbone:
+    """The ``Backbone`` of a loaded ``backbones.ClipBackbone`` (its width, logit scale and patch count); a paper
+    profile's OpenAI CLIP keeps the published statistics of its name."""
+    name = getattr(getattr(clip, "cfg", None), "model_name", None) or getattr(clip, "name", "clip")
+    pretrained = str(getattr(getattr(clip, "cfg", None), "pretrained", "") or "")
+    for ref in (VIT_B32, VIT_L14):
+        if name == ref.name and pretrained not in ("", "None"):      # OpenAI weights (hub id or a local file)
+            return ref
+    grid = getattr(clip, "grid", None)
+    n = n_patches if n_patches is not None else (grid * grid if grid else 0)
+    return Backbone(name, int(clip.embed_dim), float(1.0 / clip.temperature), int(n))
+
+
+@lru_cache(maxsize=1)
+def sandbox_backbone() -> Backbone:
+    """The committed sandbox CLIP's statistics, read from its manifest (``data/sandbox_clip.json``) without
+    loading the weights: width, fixed logit scale and patch grid (the presets are built from these)."""
+    path = Path(__file__).resolve().parents[2] / "data" / "sandbox_clip.json"
+    m = json.loads(path.read_text())
+    vision = m["model_config"]["vision_cfg"]
+    grid = vision["image_size"] // vision["patch_size"]
+    return Backbone(m.get("model_name", "wb-sandbox-vit"), int(m["model_config"]["embed_dim"]),
+                    float(m["pretrain_config"]["logit_scale"]), grid * grid, None, None,
+                    f"{path.name} (the committed sandbox CLIP)")
+
+
+def for_profile(name: str) -> Backbone:
+    """The backbone of a profile: the paper's CLIP on the paper profiles, the committed sandbox CLIP otherwise
+    (``tiny`` uses the sandbox's statistics too: its presets only shrink sizes)."""
+    return PAPER_BACKBONES.get(name) or sandbox_backbone()
+
+
+def derived(target: Backbone, bank_size: Optional[int] = None) -> list:
+    """Every carried-over value on ``target`` beside the paper's: [{name, paper, paper_backbone, value,
+    invariant}] (the experiment's manifest, notebook 01)."""
+    v = noise_variance(target)
+    rows = [
+        {"name": "noise variance (CapDec, MacCap, PCM-Net global)", "paper": CAPDEC_NOISE[0],
+         "paper_backbone": CAPDEC_NOISE[1].name, "value": v,
+         "invariant": f"expected clean-noisy cosine {expected_noise_cosine(v, target.dim):.3f}"},
+        {"name": "softmax temperature over cosines (PCM Eq. 1/3, DeCap, SynTIC, CMSA)", "paper": CLIP_TAU[0],
+         "paper_backbone": CLIP_TAU[1].name, "value": temperature(target),
+         "invariant": f"{CLIP_TAU[0] / CLIP_TAU[1].temperature:g} x the CLIP's own temperature 1/{target.logit_scale:g}"},
+        {"name": "PCM M (patches mixed)", "paper": PCM_M[0], "paper_backbone": PCM_M[1].name,
+         "value": pcm_m(target), "invariant": f"{PCM_M[0]}/{PCM_M[1].n_patches} of the patch grid ({target.n_patches})"},
+        {"name": "CXE w", "paper": CXE_W["paper_b32"], "paper_backbone": VIT_B32.name, "value": CXE_W["paper_b32"],
+         "invariant": "pair cosines carried by rank onto ViT-B/32's paired distribution (MacCap Table 1), then w"},
+    ]
+    if bank_size is not None:
+        rows.insert(3, {"name": "PCM K (salient concepts)", "paper": PCM_K[0], "paper_backbone": f"bank of {PCM_K[1]}",
+                        "value": pcm_k(bank_size),
+                        "invariant": f"{PCM_K[0]}/{PCM_K[1]} of the concept bank ({bank_size}), at least 2"})
+    return rows
+
+
+def backbone_dict(b: Backbone) -> dict:
+    return {**asdict(b), "temperature": b.temperature}
+
+
+def _check_positive(name: str, value) -> None:
+    if not isinstance(value, (int, float)) or value <= 0:
+        raise ValueError(f"{name}={value!r} must be a positive number.")
