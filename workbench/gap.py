@@ -140,14 +140,41 @@ def gap_summary(img: torch.Tensor, txt: torch.Tensor, seed: int = 0) -> dict:
             "centroid_distance": centroid_gap(img, txt)["centroid_distance"],
             "separability": linear_separability(img, txt, seed=seed)["accuracy"],
             "sigma_per_dim": fit["sigma"], "sigma_times_sqrt_d": fit["sigma"] * math.sqrt(img.shape[1]),
-            "paired_cos_after_mean_shift": mean_shift(img, txt)["paired_after"], "n": len(img)}
+            "paired_cos_after_mean_shift": mean_shift(img, txt)["paired_after"], "n": len(img),
+            **geometry(img, txt)}
+
+
+def geometry(img: torch.Tensor, txt: torch.Tensor) -> dict:
+    """The CLIP geometry the carry-over rules depend on: the spread of paired cosines (std, min, max) and the
+    paired-unpaired margin (mean paired minus mean unpaired cosine)."""
+    dist = cosine_distributions(img, txt)
+    paired = dist["paired"]
+    return {"paired_cos_std": float(paired.std()), "paired_cos_min": float(paired.min()),
+            "paired_cos_max": float(paired.max()), "paired_unpaired_margin": dist["paired_mean"] - dist["unpaired_mean"]}
+
+
+def token_closer_share(img: torch.Tensor, patches: torch.Tensor, txt: torch.Tensor) -> dict:
+    """MacCap's premise measured its way: the share of images one of whose last-layer patch tokens (head-mapped,
+    each a sub-region) is closer to the caption than the global feature (MacCap: 33% on MSCOCO val, ViT-B/32).
+    img [N, D], patches [N, n, D], txt [N, D], all normalised."""
+    _check_pairs(img, txt)
+    tok = F.normalize(patches.float(), dim=-1) @ txt.unsqueeze(-1)                   # [N, n, 1]
+    best = tok.squeeze(-1).max(dim=1).values
+    glob = (img * txt).sum(-1)
+    return {"share_token_closer": float((best > glob).float().mean()), "mean_best_token_cos": float(best.mean()),
+            "mean_global_cos": float(glob.mean())}
 
 
 # Published reference values of real CLIPs that the sandbox CLIP is calibrated against: paired cosine of
-# ViT-B/32 on MSCOCO (why CLIPScore rescales by 2.5), centroid distance ("Mind the Gap", Liang et al. 2022),
-# CapDec's noise (variance 0.016 per dimension at D = 512), OpenAI CLIP's final logit scale.
+# ViT-B/32 on MSCOCO val (MacCap Table 1: mean 0.330, min 0.228, max 0.446), centroid distance ("Mind the Gap",
+# Liang et al. 2022), OpenAI CLIP's final logit scale, and the per-dimension std of paired image - text
+# differences those imply for unit vectors, sqrt((2 - 2 cos) / D) (CapDec's noise std 0.1265 is ~2.4 times it).
+_B32_PAIRED = 0.330
 REAL_CLIP = {"paired_cos": 0.3, "centroid_distance": 0.82, "separability": 1.0,
-             "sigma_per_dim": math.sqrt(0.016), "sigma_times_sqrt_d": math.sqrt(0.016 * 512), "logit_scale": 100.0}
+             "paired_cos_b32_mscoco": _B32_PAIRED, "paired_cos_min": 0.228, "paired_cos_max": 0.446,
+             "sigma_per_dim": math.sqrt((2 - 2 * _B32_PAIRED) / 512),
+             "sigma_times_sqrt_d": math.sqrt(2 - 2 * _B32_PAIRED), "share_token_closer": 0.33,
+             "capdec_noise_sigma": math.sqrt(0.016), "logit_scale": 100.0}
 
 
 def encode_pairs(clip, images, captions, progress: bool = True) -> dict:

@@ -16,9 +16,10 @@ import re
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from . import pcm
-from .sandbox.captions import COLOUR_WORDS
+from .sandbox.captions import COLOUR_WORDS, SHAPE_WORDS
 from .sandbox.render import RGB, _draw_mask
 
 _COLOUR_OF = {w: c for c, words in COLOUR_WORDS.items() for w in words}
@@ -219,3 +220,52 @@ def hit_report(store, images: np.ndarray, captions: list, bank, cfg, scenes=None
         report["true_labels"] = hit_rates(result.selected, true)
         report["label_agreement"] = label_agreement(colour, true)
     return report
+
+
+def concept_report(global_: torch.Tensor, patches: torch.Tensor, bank, refs: list, scenes, world_cfg,
+                   cfg) -> dict:
+    """Can PCM's inputs act on this CLIP? On real images (global [B, D], head-mapped patches [B, N, D], their
+    reference captions and scenes):
+
+    * Eq. 1 precision: the top concept, and the top-K, among the nouns of the image's references;
+    * Eq. 2 specificity: the mean Pearson correlation, over patches, between the affinity maps of the concepts
+      of the image's own objects (1: the map depends on the patch, not the concept);
+    * Eq. 2 localisation: how often an object's concept has its highest-affinity patch on that object (exact
+      masks of the world), against the object's share of the patches (chance)."""
+    from .concepts import count_nouns
+    words = list(bank.words)
+    index = {w: i for i, w in enumerate(words)}
+    concepts = pcm.salient_concepts(global_, bank.embeddings, cfg.k, cfg.concept_temperature)
+    top1, topk = [], []
+    for i, r in enumerate(refs):
+        nouns = set(count_nouns(r))
+        picked = [words[j] for j in concepts.index[i].tolist()]
+        top1.append(picked[0] in nouns)
+        topk.append(np.mean([w in nouns for w in picked]))
+    p = F.normalize(patches.float(), dim=-1)
+    c = F.normalize(bank.embeddings.float(), dim=-1)
+    side = world_cfg.image_size * world_cfg.supersample
+    grid = int(round(patches.shape[1] ** 0.5))
+    corr, hit, chance = [], [], []
+    for i, scene in enumerate(scenes):
+        own = []
+        for obj in scene.objects:
+            j = next((index[w] for w in SHAPE_WORDS[obj.shape] if w in index), None)
+            if j is None:
+                continue
+            amap = p[i] @ c[j]                                                   # [N]
+            cover = _patch_cover(np.asarray(_draw_mask(obj, side), np.float32) / 255.0, grid) >= 0.25
+            if cover.any():
+                hit.append(bool(cover[int(amap.argmax())]))
+                chance.append(float(cover.mean()))
+            if j not in own:
+                own.append(j)
+        if len(own) >= 2:
+            maps = (p[i] @ c[own].T).T                                           # [k, N]
+            r = torch.corrcoef(maps)
+            corr.append(float(r[~torch.eye(len(own), dtype=torch.bool)].mean()))
+    return {"eq1_top1_precision": float(np.mean(top1)), "eq1_topk_precision": float(np.mean(topk)), "k": cfg.k,
+            "bank_size": len(words), "eq2_map_correlation": float(np.mean(corr)) if corr else float("nan"),
+            "n_images_two_concepts": len(corr), "eq2_argmax_on_object": float(np.mean(hit)) if hit else float("nan"),
+            "eq2_chance": float(np.mean(chance)) if chance else float("nan"), "n_objects": len(hit),
+            "n_images": len(refs)}

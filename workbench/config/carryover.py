@@ -203,7 +203,7 @@ def derived(target: Backbone, bank_size: Optional[int] = None) -> list:
          "invariant": f"expected clean-noisy cosine {expected_noise_cosine(v, target.dim):.3f}"},
         {"name": "softmax temperature over cosines (PCM Eq. 1/3, DeCap, SynTIC, CMSA)", "paper": CLIP_TAU[0],
          "paper_backbone": CLIP_TAU[1].name, "value": temperature(target),
-         "invariant": f"{CLIP_TAU[0] / CLIP_TAU[1].temperature:g} x the CLIP's own temperature 1/{target.logit_scale:g}"},
+         "invariant": f"{CLIP_TAU[0] / CLIP_TAU[1].temperature:g} x the CLIP's own temperature 1/{target.logit_scale:.0f}"},
         {"name": "PCM M (patches mixed)", "paper": PCM_M[0], "paper_backbone": PCM_M[1].name,
          "value": pcm_m(target), "invariant": f"{PCM_M[0]}/{PCM_M[1].n_patches} of the patch grid ({target.n_patches})"},
         {"name": "CXE w", "paper": CXE_W["paper_b32"], "paper_backbone": VIT_B32.name, "value": CXE_W["paper_b32"],
@@ -223,3 +223,23 @@ def backbone_dict(b: Backbone) -> dict:
 def _check_positive(name: str, value) -> None:
     if not isinstance(value, (int, float)) or value <= 0:
         raise ValueError(f"{name}={value!r} must be a positive number.")
+
+
+def markdown(rows: list) -> str:
+    """``derived`` (or any list of such dicts) as a markdown table."""
+    lines = ["| setting | paper | set on | carried here | invariant |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['paper']:g} | {r['paper_backbone']} | {r['value']:.4g} | {r['invariant']} |")
+    return "\n".join(lines)
+
+
+def cxe_markdown(cos, target: Backbone, ws=(1, 2, 2.5, 3, 4, 5, 6)) -> str:
+    """What each w of PCM-Net's Fig. 4c grid does to the pairs ``cos`` [N], on raw cosines and carried ones."""
+    carried = cxe_cosines(cos, target)
+    lines = ["| w | down-weighted (raw) | mean weight (raw) | down-weighted (carried) | mean weight (carried) | "
+             "10th pct weight (carried) |", "|---|---|---|---|---|---|"]
+    for w in ws:
+        a, b = cxe_weight_profile(cos, w), cxe_weight_profile(carried, w)
+        lines.append(f"| {w:g} | {a['share_down_weighted']:.0%} | {a['mean_weight']:.3f} | "
+                     f"{b['share_down_weighted']:.0%} | {b['mean_weight']:.3f} | {b['p10_weight']:.3f} |")
+    return "\n".join(lines)
