@@ -73,6 +73,9 @@ CASES = {
     "rl_curves": lambda: plots.rl_curves({"reward": list(np.linspace(0.5, 1.0, 40)), "reward_clip": [0.8] * 40,
                                           "reward_fluency": [0.3] * 40, "epoch_step": [20, 40],
                                           "val_cider": [0.5, 0.6], "init_val_cider": [0.4, 0.55]}),
+    "learning_curves": lambda: plots.learning_curves(
+        {m: {"val_cider": list(np.linspace(0.1, 1.5, 32) ** 0.5)} for m in ("oracle", "base", "capdec", "decap")},
+        budget=20),
     "ablation_bars": lambda: plots.ablation_bars(ROWS),
     "caption_gallery": lambda: plots.caption_gallery(IMAGES, {"ref": [LONG] * 8, "base": [LONG] * 8}, n=6),
     "faithfulness_sweep": lambda: plots.faithfulness_sweep(

@@ -18,6 +18,7 @@ import argparse
 import json
 import time
 from dataclasses import asdict, replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -55,11 +56,18 @@ def data_identity(exp, method) -> str:
                         "unpaired": exp.unpaired.manifest["identity"]})
 
 
-def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True) -> list:
+def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True, jobs: int = 1) -> list:
     """Train and evaluate every (method in ``cfg.variants``, seed); one row per run with its configs, seed,
-    metrics and test captions, saved to ``<out_dir>/rows/<method>-s<seed>.json``."""
+    metrics and test captions, saved to ``<out_dir>/rows/<method>-s<seed>.json``. ``jobs`` > 1 trains the
+    missing rows in that many worker processes at once (each with its share of the CPU threads; logs in
+    ``<out_dir>/logs``), then reads them back; the rows are the same as one process's."""
     from .protocols import evaluate_captioner as evaluate
     cap_cfg, pcm_cfg = CaptionerConfig.preset(cfg.captioner_preset), PCMConfig.preset(cfg.pcm_preset)
+    if jobs > 1:
+        if getattr(clip, "cfg", None) != ClipConfig.preset("sandbox"):
+            raise ValueError(f"jobs={jobs}: the worker processes load the sandbox CLIP; run with jobs=1 for "
+                             f"another backbone ({getattr(clip, 'cfg', None)}).")
+        _run_workers(cfg, exp, jobs, cap_cfg, pcm_cfg, progress)
     rows = []
     for name in cfg.variants:
         method = methods.get(name, cfg.captioner_preset)
@@ -69,7 +77,7 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True) -> list:
             if cfg.train_epochs is not None:
                 tcfg = replace(tcfg, epochs=cfg.train_epochs)
             key = row_key(cfg, tcfg, cap_cfg, pcm_cfg, method, data_identity(exp, method))
-            path = repo_path(cfg.out_dir) / f"rows{cfg.run_tag}" / f"{methods.file_stem(method.name)}-s{seed}.json"
+            path = _row_path(cfg, method, seed)
             if path.exists() and json.loads(path.read_text()).get("key") == key:
                 rows.append(json.loads(path.read_text()))
                 continue
@@ -89,6 +97,76 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True) -> list:
             atomic_write_json(path, row)
             rows.append(row)
     return rows
+
+
+def _row_path(cfg: AblationConfig, method, seed: int):
+    return repo_path(cfg.out_dir) / f"rows{cfg.run_tag}" / f"{methods.file_stem(method.name)}-s{seed}.json"
+
+
+def _missing(cfg: AblationConfig, exp, cap_cfg, pcm_cfg) -> list:
+    """(name, seed) of the runs of ``cfg`` without a saved row under their current key."""
+    out = []
+    for name in cfg.variants:
+        method = methods.get(name, cfg.captioner_preset)
+        for seed in cfg.seeds:
+            tcfg = replace(method.train_config(TrainConfig.preset(cfg.train_preset)), seed=seed,
+                           run_dir=f"{cfg.out_dir}/runs{cfg.run_tag}")
+            if cfg.train_epochs is not None:
+                tcfg = replace(tcfg, epochs=cfg.train_epochs)
+            key = row_key(cfg, tcfg, cap_cfg, pcm_cfg, method, data_identity(exp, method))
+            path = _row_path(cfg, method, seed)
+            if not (path.exists() and json.loads(path.read_text()).get("key") == key):
+                out.append((name, seed))
+    return out
+
+
+def _run_workers(cfg: AblationConfig, exp, jobs: int, cap_cfg, pcm_cfg, progress: bool = True) -> None:
+    """Train the missing runs in ``jobs`` worker processes (``python -m workbench.ablation --worker``), at most
+    ``jobs`` at once, each with ``cores // jobs`` torch threads. A failed worker is reported with its log."""
+    import os
+    import subprocess
+    import sys
+
+    from tqdm.auto import tqdm
+    todo = _missing(cfg, exp, cap_cfg, pcm_cfg)
+    if not todo:
+        return
+    bar = tqdm(total=len(todo), desc=f"runs ({jobs} workers)", disable=not progress)
+    logs = repo_path(cfg.out_dir) / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    running, failed = [], []
+    for name, seed in todo + [None] * jobs:
+        while len(running) >= jobs or (name is None and running):
+            for proc, label, log in list(running):
+                if proc.poll() is not None:
+                    running.remove((proc, label, log))
+                    bar.update(1)
+                    bar.set_postfix_str(f"done: {label}")
+                    if proc.returncode != 0:
+                        failed.append(f"{label} (exit {proc.returncode}; log {log})")
+            if len(running) >= jobs or (name is None and running):
+                time.sleep(2)
+        if name is None:
+            continue
+        one = replace(cfg, variants=(name,), seeds=(seed,))
+        spec = logs / f"{methods.file_stem(name)}-s{seed}.json"
+        atomic_write_json(spec, asdict(one))
+        log = logs / f"{methods.file_stem(name)}-s{seed}{cfg.run_tag}.log"
+        with open(log, "w") as fh:
+            proc = subprocess.Popen([sys.executable, "-m", "workbench.ablation", "--worker", str(spec),
+                                     "--threads", str(threads)], stdout=fh, stderr=subprocess.STDOUT, env=env)
+        running.append((proc, f"{name} seed {seed}", log))
+    bar.close()
+    if failed:
+        raise RuntimeError("worker runs failed: " + "; ".join(failed))
+
+
+def config_from_json(path) -> AblationConfig:
+    """An ``AblationConfig`` written with ``asdict`` (lists back to tuples)."""
+    raw = json.loads(Path(path).read_text())
+    return AblationConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
 
 
 def load_trained(cfg: AblationConfig, exp, name: str, seed: int):
@@ -190,12 +268,20 @@ def main(argv=None) -> None:
     ap.add_argument("--n-train", type=int, default=None, help="override the number of training pairs (own out_dir)")
     ap.add_argument("--epochs", type=int, default=None,
                     help="train this many epochs instead of the preset's (learning curves; rows in rows-e<N>)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="train this many runs at once in worker processes (2 on a 2-core machine: see README)")
+    ap.add_argument("--worker", default=None, help=argparse.SUPPRESS)     # one run from a config file (--jobs)
     ap.add_argument("--sweep", action="store_true",
                     help="the faithfulness sweep instead: base/+mixup/+cxe/pcm-net (seed 0, sweep_n_train pairs) at "
                          "each of the preset's sweep_strengths, text-only and oracle as references")
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.worker:
+        cfg = config_from_json(args.worker)
+        clip = load_clip(ClipConfig.preset("sandbox"))
+        run_ablation(cfg, clip, prepare_sandbox(cfg, clip, progress=False), progress=False)
+        return
     cfg = AblationConfig.preset(args.preset)
     if args.seeds:
         cfg = replace(cfg, seeds=tuple(args.seeds))
@@ -210,7 +296,7 @@ def main(argv=None) -> None:
     if args.sweep:
         return _main_sweep(cfg, clip, t0)
     exp = prepare_sandbox(cfg, clip)
-    rows = run_ablation(cfg, clip, exp)
+    rows = run_ablation(cfg, clip, exp, jobs=args.jobs)
     out = repo_path(cfg.out_dir)
     name = (f"methods-{methods.file_stem(args.methods.replace(',', '+'))}" if args.methods else "results") + cfg.run_tag
     paths = write_table(table_rows(rows), out / name)

@@ -262,6 +262,23 @@ def training_curves(history: dict, title: str = "captioner training"):
     return finish(fig)
 
 
+def learning_curves(histories: dict, budget: int | None = None, title: str = "learning curves (val CIDEr)"):
+    """Val CIDEr per epoch of several runs ``{name: history}``, with the chosen epoch budget as a line."""
+    fig, ax = subplots(1, 1, figsize=(MAX_WIDTH_IN, 3.8))
+    for name, h in histories.items():
+        cider = np.asarray(h["val_cider"], float) * 100
+        ax.plot(np.arange(1, len(cider) + 1), cider, "o-", ms=3, label=name)
+    if budget is not None:
+        ax.axvline(budget, color="0.4", ls="--", lw=1)
+        ax.annotate(f"budget: {budget} epochs", (budget, ax.get_ylim()[0]), textcoords="offset points",
+                    xytext=(4, 6), fontsize=FONT)
+    ax.set_xlabel("epoch", fontsize=FONT)
+    ax.set_ylabel("val CIDEr (x100)", fontsize=FONT)
+    ax.set_title(_wrap(title, 80), fontsize=TITLE)
+    ax.legend(fontsize=FONT, ncol=2)
+    return finish(fig)
+
+
 def rl_curves(history: dict, title: str = "CMSA stage 2: self-critical RL"):
     """Rewards per RL step (sample means, smoothed: total, CLIP, fluency) and val CIDEr per RL epoch, with the
     stage-1 checkpoint's val CIDEr as a dashed line."""

@@ -231,6 +231,19 @@ def _save(acc, last: Checkpoint, out: Path, model, opt, step, epoch, history, be
     atomic_write_json(out / "progress.json", {"step": step, "epoch": epoch, "best": best})
 
 
+def plateau_epoch(val_cider: list, tail: float = 0.25, tol: float = 0.02) -> Optional[int]:
+    """The shortest budget (epochs) whose last ``tail`` share of epochs adds under ``tol`` relative to the best
+    val CIDEr before it (what checkpoint selection would keep): the first E with
+    max(val[:E]) <= (1 + tol) * max(val[:E - ceil(tail E)]). None when the curve never flattens so."""
+    import math
+    v = np.maximum.accumulate(np.asarray(val_cider, float))
+    for e in range(4, len(v) + 1):
+        head = e - math.ceil(tail * e)
+        if v[e - 1] <= (1 + tol) * v[head - 1]:
+            return e
+    return None
+
+
 def reset_run(run_dir: str | Path, name: str) -> Path:
     """Delete ``<run_dir>/<name>`` (checkpoints and history) so the next ``train_captioner`` starts fresh;
     a relative ``run_dir`` is under the repository, as in ``train_captioner``."""

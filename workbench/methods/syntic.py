@@ -76,7 +76,8 @@ def optimize_features(s: torch.Tensor, t: torch.Tensor, tau: float, lr: float = 
                       batch: int = 256, seed: int = 0) -> tuple:
     """FO (Eq. 2): Adam on the features s [N, D] themselves (t [N, D] fixed) -> (s_opt [N, D], log) where log
     has the full-set loss before / after (batches of ``batch``) and the mean cosines to the original features
-    and to the own captions."""
+    and to the own captions, and ``move_to_spread``: how far the (normalised) features moved, over the mean distance
+    between two of them (in a tight cone a cosine of 0.998 to the original can be a large move)."""
     s0, t = s.float().clone(), t.float()
     x = nn.Parameter(s0.clone())
     opt = torch.optim.Adam([x], lr=lr)
@@ -99,8 +100,12 @@ def optimize_features(s: torch.Tensor, t: torch.Tensor, tau: float, lr: float = 
             opt.step()
     out = x.detach()
     cos = lambda a, b: float(F.cosine_similarity(a, b, dim=-1).mean())  # noqa: E731
+    unit = F.normalize(s0, dim=-1)
+    spread = float((unit - unit[torch.randperm(len(unit), generator=gen)]).norm(dim=-1).mean())
+    move = float((F.normalize(out, dim=-1) - unit).norm(dim=-1).mean())
     return out, {"loss_before": before, "loss_after": full_loss(out), "cos_to_original": cos(out, s0),
-                 "cos_to_caption_before": cos(s0, t), "cos_to_caption_after": cos(out, t)}
+                 "cos_to_caption_before": cos(s0, t), "cos_to_caption_after": cos(out, t),
+                 "move_to_spread": move / max(spread, 1e-12)}
 
 
 def tag_scores(patches: torch.Tensor, bank: torch.Tensor) -> torch.Tensor:
