@@ -40,7 +40,8 @@ def test_temperature_rule_in_units_of_the_clip_temperature():
 
 
 def test_pcm_sizes_are_the_papers_on_its_backbone_and_shares_elsewhere():
-    assert R.pcm_k(446) == 5 and R.pcm_m(R.VIT_B32) == 5
+    assert R.pcm_k(400) == 5 and R.pcm_m(R.VIT_B32) == 5
+    assert R.pcm_m(R.VIT_L14, R.PCM_NET_L14_M) == 5                 # PCM-Net's own L/14 config
     assert R.pcm_m(R.Backbone("s", 128, 800.0, 64)) == 7          # 5/49 of 64 patches
     assert R.pcm_k(18) == 2                                        # the floor: Eq. 3 needs two concepts
     assert R.pcm_k(1) == 1                                         # never more than the bank
@@ -80,6 +81,8 @@ def test_presets_read_the_rules():
     assert (pcm.k, pcm.m) == (R.pcm_k(R.SANDBOX_BANK_SIZE), R.pcm_m(sb))
     assert pcm.tau == pcm.concept_temperature == R.temperature(sb)
     assert PCMConfig.preset("paper_b32") == PCMConfig(k=5, m=5, tau=0.01, concept_temperature=0.01)
+    assert PCMConfig.preset("paper_l14") == PCMConfig(k=5, m=5, tau=0.01, concept_temperature=0.01)
+    assert CaptionerConfig.preset("paper_l14").noise_variance == pytest.approx(0.016)   # PCM-Net's L/14 config
     assert TrainConfig.preset("sandbox").cxe_w == TrainConfig.preset("paper_b32").cxe_w == 2.5
     assert methods.get("capdec", "paper_b32").config.noise_variance == pytest.approx(0.016)
     assert methods.get("maccap", "paper_l14").config.noise_variance == pytest.approx(R.noise_variance(R.VIT_L14))

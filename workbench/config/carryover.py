@@ -21,8 +21,11 @@ value with its invariant for the experiment's manifest and notebook 01.
   ``n`` draws (``n = 5,000``, MSCOCO's Karpathy val). Real pairs stand in for Stable Diffusion's because PCM-Net's
   premise is that its synthetic pairs score like real ones; the sandbox measures it (synthetic CLIPScore 1.032 vs
   real 1.035, README). On the paper's backbone the map is the identity.
-* **K and M** (PCM): fractions of the concept bank (K of ~446 MSCOCO nouns) and of the patch grid (M of 49
+* **K and M** (PCM): fractions of the concept bank (K of 400 MSCOCO concepts) and of the patch grid (M of 49
   ViT-B/32 patches). K is at least 2, so Eq. 3's mix over concepts (and its tau) can act.
+
+Each rule's source is the backbone the paper set the value on: CapDec's and MacCap's noise on ViT-B/32 (carried
+to ViT-L/14 as 0.0107), PCM-Net's own ViT-L/14 config on ViT-L/14 (its 0.016 and M = 5 stay there).
 """
 from __future__ import annotations
 
@@ -71,12 +74,15 @@ PAPER_BACKBONES = {"paper_b32": VIT_B32, "paper_l14": VIT_L14}
 CAPDEC_NOISE = (0.016, VIT_B32)        # CapDec: variance per dimension, from its sweep (ViT-B/32)
 CLIP_TAU = (0.01, VIT_B32)             # 1/100: PCM Eq. 1 / 3, DeCap, SynTIC (MSCOCO), CMSA entities
 SYNTIC_TAU_FLICKR = (1 / 80, VIT_B32)  # SynTIC's Flickr30k projection
-PCM_K = (5, 446)                       # PCM-Net Fig. 4a, of a bank of ~446 MSCOCO nouns (README: ~470 at min 20)
+PCM_K = (5, 400)                       # PCM-Net Fig. 4a, of its bank of 400 MSCOCO concepts (coco400_embeddings)
 PCM_M = (5, VIT_B32)                   # PCM-Net Fig. 4b, of 49 patches
 CXE_W = {"paper_b32": 2.5, "paper_l14": 4.0}   # official configs (the paper states 4, set on L/14)
+# PCM-Net's official ViT-L/14 config sets its own values on L/14 (8 x 8 pooled grid): they are the source there.
+PCM_NET_L14_NOISE = (0.016, VIT_L14)   # NOISE_INJ_VAR 0.016 (CapDec's number, kept by PCM-Net on L/14)
+PCM_NET_L14_M = (5, VIT_L14)           # TOPK2 5 of 64 pooled patches
 
 # The sandbox's concept bank: the nouns seen at least 20 times (ConceptConfig "sandbox") in the sandbox world's
-# training captions; a test recounts it. K is carried from it (5/446 of 18 rounds to 0: K = 2, the floor).
+# training captions; a test recounts it. K is carried from it (5/400 of 18 rounds to 0: K = 2, the floor).
 SANDBOX_BANK_SIZE = 18
 
 
@@ -223,6 +229,32 @@ def backbone_dict(b: Backbone) -> dict:
 def _check_positive(name: str, value) -> None:
     if not isinstance(value, (int, float)) or value <= 0:
         raise ValueError(f"{name}={value!r} must be a positive number.")
+
+
+# ----------------------------------------------------------------------------- val selections (sandbox)
+# Settings the papers chose on their own val data are re-chosen on the sandbox's val split over the papers' grids,
+# carried (``python -m workbench.selection``); the choices are committed here and read by the sandbox presets.
+SELECTIONS = Path(__file__).resolve().parents[2] / "data" / "sandbox_selections.json"
+NOISE_MULTIPLES = (0.25, 0.5, 1.0, 2.0, 4.0)                  # around the carried value (0.004 ... 0.064 on B/32)
+FO_BUDGETS = ((1e-5, 1), (1e-3, 5), (1e-2, 5), (1e-2, 20))     # SynTIC FO (lr, epochs); the first: the paper's lr
+
+
+@lru_cache(maxsize=1)
+def selections() -> dict:
+    """The committed val selections ({} before any sweep has run)."""
+    return json.loads(SELECTIONS.read_text()) if SELECTIONS.exists() else {}
+
+
+def noise_multiple() -> float:
+    """The multiple of the carried noise that the sandbox's val sweep picked (1 without a sweep)."""
+    return float(selections().get("noise", {}).get("multiple", 1.0))
+
+
+def fo_budget() -> tuple:
+    """(lr, epochs) of SynTIC's feature optimisation picked on the sandbox's val split (the paper's lr and one
+    epoch without a sweep)."""
+    s = selections().get("fo", {})
+    return float(s.get("fo_lr", FO_BUDGETS[0][0])), int(s.get("fo_epochs", FO_BUDGETS[0][1]))
 
 
 def markdown(rows: list) -> str:

@@ -43,8 +43,8 @@ class SynTICConfig:
     fp: bool = True
     af: bool = True
     tau: Optional[float] = None            # Eq. 2 and 3; None: the backbone's temperature (paper: 1/100 on CLIP)
-    fo_lr: float = 1e-5                    # paper
-    fo_epochs: int = 1                     # not in the paper
+    fo_lr: float = R.fo_budget()[0]        # paper 1e-5; sandbox: picked on val (python -m workbench.selection)
+    fo_epochs: int = R.fo_budget()[1]      # not in the paper; sandbox: picked on val
     fo_batch: int = 256                    # not in the paper
     leave_one_out: bool = False            # FP in training without the caption's own embedding
     max_tags: int = 5
@@ -310,4 +310,4 @@ METHODS = dict([
     _row("syntic+fp+af", fo=False, fp=True, af=True),
     _row("syntic-loo", fo=True, fp=True, af=True, leave_one_out=True),
 ])
-PROFILES = {p: {"tau": 0.01, "tagger": "detr"} for p in ("paper_b32", "paper_l14")}   # MSCOCO; Flickr30k: tau 1/80
+PROFILES = {p: {"tau": 0.01, "tagger": "detr", "fo_lr": 1e-5, "fo_epochs": 1} for p in ("paper_b32", "paper_l14")}   # MSCOCO; Flickr30k: tau 1/80
