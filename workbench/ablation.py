@@ -99,6 +99,19 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True, jobs: in
     return rows
 
 
+CURVE_METHODS = ("oracle", "base", "capdec", "decap")
+
+
+def learning_curves(cfg: AblationConfig, clip, exp, names=CURVE_METHODS, epochs: int = 32, seed: int = 0,
+                    jobs: int = 1, progress: bool = True) -> dict:
+    """Val CIDEr per epoch of ``names`` trained ``epochs`` epochs (one seed; rows in ``rows-e<epochs>``, resumable):
+    {name: history}. The Noam schedule does not depend on the run's length, so the first E epochs of these runs
+    are the runs of budget E; ``training.plateau_epoch`` reads the budget off the oracle's curve
+    (``python -m workbench.ablation --methods oracle,base,capdec,decap --seeds 0 --epochs 32``)."""
+    long = replace(cfg, variants=tuple(names), seeds=(seed,), train_epochs=epochs)
+    return {r["model"]: r["history"] for r in run_ablation(long, clip, exp, progress=progress, jobs=jobs)}
+
+
 def _row_path(cfg: AblationConfig, method, seed: int):
     return repo_path(cfg.out_dir) / f"rows{cfg.run_tag}" / f"{methods.file_stem(method.name)}-s{seed}.json"
 
