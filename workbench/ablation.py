@@ -69,33 +69,26 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True, jobs: in
                              f"another backbone ({getattr(clip, 'cfg', None)}).")
         _run_workers(cfg, exp, jobs, cap_cfg, pcm_cfg, progress)
     rows = []
-    for name in cfg.variants:
-        method = methods.get(name, cfg.captioner_preset)
-        for seed in cfg.seeds:
-            tcfg = replace(method.train_config(TrainConfig.preset(cfg.train_preset)), seed=seed,
-                           run_dir=f"{cfg.out_dir}/runs{cfg.run_tag}")
-            if cfg.train_epochs is not None:
-                tcfg = replace(tcfg, epochs=cfg.train_epochs)
-            key = row_key(cfg, tcfg, cap_cfg, pcm_cfg, method, data_identity(exp, method))
-            path = _row_path(cfg, method, seed)
-            if path.exists() and json.loads(path.read_text()).get("key") == key:
-                rows.append(json.loads(path.read_text()))
-                continue
-            t0 = time.time()
-            model = method.build(exp, cap_cfg, pcm_cfg, seed)
-            vocab = method.vocabulary(exp)
-            hist = method.fit(model, exp, tcfg, f"{method.train_name()}-s{seed}", progress=progress)
-            metrics, hyps = evaluate(model, vocab, method.eval_set(exp, "test"), clip, tcfg.beam_size)
-            unseen, unseen_hyps = evaluate(model, vocab, method.eval_set(exp, "test_unseen"), clip, tcfg.beam_size)
-            row = {"model": method.name, "seed": seed, **metrics, "unseen_CIDEr": unseen["CIDEr"],
-                   "unseen_CLIPScore": unseen["CLIPScore"], "best_val_CIDEr": max(hist["val_cider"]),
-                   **method.extra_metrics(model, exp, clip, tcfg.beam_size), **method.describe(),
-                   "method_options": method.options(), "seconds": round(time.time() - t0, 1),
-                   "captioner": asdict(model.cfg), "train": asdict(tcfg), "pcm": asdict(pcm_cfg)
-                   if getattr(model.cfg, "mixup", False) else None, "key": key,
-                   "test_hyps": hyps, "unseen_hyps": unseen_hyps, "history": hist}
-            atomic_write_json(path, row)
-            rows.append(row)
+    for name, method, seed, tcfg, key, path, saved in _plan(cfg, exp, cap_cfg, pcm_cfg):
+        if saved is not None:
+            rows.append(saved)
+            continue
+        t0 = time.time()
+        model = method.build(exp, cap_cfg, pcm_cfg, seed)
+        vocab = method.vocabulary(exp)
+        hist = method.fit(model, exp, tcfg, f"{method.train_name()}-s{seed}", progress=progress)
+        metrics, hyps = evaluate(model, vocab, method.eval_set(exp, "test"), clip, tcfg.beam_size)
+        unseen, unseen_hyps = evaluate(model, vocab, method.eval_set(exp, "test_unseen"), clip, tcfg.beam_size)
+        row = {"model": method.name, "seed": seed, **metrics, "unseen_CIDEr": unseen["CIDEr"],
+               "unseen_CLIPScore": unseen["CLIPScore"], "best_val_CIDEr": max(hist["val_cider"]),
+               **method.extra_metrics(model, exp, clip, tcfg.beam_size), **method.describe(),
+               "method_options": method.options(), "seconds": round(time.time() - t0, 1),
+               "captioner": asdict(model.cfg), "train": asdict(tcfg), "pcm": asdict(pcm_cfg)
+               if getattr(model.cfg, "mixup", False) else None, "key": key,
+               "carried": getattr(exp, "carried", None),
+               "test_hyps": hyps, "unseen_hyps": unseen_hyps, "history": hist}
+        atomic_write_json(path, row)
+        rows.append(row)
     return rows
 
 
@@ -116,9 +109,9 @@ def _row_path(cfg: AblationConfig, method, seed: int):
     return repo_path(cfg.out_dir) / f"rows{cfg.run_tag}" / f"{methods.file_stem(method.name)}-s{seed}.json"
 
 
-def _missing(cfg: AblationConfig, exp, cap_cfg, pcm_cfg) -> list:
-    """(name, seed) of the runs of ``cfg`` without a saved row under their current key."""
-    out = []
+def _plan(cfg: AblationConfig, exp, cap_cfg, pcm_cfg):
+    """Every run of ``cfg``: (name, method, seed, train config, row key, row path, the saved row under that key
+    or None)."""
     for name in cfg.variants:
         method = methods.get(name, cfg.captioner_preset)
         for seed in cfg.seeds:
@@ -128,9 +121,13 @@ def _missing(cfg: AblationConfig, exp, cap_cfg, pcm_cfg) -> list:
                 tcfg = replace(tcfg, epochs=cfg.train_epochs)
             key = row_key(cfg, tcfg, cap_cfg, pcm_cfg, method, data_identity(exp, method))
             path = _row_path(cfg, method, seed)
-            if not (path.exists() and json.loads(path.read_text()).get("key") == key):
-                out.append((name, seed))
-    return out
+            saved = json.loads(path.read_text()) if path.exists() else None
+            yield name, method, seed, tcfg, key, path, saved if saved and saved.get("key") == key else None
+
+
+def _missing(cfg: AblationConfig, exp, cap_cfg, pcm_cfg) -> list:
+    """(name, seed) of the runs of ``cfg`` without a saved row under their current key."""
+    return [(name, seed) for name, _, seed, _, _, _, saved in _plan(cfg, exp, cap_cfg, pcm_cfg) if saved is None]
 
 
 def _run_workers(cfg: AblationConfig, exp, jobs: int, cap_cfg, pcm_cfg, progress: bool = True) -> None:

@@ -41,6 +41,7 @@ class Experiment:
     clip_temperature: float
     identity: str
     clip: object = None                          # the backbone (text embeddings of detector tags, ...)
+    carried: Optional[list] = None               # the carried-over settings on this backbone (config.carryover)
 
     def __getitem__(self, key):                 # notebooks written against the old dict keep working
         return getattr(self, key)
@@ -96,8 +97,18 @@ def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True,
     group_store = extract_text_features(clip, all_caps, all_ids, f"abl-text-all-{len(all_caps)}", feat,
                                         progress=progress)
     unpaired = unpaired_images(cfg, clip, world, feat, n_unpaired or max(8, cfg.n_train // 4), progress)
+    backbone = R.backbone_of(clip)
+    carried = R.derived(backbone, len(bank.words)) + [
+        {"name": "CXE cosines of the synthetic pairs", "paper": R.VIT_B32.paired_cos_mean,
+         "paper_backbone": R.VIT_B32.name, "value": float(cxe_cos.mean()),
+         "invariant": f"raw mean {float(cos.mean()):.3f} (std {float(cos.std()):.4f}) carried by rank"}]
+    from .paths import atomic_write_json, repo_path
+    atomic_write_json(repo_path(cfg.out_dir) / "carryover.json",
+                      {"backbone": R.backbone_dict(backbone), "carried": carried,
+                       "selections": {k: {kk: vv for kk, vv in v.items() if kk != "table"}
+                                      for k, v in R.selections().items()}})
     return Experiment(cfg, sets, evals, bank, vocab, caps, groups, group_store, unpaired, syn_images, cos,
-                      clip.temperature, identity, clip)
+                      clip.temperature, identity, clip, carried)
 
 
 class _LazyRenders:

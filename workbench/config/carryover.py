@@ -99,7 +99,7 @@ def noise_variance(target: Backbone, paper=CAPDEC_NOISE) -> float:
     """The variance on ``target`` that keeps the paper's expected clean-noisy cosine: v' = v D / D'."""
     value, source = paper
     c = expected_noise_cosine(value, source.dim)
-    return (1.0 / c ** 2 - 1.0) / target.dim
+    return _clean((1.0 / c ** 2 - 1.0) / target.dim)
 
 
 def noise_to_gap(variance: float, dim: int, paired_cos: float) -> float:
@@ -112,7 +112,7 @@ def noise_to_gap(variance: float, dim: int, paired_cos: float) -> float:
 def temperature(target: Backbone, paper=CLIP_TAU) -> float:
     """tau in units of the backbone's own CLIP temperature: tau' = tau * T_target / T_paper."""
     value, source = paper
-    return value * target.temperature / source.temperature
+    return _clean(value * target.temperature / source.temperature)
 
 
 def carried_temperature(clip_temperature: float, paper=CLIP_TAU) -> float:
@@ -224,6 +224,11 @@ def derived(target: Backbone, bank_size: Optional[int] = None) -> list:
 
 def backbone_dict(b: Backbone) -> dict:
     return {**asdict(b), "temperature": b.temperature}
+
+
+def _clean(x: float) -> float:
+    """12 significant digits: the rule's arithmetic gives the paper's own value exactly (0.016, not 0.0159...)."""
+    return float(f"{x:.12g}")
 
 
 def _check_positive(name: str, value) -> None:
