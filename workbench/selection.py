@@ -5,6 +5,7 @@ presets read; every sweep row is kept under ``runs/ablation/sandbox/rows`` and t
 
     python -m workbench.selection --sweep noise      # CapDec's noise: the carried 0.064 x {1/4, 1/2, 1, 2, 4}
     python -m workbench.selection --sweep fo         # SynTIC's feature-optimisation budget (lr, epochs)
+    python -m workbench.selection --sweep cxe_w      # PCM-Net's w over Fig. 4c's grid, on carried cosines
     python -m workbench.selection --sweep noise fo --jobs 2
 
 * ``noise``: CapDec chose v = 0.016 on ViT-B/32 from a sweep; the same grid of multiples around the carried value
@@ -12,13 +13,18 @@ presets read; every sweep row is kept under ``runs/ablation/sandbox/rows`` and t
   every noise carried from CapDec's (CapDec, MacCap, PCM-Net's global noise).
 * ``fo``: SynTIC gives lr 1e-5 and no budget; at that lr the features do not move (cosine to the originals
   1.000, Eq. 2's loss 0.777 -> 0.777 on the sandbox). ``syntic+fo`` is swept over budgets from the paper's up.
+* ``cxe_w``: PCM-Net chose w = 4 from Fig. 4c (1 ... 6); ``pcm-net`` is swept over that grid, w acting on the pair
+  cosines carried by rank onto ViT-B/32's distribution. Run it after ``noise`` (its rows use the picked noise).
 """
 from __future__ import annotations
 
 import argparse
 from dataclasses import replace
 
-from .config.carryover import FO_BUDGETS, NOISE_MULTIPLES, SELECTIONS, selections
+from .config.carryover import CXE_W_GRID, FO_BUDGETS, NOISE_MULTIPLES, SELECTIONS, selections
+
+
+SWEEPS = ("noise", "fo", "cxe_w")
 
 
 def sweep_specs(name: str) -> list:
@@ -30,7 +36,9 @@ def sweep_specs(name: str) -> list:
                 for m in NOISE_MULTIPLES]
     if name == "fo":
         return [(f"syntic+fo[fo_lr={lr:g} fo_epochs={ep}]", {"fo_lr": lr, "fo_epochs": ep}) for lr, ep in FO_BUDGETS]
-    raise ValueError(f"sweep={name!r} is not one of ('noise', 'fo').")
+    if name == "cxe_w":
+        return [(f"pcm-net[cxe_w={w:g}]", {"cxe_w": w}) for w in CXE_W_GRID]
+    raise ValueError(f"sweep={name!r} is not one of {SWEEPS}.")
 
 
 def run(names, jobs: int = 1, seed: int = 0) -> dict:
@@ -81,7 +89,7 @@ def markdown(report: dict) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="Re-select on the sandbox's val split the settings a paper selected "
                                              "on its own (CapDec's noise, SynTIC's FO budget).")
-    ap.add_argument("--sweep", nargs="+", choices=("noise", "fo"), required=True)
+    ap.add_argument("--sweep", nargs="+", choices=SWEEPS, required=True)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)

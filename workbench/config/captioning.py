@@ -235,7 +235,7 @@ class TrainConfig(_Preset):
         # w: the official B/32 config's, on cosines carried onto ViT-B/32's paired distribution (carryover)
         # epochs: where the oracle's val curve flattens (its last quarter adds under 2 %; README, learning curves)
         return TrainConfig(epochs=scaled(24, 1), batch_size=64, lr=1e-3, warmup_steps=300, checkpoint_every=100,
-                           val_size=scaled(300, 24), cxe_w=R.CXE_W["paper_b32"])
+                           val_size=scaled(300, 24), cxe_w=R.cxe_w(R.CXE_W["paper_b32"]))
 
     @staticmethod
     def _preset_paper_b32():

@@ -242,6 +242,7 @@ def _check_positive(name: str, value) -> None:
 SELECTIONS = Path(__file__).resolve().parents[2] / "data" / "sandbox_selections.json"
 NOISE_MULTIPLES = (0.25, 0.5, 1.0, 2.0, 4.0)                  # around the carried value (0.004 ... 0.064 on B/32)
 FO_BUDGETS = ((1e-5, 1), (1e-3, 5), (1e-2, 5), (1e-2, 20))     # SynTIC FO (lr, epochs); the first: the paper's lr
+CXE_W_GRID = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)                     # PCM-Net Fig. 4c (on carried cosines)
 
 
 @lru_cache(maxsize=1)
@@ -253,6 +254,11 @@ def selections() -> dict:
 def noise_multiple() -> float:
     """The multiple of the carried noise that the sandbox's val sweep picked (1 without a sweep)."""
     return float(selections().get("noise", {}).get("multiple", 1.0))
+
+
+def cxe_w(default: float) -> float:
+    """CXE's w picked on the sandbox's val split over PCM-Net's Fig. 4c grid (``default`` without a sweep)."""
+    return float(selections().get("cxe_w", {}).get("cxe_w", default))
 
 
 def fo_budget() -> tuple:

@@ -9,12 +9,28 @@ patch-wise cross-modal mix-up (PCM: replace in training, append at inference), C
               patch tokens add from what the data adds (SynTIC and the text-only methods read the global only)
 
 The captioner keeps the preset's noise on the global feature (``CaptionerConfig.noise_variance``).
+``PCMNetConfig`` overrides the presets' CXE w and PCM's K / M for a sweep point (``pcm-net[cxe_w=4]``, Fig. 4);
+None keeps the preset's (carried, ``config.carryover``).
 """
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import Optional
 
+from ..config import check_range
 from .base import Method, Reported
+
+
+@dataclass(frozen=True)
+class PCMNetConfig:
+    cxe_w: Optional[float] = None          # None: TrainConfig's (sandbox: picked on val over Fig. 4c's grid)
+    k: Optional[int] = None                # None: PCMConfig's
+    m: Optional[int] = None
+
+    def __post_init__(self):
+        for name in ("cxe_w", "k", "m"):
+            if getattr(self, name) is not None:
+                check_range(name, getattr(self, name), 0)
 
 VARIANTS = {
     "base": {"data": "synthetic", "mixup": False, "cxe": False},
@@ -30,19 +46,28 @@ VARIANTS = {
 class PCMNetVariant(Method):
     family = "PCM-Net"
 
-    def __init__(self, name: str):
-        super().__init__(None)
+    def __init__(self, name: str, config: PCMNetConfig = PCMNetConfig()):
+        super().__init__(config)
         self.name, self.v = name, VARIANTS[name]
         self.block = "reference" if self.v["data"] == "real" else "synthetic images"
         self.training_data = self.v["data"]
         self.reported = (Reported("PCM-Net (ECCV'24) Table 1, ViT-B/32", 103.8, 31.5, 25.9, 53.9, 19.7)
                          if name == "pcm-net" else None)
 
+    def options(self) -> dict:
+        """{} at the presets' settings (row keys as before), else the overridden fields."""
+        return {k: v for k, v in super().options().items() if v is not None}
+
     def captioner_config(self, cfg):
         return replace(cfg, use_patches=self.v.get("patches", True), mixup=self.v["mixup"])
 
     def train_config(self, cfg):
-        return replace(cfg, cxe=self.v["cxe"])
+        cfg = replace(cfg, cxe=self.v["cxe"])
+        return replace(cfg, cxe_w=self.config.cxe_w) if self.config.cxe_w is not None else cfg
+
+    def build(self, exp, cap_cfg, pcm_cfg, seed: int):
+        sizes = {k: v for k, v in (("k", self.config.k), ("m", self.config.m)) if v is not None}
+        return super().build(exp, cap_cfg, replace(pcm_cfg, **sizes) if sizes else pcm_cfg, seed)
 
     def train_set(self, exp):
         return exp.sets[self.v["data"]]
