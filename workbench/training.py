@@ -232,14 +232,16 @@ def _save(acc, last: Checkpoint, out: Path, model, opt, step, epoch, history, be
 
 
 def plateau_epoch(val_cider: list, tail: float = 0.25, tol: float = 0.02) -> Optional[int]:
-    """The shortest budget (epochs) whose last ``tail`` share of epochs adds under ``tol`` relative to the best
-    val CIDEr before it (what checkpoint selection would keep): the first E with
-    max(val[:E]) <= (1 + tol) * max(val[:E - ceil(tail E)]). None when the curve never flattens so."""
+    """The shortest budget (epochs) of a long run's val curve whose last ``tail`` share of epochs adds under ``tol``
+    relative to the best val CIDEr before it (what checkpoint selection would keep), and whose best is within
+    ``tol`` of the whole run's (so an early dip of a noisy curve is not a plateau): the first E with
+    max(val[:E]) <= (1 + tol) max(val[:E - ceil(tail E)]) and max(val[:E]) >= (1 - tol) max(val).
+    None when the curve never flattens so."""
     import math
     v = np.maximum.accumulate(np.asarray(val_cider, float))
     for e in range(4, len(v) + 1):
         head = e - math.ceil(tail * e)
-        if v[e - 1] <= (1 + tol) * v[head - 1]:
+        if v[e - 1] <= (1 + tol) * v[head - 1] and v[e - 1] >= (1 - tol) * v[-1]:
             return e
     return None
 
