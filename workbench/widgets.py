@@ -12,6 +12,8 @@ callbacks interleave, the image ends as the render of the latest control values.
 """
 from __future__ import annotations
 
+import math
+
 import threading
 from dataclasses import replace
 
@@ -84,7 +86,9 @@ def pcm_inspector(images: np.ndarray, captions: list, store, bank, base: PCMConf
         "index": W.IntSlider(value=0, min=0, max=len(images) - 1, description="image"),
         "k": W.IntSlider(value=base.k, min=1, max=min(10, len(bank)), description="K"),
         "m": W.IntSlider(value=base.m, min=0, max=n_patches, description="M"),
-        "tau": W.FloatLogSlider(value=base.tau, base=10, min=-3, max=0, step=0.1, description="tau"),
+        # tau around the preset's (carried: 1 x the CLIP's own temperature, 1/800 on the sandbox)
+        "tau": W.FloatLogSlider(value=base.tau, base=10, min=round(math.log10(base.tau)) - 1,
+                                max=round(math.log10(base.tau)) + 2, step=0.1, description="tau"),
         "mode": W.ToggleButtons(options=["train", "inference"], value="train", description="mode"),
         "selection": W.ToggleButtons(options=["pair", "patch"], value=base.selection, description="rule"),
     }
