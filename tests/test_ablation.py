@@ -39,3 +39,21 @@ def test_training_never_resumes_a_run_on_other_data(tmp_path, capsys):
     model, *_ = build()
     hist = train_captioner(model, vocab, other, val, cfg, "job", progress=False, stop_after=1)
     assert len(hist["loss"]) == 3                                     # same data again: resumed at step 2
+
+
+def test_row_key_covers_only_what_the_run_uses():
+    """A val selection of the noise leaves CapDec's rows (its own noise) valid, moves PCM-Net's; CXE's w keys only
+    rows with CXE on; PCM's config only rows with the mix-up."""
+    from dataclasses import replace as rep
+
+    from workbench import methods
+    cfg, t, c, p = (AblationConfig.preset("tiny"), TrainConfig.preset("tiny"), CaptionerConfig.preset("tiny"),
+                    PCMConfig.preset("tiny"))
+    key = lambda name, **kw: row_key(cfg, methods.get(name).train_config(kw.get("t", t)), kw.get("c", c),  # noqa
+                                     kw.get("p", p), methods.get(name), "d")
+    noisier = rep(c, noise_variance=c.noise_variance * 2)
+    assert key("capdec", c=noisier) == key("capdec") and key("base", c=noisier) != key("base")
+    other_w = rep(t, cxe_w=t.cxe_w + 1)
+    assert key("base", t=other_w) == key("base") and key("+cxe", t=other_w) != key("+cxe")
+    other_m = rep(p, m=p.m + 1)
+    assert key("+cxe", p=other_m) == key("+cxe") and key("pcm-net", p=other_m) != key("pcm-net")

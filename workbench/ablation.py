@@ -31,16 +31,25 @@ from .paths import atomic_write_json, repo_path, stable_hash
 
 def row_key(cfg: AblationConfig, tcfg: TrainConfig, cap_cfg: CaptionerConfig, pcm_cfg: PCMConfig, method,
             data_identity: str) -> str:
-    """Identity of one run: the runner's data settings, every config, the method (its name and options), the
-    captioner architecture and the data (images, CLIP features, vocabulary, concept bank); a saved row is reused
-    only under the same key. Which other methods and seeds are in the same run list does not matter."""
+    """Identity of one run: the runner's data settings, the configs the run uses, the method (its name and
+    options), the captioner architecture and the data (images, CLIP features, vocabulary, concept bank); a saved
+    row is reused only under the same key. Which other methods and seeds are in the same run list does not matter.
+
+    Only what the run uses is keyed: the method's own captioner config (``captioner_config``: its noise, patches,
+    mix-up), CXE's w only with CXE on, PCM's config only with the mix-up on; so a val selection of one setting
+    (``workbench.selection``) leaves the rows that do not use it valid."""
     from .captioner import ARCHITECTURE
     name, options = (method, {}) if isinstance(method, str) else (method.name, method.options())
+    if not isinstance(method, str):
+        cap_cfg = method.captioner_config(cap_cfg)
     run = {k: v for k, v in asdict(cfg).items() if not k.startswith("sweep_") and k not in ("variants", "seeds")}
     cap = asdict(cap_cfg)
-    if cap.get("token_type", True):          # the default; keys of rows saved before the field existed stay valid
+    if cap.get("token_type", True):          # the default is not keyed
         cap.pop("token_type", None)
-    payload = {"ablation": run, "train": asdict(tcfg), "captioner": cap, "pcm": asdict(pcm_cfg),
+    train = asdict(tcfg)
+    if not tcfg.cxe:
+        train.pop("cxe_w")
+    payload = {"ablation": run, "train": train, "captioner": cap, "pcm": asdict(pcm_cfg) if cap_cfg.mixup else None,
                "variant": name, "architecture": ARCHITECTURE, "data": data_identity}
     if options:
         payload["method"] = options

@@ -240,7 +240,9 @@ def _check_positive(name: str, value) -> None:
 # Settings the papers chose on their own val data are re-chosen on the sandbox's val split over the papers' grids,
 # carried (``python -m workbench.selection``); the choices are committed here and read by the sandbox presets.
 SELECTIONS = Path(__file__).resolve().parents[2] / "data" / "sandbox_selections.json"
-NOISE_MULTIPLES = (0.25, 0.5, 1.0, 2.0, 4.0)                  # around the carried value (0.004 ... 0.064 on B/32)
+# around the carried value (x 1/4 ... 4: 0.004 ... 0.064 on B/32); the sandbox's val optimum sat at the low end,
+# so the grid was extended down by two steps (x 1/16, 1/8) to bracket it
+NOISE_MULTIPLES = (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
 FO_BUDGETS = ((1e-5, 1), (1e-3, 5), (1e-2, 5), (1e-2, 20))     # SynTIC FO (lr, epochs); the first: the paper's lr
 CXE_W_GRID = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)                     # PCM-Net Fig. 4c (on carried cosines)
 
