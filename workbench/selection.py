@@ -9,8 +9,8 @@ presets read; every sweep row is kept under ``runs/ablation/sandbox/rows`` and t
     python -m workbench.selection --sweep noise fo --jobs 2
 
 * ``noise``: CapDec chose v = 0.016 on ViT-B/32 from a sweep; a grid of multiples around the carried value
-  (x {1/4, 1/2, 1, 2, 4}: 0.004 ... 0.064 on ViT-B/32, extended down to x 1/16 because the sandbox's optimum sat at
-  its low end) is swept with ``capdec``, and the multiple val picks scales every noise carried from CapDec's
+  (x {1/4, 1/2, 1, 2, 4}: 0.004 ... 0.064 on ViT-B/32, extended down to x 1/64 because the sandbox's optimum kept
+  sitting at its low end) is swept with ``capdec``, and the multiple val picks scales every noise carried from CapDec's
   (CapDec, MacCap, PCM-Net's global noise).
 * ``fo``: SynTIC gives lr 1e-5 and no budget; at that lr the features do not move (cosine to the originals
   1.000, Eq. 2's loss 0.777 -> 0.777 on the sandbox). ``syntic+fo`` is swept over budgets from the paper's up.

@@ -241,8 +241,8 @@ def _check_positive(name: str, value) -> None:
 # carried (``python -m workbench.selection``); the choices are committed here and read by the sandbox presets.
 SELECTIONS = Path(__file__).resolve().parents[2] / "data" / "sandbox_selections.json"
 # around the carried value (x 1/4 ... 4: 0.004 ... 0.064 on B/32); the sandbox's val optimum sat at the low end,
-# so the grid was extended down by two steps (x 1/16, 1/8) to bracket it
-NOISE_MULTIPLES = (0.0625, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0)
+# so the grid was extended down (to x 1/64) until the optimum was bracketed or the noise is negligible
+NOISE_MULTIPLES = (1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0)
 FO_BUDGETS = ((1e-5, 1), (1e-3, 5), (1e-2, 5), (1e-2, 20))     # SynTIC FO (lr, epochs); the first: the paper's lr
 CXE_W_GRID = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)                     # PCM-Net Fig. 4c (on carried cosines)
 

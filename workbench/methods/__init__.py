@@ -56,6 +56,12 @@ def get(name: str, profile: str | None = None) -> Method:
                              f"{sorted(known) or 'none (this method has no options)'}.")
         method.config = replace(method.config, **overrides)
         method.name = name
+    if is_dataclass(method.config) and "noise_variance" in {f.name for f in fields(method.config)} \
+            and method.config.noise_variance is None:
+        # "the captioner preset's noise", resolved now: the options (and so the row key) hold the value used
+        from ..config import CaptionerConfig, PRESETS
+        preset = profile if profile in PRESETS else "sandbox"
+        method.config = replace(method.config, noise_variance=CaptionerConfig.preset(preset).noise_variance)
     return method
 
 
