@@ -75,7 +75,11 @@ def test_std_from_range():
 def test_presets_read_the_rules():
     sb = R.sandbox_backbone()
     assert sb.dim == 128 and sb.logit_scale == 800.0 and sb.n_patches == 64
-    assert CaptionerConfig.preset("sandbox").noise_variance == R.noise_variance(sb)
+    assert CaptionerConfig.preset("sandbox").noise_variance == pytest.approx(R.noise_variance(sb) * R.noise_multiple())
+    assert R.noise_multiple() in R.NOISE_MULTIPLES                 # a point of the swept grid
+    if "noise" in R.selections():                                  # the committed choice is its table's val best
+        table = R.selections()["noise"]["table"]
+        assert max(table, key=lambda r: r["val_CIDEr"])["multiple"] == R.noise_multiple()
     assert CaptionerConfig.preset("paper_b32").noise_variance == pytest.approx(0.016)
     pcm = PCMConfig.preset("sandbox")
     assert (pcm.k, pcm.m) == (R.pcm_k(R.SANDBOX_BANK_SIZE), R.pcm_m(sb))

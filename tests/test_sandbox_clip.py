@@ -4,6 +4,8 @@ The zero-shot floors are checked on the 500-scene acceptance set, the gap target
 """
 import json
 
+import pytest
+
 from workbench.config import WorldConfig
 from workbench.paths import data_dir, sha256_file
 from workbench.zeroshot import sandbox_report
@@ -56,8 +58,9 @@ def test_sandbox_noise_keeps_capdecs_expected_cosine_and_exceeds_the_gap_like_ca
     from workbench.config import carryover as R
     from workbench.gap import REAL_CLIP
     manifest = json.loads((data_dir() / "sandbox_clip.json").read_text())
-    v = CaptionerConfig.preset("sandbox").noise_variance
+    v = R.noise_variance(R.sandbox_backbone())                  # carried, before the val selection
     assert abs(R.expected_noise_cosine(v, 128) - R.expected_noise_cosine(0.016, 512)) < 1e-9
+    assert CaptionerConfig.preset("sandbox").noise_variance == pytest.approx(v * R.noise_multiple())
     sandbox_ratio = R.noise_to_gap(v, 128, manifest["gap_val"]["paired_cos"])
     real_ratio = R.noise_to_gap(0.016, 512, REAL_CLIP["paired_cos_b32_mscoco"])
     assert 0.5 < sandbox_ratio / real_ratio < 2.0, (sandbox_ratio, real_ratio)

@@ -215,6 +215,21 @@ def derived(target: Backbone, bank_size: Optional[int] = None) -> list:
         {"name": "CXE w", "paper": CXE_W["paper_b32"], "paper_backbone": VIT_B32.name, "value": CXE_W["paper_b32"],
          "invariant": "pair cosines carried by rank onto ViT-B/32's paired distribution (MacCap Table 1), then w"},
     ]
+    if target.name not in {b.name for b in PAPER_BACKBONES.values()}:
+        sel = selections()
+        if "noise" in sel:
+            rows.insert(1, {"name": "noise variance, re-selected on val over CapDec's grid", "paper": CAPDEC_NOISE[0],
+                            "paper_backbone": CAPDEC_NOISE[1].name, "value": v * noise_multiple(),
+                            "invariant": f"x {noise_multiple():g} of the carried value; expected cosine "
+                                         f"{expected_noise_cosine(v * noise_multiple(), target.dim):.3f}"})
+        if "fo" in sel:
+            lr, ep = fo_budget()
+            rows.append({"name": "SynTIC FO lr (epochs), selected on val", "paper": 1e-5, "paper_backbone": "ViT-B-32",
+                         "value": lr, "invariant": f"{ep} epochs; the paper's lr does not move the features"})
+        if "cxe_w" in sel:
+            rows.append({"name": "CXE w, re-selected on val over Fig. 4c's grid", "paper": CXE_W["paper_b32"],
+                         "paper_backbone": VIT_B32.name, "value": cxe_w(CXE_W["paper_b32"]),
+                         "invariant": "on carried cosines"})
     if bank_size is not None:
         rows.insert(3, {"name": "PCM K (salient concepts)", "paper": PCM_K[0], "paper_backbone": f"bank of {PCM_K[1]}",
                         "value": pcm_k(bank_size),
