@@ -12,8 +12,13 @@ def test_sweeps_cover_the_carried_value_and_the_papers_budget():
     assert len(noise) == len(R.NOISE_MULTIPLES)
     fo = selection.sweep_specs("fo")
     assert fo[0][1] == {"fo_lr": 1e-5, "fo_epochs": 1}                       # the paper's lr is a point
-    assert [s["cxe_w"] for _, s in selection.sweep_specs("cxe_w")] == list(R.CXE_W_GRID)
-    for spec, setting in noise + fo + selection.sweep_specs("cxe_w"):         # every spec builds its method
+    w = selection.sweep_specs("cxe_w")
+    assert [s["cxe_w"] for _, s in w] == list(R.CXE_W_GRID)
+    low = selection.lowest_carried_cosine(4000)
+    assert 0.20 < low < 0.23                                                  # ~3.7 stds below 0.330
+    for spec, s in w:                                                         # all-ones weights: +mixup's run
+        assert (spec == "+mixup") == (s["cxe_w"] * low >= 1)
+    for spec, setting in noise + fo + [x for x in w if x[0] != "+mixup"]:     # every spec builds its method
         m = methods.get(spec)
         for k, v in setting.items():
             if k != "multiple":

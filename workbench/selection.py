@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from .config import AblationConfig
 from .config.carryover import CXE_W_GRID, FO_BUDGETS, NOISE_MULTIPLES, SELECTIONS, selections
 
 
@@ -38,8 +39,19 @@ def sweep_specs(name: str) -> list:
     if name == "fo":
         return [(f"syntic+fo[fo_lr={lr:g} fo_epochs={ep}]", {"fo_lr": lr, "fo_epochs": ep}) for lr, ep in FO_BUDGETS]
     if name == "cxe_w":
-        return [(f"pcm-net[cxe_w={w:g}]", {"cxe_w": w}) for w in CXE_W_GRID]
+        # a w that weights every carried pair 1 (w x the lowest carried cosine >= 1) is plain cross-entropy:
+        # its run is +mixup's (same seed, same batches, same loss), which stands for it
+        low = lowest_carried_cosine(AblationConfig.preset("sandbox").n_train)
+        return [(f"pcm-net[cxe_w={w:g}]" if w * low < 1 else "+mixup", {"cxe_w": w}) for w in CXE_W_GRID]
     raise ValueError(f"sweep={name!r} is not one of {SWEEPS}.")
+
+
+def lowest_carried_cosine(n: int) -> float:
+    """The lowest of ``n`` pair cosines carried by rank onto ViT-B/32's distribution (its (0.5 / n) quantile)."""
+    from statistics import NormalDist
+
+    from .config import carryover as R
+    return NormalDist(R.VIT_B32.paired_cos_mean, R.VIT_B32.paired_cos_std).inv_cdf(0.5 / n)
 
 
 def run(names, jobs: int = 1, seed: int = 0) -> dict:
@@ -49,13 +61,15 @@ def run(names, jobs: int = 1, seed: int = 0) -> dict:
 
     from .ablation import run_ablation
     from .backbones import load_clip
-    from .config import AblationConfig, ClipConfig
+    from .config import ClipConfig
     from .experiment import prepare_sandbox
     from .paths import atomic_write_json
     t0 = time.time()
     specs = {n: sweep_specs(n) for n in names}
-    cfg = replace(AblationConfig.preset("sandbox"), seeds=(seed,),
-                  variants=tuple(s for n in names for s, _ in specs[n]))
+    variants = []
+    for n in names:
+        variants += [s for s, _ in specs[n] if s not in variants]
+    cfg = replace(AblationConfig.preset("sandbox"), seeds=(seed,), variants=tuple(variants))
     clip = load_clip(ClipConfig.preset("sandbox"))
     rows = {r["model"]: r for r in run_ablation(cfg, clip, prepare_sandbox(cfg, clip), jobs=jobs)}
     out = dict(selections())
