@@ -87,7 +87,11 @@ def test_presets_read_the_rules():
     assert PCMConfig.preset("paper_b32") == PCMConfig(k=5, m=5, tau=0.01, concept_temperature=0.01)
     assert PCMConfig.preset("paper_l14") == PCMConfig(k=5, m=5, tau=0.01, concept_temperature=0.01)
     assert CaptionerConfig.preset("paper_l14").noise_variance == pytest.approx(0.016)   # PCM-Net's L/14 config
-    assert TrainConfig.preset("sandbox").cxe_w == TrainConfig.preset("paper_b32").cxe_w == 2.5
+    assert TrainConfig.preset("paper_b32").cxe_w == 2.5 and TrainConfig.preset("paper_l14").cxe_w == 4.0
+    assert TrainConfig.preset("sandbox").cxe_w == R.cxe_w(2.5)                 # picked on val, or 2.5 without a sweep
+    if "cxe_w" in R.selections():
+        table = R.selections()["cxe_w"]["table"]
+        assert max(table, key=lambda r: r["val_CIDEr"])["cxe_w"] == R.cxe_w(2.5) and R.cxe_w(2.5) in R.CXE_W_GRID
     assert methods.get("capdec", "paper_b32").config.noise_variance == pytest.approx(0.016)
     assert methods.get("maccap", "paper_l14").config.noise_variance == pytest.approx(R.noise_variance(R.VIT_L14))
 

@@ -100,8 +100,9 @@ def test_registry():
     assert methods.expand("all") == tuple(names)
     assert methods.expand("syntic-table4")[0] == "syntic-baseline"
     assert methods.expand("decap,capdec") == ("decap", "capdec")
-    assert methods.get("syntic").options()["fo"] and methods.get("capdec").options() == {"noise_variance": None,
-                                                                                         "renormalize": True}
+    from workbench.config import CaptionerConfig
+    assert methods.get("syntic").options()["fo"] and methods.get("capdec").options() == {   # the preset's noise,
+        "noise_variance": CaptionerConfig.preset("sandbox").noise_variance, "renormalize": True}   # resolved
     assert methods.get("pcm-net").options() == {}                 # PCM-Net's rows keep their keys
 
 
