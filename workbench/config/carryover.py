@@ -70,6 +70,11 @@ VIT_B32 = Backbone("ViT-B-32", 512, 100.0, 49, 0.330, std_from_range(0.228, 0.44
 VIT_L14 = Backbone("ViT-L-14", 768, 100.0, 64, None, None, "OpenAI CLIP; patch grid pooled 16x16 -> 8x8")
 PAPER_BACKBONES = {"paper_b32": VIT_B32, "paper_l14": VIT_L14}
 
+
+def is_paper_backbone(b: Backbone) -> bool:
+    """True for a paper profile's CLIP (its papers set their values on it: the rules return them unchanged)."""
+    return b.name in {p.name for p in PAPER_BACKBONES.values()}
+
 # The papers' own settings, with the backbone each was set on (the seeds and their official code).
 CAPDEC_NOISE = (0.016, VIT_B32)        # CapDec: variance per dimension, from its sweep (ViT-B/32)
 CLIP_TAU = (0.01, VIT_B32)             # 1/100: PCM Eq. 1 / 3, DeCap, SynTIC (MSCOCO), CMSA entities
@@ -111,8 +116,7 @@ def noise_to_gap(variance: float, dim: int, paired_cos: float) -> float:
 # ----------------------------------------------------------------------------- temperatures
 def temperature(target: Backbone, paper=CLIP_TAU) -> float:
     """tau in units of the backbone's own CLIP temperature: tau' = tau * T_target / T_paper."""
-    value, source = paper
-    return _clean(value * target.temperature / source.temperature)
+    return _clean(carried_temperature(target.temperature, paper))
 
 
 def carried_temperature(clip_temperature: float, paper=CLIP_TAU) -> float:
@@ -141,7 +145,7 @@ def cxe_cosines(cos, target: Backbone, reference: Backbone = VIT_B32):
     """[N] pair cosines on ``target`` -> [N] cosines carried to ``reference`` by rank: the pair of rank r (of N)
     gets the reference distribution's quantile (r + 0.5) / N. The identity on a paper backbone (the paper's w
     was set on its own cosines there)."""
-    if target.name == reference.name or target.name in {b.name for b in PAPER_BACKBONES.values()}:
+    if target.name == reference.name or is_paper_backbone(target):
         return cos
     if reference.paired_cos_mean is None or reference.paired_cos_std is None:
         raise ValueError(f"reference={reference.name!r} has no published paired-cosine distribution; carry CXE to "
@@ -193,12 +197,6 @@ def sandbox_backbone() -> Backbone:
                     f"{path.name} (the committed sandbox CLIP)")
 
 
-def for_profile(name: str) -> Backbone:
-    """The backbone of a profile: the paper's CLIP on the paper profiles, the committed sandbox CLIP otherwise
-    (``tiny`` uses the sandbox's statistics too: its presets only shrink sizes)."""
-    return PAPER_BACKBONES.get(name) or sandbox_backbone()
-
-
 def derived(target: Backbone, bank_size: Optional[int] = None) -> list:
     """Every carried-over value on ``target`` beside the paper's: [{name, paper, paper_backbone, value,
     invariant}] (the experiment's manifest, notebook 01)."""
@@ -215,7 +213,7 @@ def derived(target: Backbone, bank_size: Optional[int] = None) -> list:
         {"name": "CXE w", "paper": CXE_W["paper_b32"], "paper_backbone": VIT_B32.name, "value": CXE_W["paper_b32"],
          "invariant": "pair cosines carried by rank onto ViT-B/32's paired distribution (MacCap Table 1), then w"},
     ]
-    if target.name not in {b.name for b in PAPER_BACKBONES.values()}:
+    if not is_paper_backbone(target):
         sel = selections()
         if "noise" in sel:
             rows.insert(1, {"name": "noise variance, re-selected on val over CapDec's grid", "paper": CAPDEC_NOISE[0],
