@@ -1,9 +1,16 @@
-"""Calibrate the sandbox synthesis against Stable Diffusion 1.5's GenEval profile.
+"""Calibrate the sandbox against real data: its caption world and CLIP (``--world``), its synthesis (default).
 
+    python -m workbench.calibrate --world                 # caption-world + CLIP statistics beside real ones
     python -m workbench.calibrate                         # val sweep of the layout strength, then test profile
     python -m workbench.calibrate --strengths 0.3 0.5 1.0 --n 100
 
-For every strength the val captions of each GenEval-like category are synthesised and profiled
+``--world`` measures how much a sandbox caption says of its image (annotator agreement, nearest-caption
+retrieval by the sandbox CLIP, TF-IDF nearest caption, vocabulary, zero-shot recall on 5,000 test scenes x 5
+captions, the CLIP's geometry) and writes ``data/sandbox_world.json`` with the real reference values and their
+sources (``caption_stats.REAL_CAPTION_WORLD``); README's calibration table is its markdown.
+
+The synthesis calibration: 
+for every strength the val captions of each GenEval-like category are synthesised and profiled
 (``workbench.faithfulness``); the strength closest to SD 1.5 on single object and colour among the
 measurably synthetic settings is chosen on *val*, then profiled once on *test*. The report goes to
 ``data/sandbox_synthesis.json`` (the sandbox synthesis preset's manifest: the chosen strength, every val
@@ -20,6 +27,78 @@ from .paths import atomic_write_json, repo_path, sha256_file, weights_fingerprin
 
 DEFAULT_STRENGTHS = (0.05, 0.1, 0.3, 0.5, 0.7, 0.8, 1.0)      # 0.05: one of 20 steps redraws the sketch
 REPORT = "data/sandbox_synthesis.json"
+WORLD_REPORT = "data/sandbox_world.json"
+
+
+def world_report(clip, world, n_agreement: int = 1000, n_memory: int = 4000, n_recall: int = 5000,
+                 progress: bool = True) -> dict:
+    """The caption-world statistics of the sandbox with ``clip`` (see the module docstring); test scenes for
+    agreement / retrieval / recall, the first reference of ``n_memory`` train scenes as the caption memory
+    (the ablation's training captions), val pairs for the geometry."""
+    import torch
+    import torch.nn.functional as F
+
+    from . import caption_stats as cs
+    from .data import load_sandbox_split
+    from .gap import gap_summary, geometry
+    test = load_sandbox_split(world, "test", n=max(n_agreement, n_recall), progress=progress)
+    memory = [c[0] for c in load_sandbox_split(world, "train", n=n_memory, progress=progress).captions]
+    refs = {s.scene_id: c for s, c in zip(test.scenes[:n_agreement], test.captions[:n_agreement])}
+    out = cs.caption_world(refs, memory)
+    with torch.no_grad():
+        img = F.normalize(clip.image_features(test.images[:n_recall]).global_.float(), dim=-1)     # [N, D]
+        txt = F.normalize(clip.text_features([c for cs_ in test.captions[:n_recall] for c in cs_]).float(), dim=-1)
+        mem = F.normalize(clip.text_features(memory).float(), dim=-1)                              # [M, D]
+    out.update(cs.clip_retrieval(img[:n_agreement], mem, refs, memory, out["agreement_cider"]))
+    rec = cs.recall_at_k(img, txt, per_image=5)
+    out["recall_i2t"], out["recall_t2i"], out["n_recall_images"] = rec["i2t"], rec["t2i"], n_recall
+    val = load_sandbox_split(world, "val", n=1000, progress=progress)
+    with torch.no_grad():
+        vi = F.normalize(clip.image_features(val.images).global_.float(), dim=-1)
+        vt = F.normalize(clip.text_features(val.first_captions()).float(), dim=-1)
+    g = gap_summary(vi, vt)
+    out["geometry"] = {"paired_cos": g["paired_cos"], "image_image_cos": g["image_image_cos"],
+                       "text_text_cos": g["text_text_cos"], **geometry(vi, vt)}
+    out["within_bounds"] = cs.within_bounds(out)
+    return out
+
+
+def world_table(rep: dict) -> str:
+    """Markdown: each statistic of the sandbox beside the real reference value and its source."""
+    from .caption_stats import BOUNDS, REAL_CAPTION_WORLD as R, REAL_GEOMETRY as G
+    lo, hi = BOUNDS["agreement_cider"]
+    rlo, rhi = BOUNDS["clip_retrieval_share"]
+    f3 = lambda t: " / ".join(f"{v:.1f}" for v in t)                                    # noqa: E731
+    g = rep["geometry"]
+    rows = [
+        ("annotator agreement (CIDEr)", f"{rep['agreement_cider']:.1f}", f"{R['agreement_cider']['value']}",
+         f"{lo:g}-{hi:g}", R["agreement_cider"]["source"]),
+        ("nearest training caption by CLIP (CIDEr)", f"{rep['clip_retrieval_cider']:.1f}",
+         f"{R['clip_retrieval_cider']['value']}", "", R["clip_retrieval_cider"]["source"]),
+        ("... as a share of agreement", f"{rep['clip_retrieval_share']:.2f}", f"{R['clip_retrieval_share']['value']:.2f}",
+         f"{rlo:g}-{rhi:g}", R["clip_retrieval_share"]["source"]),
+        ("nearest training caption by text (TF-IDF), share of agreement", f"{rep['text_retrieval_share']:.2f}",
+         f"{R['text_retrieval_share']['value']:.2f}", "reported", R["text_retrieval_share"]["source"]),
+        (f"vocabulary of {rep['n_memory']:,} training captions", f"{rep['vocabulary']}", f"{R['vocabulary']['value']:,}",
+         "reported", R["vocabulary"]["source"]),
+        ("test references verbatim in training captions", f"{100 * rep['verbatim_share']:.1f} %",
+         f"{100 * R['verbatim_share']['value']:.1f} %", "reported", R["verbatim_share"]["source"]),
+        (f"zero-shot image→text R@1/5/10 ({rep['n_recall_images']:,} × 5)", f3(rep["recall_i2t"]),
+         f3(R["recall_i2t"]["value"]), "±10 pts", R["recall_i2t"]["source"]),
+        (f"zero-shot text→image R@1/5/10 ({rep['n_recall_images']:,} × 5)", f3(rep["recall_t2i"]),
+         f3(R["recall_t2i"]["value"]), "±10 pts", R["recall_t2i"]["source"]),
+        ("paired cosine (mean; std, min-max)", f"{g['paired_cos']:.3f}; {g['paired_cos_std']:.3f}, "
+         f"{g['paired_cos_min']:.3f}-{g['paired_cos_max']:.3f}", G["paired_cos"]["value"], "0.20-0.45",
+         G["paired_cos"]["source"]),
+        ("paired - unpaired cosine margin", f"{g['paired_unpaired_margin']:.3f}", G["margin"]["value"], "toward real",
+         G["margin"]["source"]),
+        ("mean image-image cosine", f"{g['image_image_cos']:.3f}", G["image_image_cos"]["value"], "toward real",
+         G["image_image_cos"]["source"]),
+        ("mean text-text cosine", f"{g['text_text_cos']:.3f}", G["text_text_cos"]["value"], "toward real",
+         G["text_text_cos"]["source"]),
+    ]
+    head = "| statistic | sandbox | real | bound | real source |\n|---|---|---|---|---|\n"
+    return head + "\n".join("| " + " | ".join(str(x) for x in r) + " |" for r in rows)
 
 
 def _summary(rep: dict) -> dict:
@@ -65,9 +144,23 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="Choose the sandbox synthesis strength on val; profile it on test.")
     ap.add_argument("--strengths", type=float, nargs="+", default=list(DEFAULT_STRENGTHS))
     ap.add_argument("--n", type=int, default=60, help="scenes per category (60: the sweep of the ablation reuses the images)")
-    ap.add_argument("--out", default=REPORT)
+    ap.add_argument("--out", default=None, help=f"report path (default {REPORT}, with --world {WORLD_REPORT})")
+    ap.add_argument("--world", action="store_true", help="measure the caption world and CLIP instead of synthesis")
+    ap.add_argument("--clip", default=None, help="CLIP weights to measure (default: the sandbox preset's)")
     args = ap.parse_args(argv)
-    world, clip = WorldConfig.preset("sandbox"), load_clip(ClipConfig.preset("sandbox"))
+    world = WorldConfig.preset("sandbox")
+    clip_cfg = ClipConfig.preset("sandbox") if args.clip is None else replace(ClipConfig.preset("sandbox"),
+                                                                               pretrained=args.clip)
+    clip = load_clip(clip_cfg)
+    if args.world:
+        rep = world_report(clip, world)
+        rep.update({"clip_sha256": sha256_file(repo_path(clip_cfg.pretrained)),
+                    "reproduce": "python -m workbench.calibrate --world"})
+        print(world_table(rep))
+        atomic_write_json(repo_path(args.out or WORLD_REPORT), rep)
+        print(f"wrote {args.out or WORLD_REPORT}")
+        return
+    args.out = args.out or REPORT
     base = SynthesisConfig.preset("sandbox")
     pipe = load_pipeline(base)
     val = sweep(pipe, clip, base, world, args.strengths, "val", args.n)

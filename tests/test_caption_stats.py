@@ -1,0 +1,63 @@
+"""Caption-world statistics: recall, nearest-caption retrieval, vocabulary, bounds and the calibration table."""
+import pytest
+import torch
+
+from workbench import caption_stats as cs
+from workbench.evaluation import cider
+
+
+def test_recall_at_k_hand_case():
+    img = torch.eye(3)                                                  # 3 images, 2 captions each
+    txt = torch.tensor([[1., 0, 0], [.2, 1, 0],                         # image 0: one right, one pointing at 1
+                        [0, 1, 0], [0, .9, .1],                         # image 1: both right
+                        [1, 0, .5], [0, 0, 1]])                         # image 2: second right
+    r = cs.recall_at_k(img, txt, per_image=2, ks=(1, 2))
+    assert r["i2t"] == (100.0, 100.0)                                   # every image's best caption is its own
+    # captions 1 (image 0, points at image 1) and 4 (image 2, nearer image 0) miss at rank 1
+    assert r["t2i"][0] == pytest.approx(100 * 4 / 6) and r["t2i"][1] == pytest.approx(100.0)
+    with pytest.raises(ValueError, match="per_image=3"):
+        cs.recall_at_k(img, txt, per_image=3)
+
+
+def test_clip_retrieval_scores_the_nearest_memory_caption_against_the_kept_references():
+    refs = {"a": ["a red cat", "a red cat in a park", "a cat on the grass"],
+            "b": ["two blue cars", "blue cars on a road", "two cars"]}
+    memory = ["a red cat on the grass", "two blue cars on the road", "a green tree"]
+    mem = torch.eye(3)
+    img = torch.tensor([[1., .1, 0], [0, 1, .2]])                       # a -> memory 0, b -> memory 1
+    _, rest = cs.held_out_split(refs, seed=0)
+    want = 100 * cider(rest, {"a": memory[0], "b": memory[1]})
+    out = cs.clip_retrieval(img, mem, refs, memory, agreement=50.0)
+    assert out["clip_retrieval_cider"] == pytest.approx(want)
+    assert out["clip_retrieval_share"] == pytest.approx(want / 50.0)
+    with pytest.raises(ValueError, match="pair up"):
+        cs.clip_retrieval(img[:1], mem, refs, memory, agreement=50.0)
+
+
+def test_vocabulary_and_verbatim_share():
+    v = cs.vocabulary(["A red cat.", "a blue dog"], {"x": ["a red cat", "a green cat"]})
+    assert v["vocabulary"] == 5 and v["verbatim_share"] == 0.5
+    with pytest.raises(ValueError, match="memory is empty"):
+        cs.vocabulary([], {"x": ["a"]})
+
+
+def test_within_bounds_reads_each_target():
+    real_i2t = cs.REAL_CAPTION_WORLD["recall_i2t"]["value"]
+    ok = cs.within_bounds({"clip_retrieval_share": 0.2, "agreement_cider": 90.0,
+                           "recall_i2t": tuple(v + 9 for v in real_i2t)})
+    assert ok == {"clip_retrieval_share": True, "agreement_cider": True, "recall_i2t": True}
+    bad = cs.within_bounds({"clip_retrieval_share": 0.75, "agreement_cider": 205.7,
+                            "recall_i2t": tuple(v + 11 for v in real_i2t)})
+    assert not any(bad.values())
+
+
+def test_world_table_holds_every_statistic_beside_its_real_value():
+    from workbench.calibrate import world_table
+    rep = {"agreement_cider": 87.1, "clip_retrieval_cider": 15.0, "clip_retrieval_share": 0.17,
+           "text_retrieval_share": 0.51, "vocabulary": 275, "n_memory": 4000, "verbatim_share": 0.01,
+           "recall_i2t": (40.0, 70.0, 80.0), "recall_t2i": (20.0, 50.0, 60.0), "n_recall_images": 5000,
+           "geometry": {"paired_cos": 0.35, "paired_cos_std": 0.03, "paired_cos_min": 0.2, "paired_cos_max": 0.45,
+                        "paired_unpaired_margin": 0.1, "image_image_cos": 0.8, "text_text_cos": 0.85}}
+    t = world_table(rep)
+    assert "| annotator agreement (CIDEr) | 87.1 | 93.6 |" in t and "MAGIC" in t and "Mind the Gap" in t
+    assert t.count("\n") == 13                                          # header, rule, 12 statistics
