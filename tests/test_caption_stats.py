@@ -61,3 +61,6 @@ def test_world_table_holds_every_statistic_beside_its_real_value():
     t = world_table(rep)
     assert "| annotator agreement (CIDEr) | 87.1 | 93.6 |" in t and "MAGIC" in t and "Mind the Gap" in t
     assert t.count("\n") == 13                                          # header, rule, 12 statistics
+    rep["pcm_inputs"] = {"eq1_top1_precision": 0.5, "eq1_topk_precision": 0.4, "k": 2, "eq2_map_correlation": 0.9,
+                         "eq2_argmax_on_object": 0.3, "eq2_chance": 0.07}
+    assert world_table(rep).count("\n") == 15 and "0.300 (0.070)" in world_table(rep)

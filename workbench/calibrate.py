@@ -59,8 +59,26 @@ def world_report(clip, world, n_agreement: int = 1000, n_memory: int = 4000, n_r
     g = gap_summary(vi, vt)
     out["geometry"] = {"paired_cos": g["paired_cos"], "image_image_cos": g["image_image_cos"],
                        "text_text_cos": g["text_text_cos"], **geometry(vi, vt)}
+    out["pcm_inputs"] = pcm_inputs(clip, world, test, n=300)
     out["within_bounds"] = cs.within_bounds(out)
     return out
+
+
+def pcm_inputs(clip, world, test, n: int = 300, n_memory: int = 4000) -> dict:
+    """Can PCM's Eq. 1 / Eq. 2 act on ``clip``? ``pcm_inspect.concept_report`` on the first ``n`` test renders
+    with the sandbox concept bank (nouns of the ablation's training captions)."""
+    import torch
+
+    from .concepts import build_concept_bank
+    from .config import ConceptConfig, PCMConfig
+    from .data import load_sandbox_split
+    from .pcm_inspect import concept_report
+    caps = [c for cs_ in load_sandbox_split(world, "train", n=n_memory, progress=False).captions for c in cs_]
+    bank = build_concept_bank(caps, clip, ConceptConfig.preset("sandbox"))
+    with torch.no_grad():
+        f = clip.image_features(test.images[:n])
+    return concept_report(f.global_, f.patches, bank, test.captions[:n], test.scenes[:n], world,
+                          PCMConfig.preset("sandbox"))
 
 
 def world_table(rep: dict) -> str:
@@ -97,6 +115,14 @@ def world_table(rep: dict) -> str:
         ("mean text-text cosine", f"{g['text_text_cos']:.3f}", G["text_text_cos"]["value"], "toward real",
          G["text_text_cos"]["source"]),
     ]
+    if "pcm_inputs" in rep:
+        p = rep["pcm_inputs"]
+        rows += [("PCM Eq. 1: top-1 concept among the references' nouns; top-K precision",
+                  f"{p['eq1_top1_precision']:.3f}; {p['eq1_topk_precision']:.3f} (K = {p['k']})", "–", "able to act",
+                  "pcm_inspect.concept_report, 300 test renders"),
+                 ("PCM Eq. 2: correlation of an image's concepts' maps; peak on the object (chance)",
+                  f"{p['eq2_map_correlation']:.3f}; {p['eq2_argmax_on_object']:.3f} ({p['eq2_chance']:.3f})", "–",
+                  "below 1; above chance", "exact object masks of the world")]
     head = "| statistic | sandbox | real | bound | real source |\n|---|---|---|---|---|\n"
     return head + "\n".join("| " + " | ".join(str(x) for x in r) + " |" for r in rows)
 

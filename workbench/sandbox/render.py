@@ -104,10 +104,10 @@ def _pattern(kind: str, side: int, obj: SceneObject, box=None) -> np.ndarray:
     if kind == "striped":
         ang = math.radians(obj.rotation + 60)
         t = np.sin((xx * math.cos(ang) + yy * math.sin(ang)) / period * 2 * math.pi) > 0.2
-        return np.where(t, 0.35, 1.0).astype(np.float32)
+        return np.where(t, 0.6, 1.0).astype(np.float32)
     if kind == "spotted":
         fx, fy = ((xx - obj.x) / period) % 1 - 0.5, ((yy - obj.y) / period) % 1 - 0.5
-        return np.where(fx ** 2 + fy ** 2 < 0.07, 0.3, 1.0).astype(np.float32)
+        return np.where(fx ** 2 + fy ** 2 < 0.07, 0.6, 1.0).astype(np.float32)
     raise ValueError(f"pattern={kind!r} is unknown")
 
 

@@ -49,14 +49,14 @@ SPLITS = ("train", "val", "test", "test_unseen")
 # seen with seven colours and every colour with fourteen categories in training text.
 HELD_OUT_PAIRS = frozenset((COLOURS[(3 * i) % len(COLOURS)], s) for i, s in enumerate(SHAPES))
 
-RADIUS = {"small": 0.11, "large": 0.16}   # object radius as a fraction of the image side
+RADIUS = {"small": 0.14, "large": 0.2}    # object radius as a fraction of the image side
 LAYOUT_GRID = 8     # object centres sit on the centres of an 8x8 layout grid (the CLIP patch grid)
 MAX_GROUPS = 4
 MAX_COUNT = 3       # objects in one group
 N_GROUPS_P = (0.15, 0.35, 0.30, 0.20)     # P(1, 2, 3, 4 groups)
 COUNT_P = (0.72, 0.18, 0.10)              # P(1, 2, 3 objects in a group)
 PATTERN_P = (0.6, 0.2, 0.2)               # P(plain, striped, spotted)
-WORLD_VERSION = 3   # bump when scene sampling changes, so caches keyed on it are rebuilt
+WORLD_VERSION = 4   # bump when scene sampling changes, so caches keyed on it are rebuilt
 
 
 @dataclass(frozen=True)
