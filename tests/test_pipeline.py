@@ -44,7 +44,12 @@ def test_pipeline_paper_path_end_to_end(layout, tiny_clip):
     assert all(0.0 <= r["CIDEr"] and 0.0 <= r["CLIPScore"] <= 2.5 for r in rows)
     md = (out / "results.md").read_text()
     assert "in-domain: mscoco -> mscoco" in md and "| images scored |" in md
-    assert len(json.loads((out / "captions-flickr30k.json").read_text())) == 2
+    written = json.loads((out / "captions-flickr30k.json").read_text())
+    assert len(written) == 2 and all(set(r) == {"image_id", "caption"} for r in written)   # COCO results format
+    from workbench.paths import repo_path
+    from workbench.score import score_file                    # `workbench score` reproduces the table's CIDEr
+    rescored = score_file(out / "captions-mscoco.json", repo_path(cfg.test_sets[0].captions_file))
+    assert rescored["counts"]["matched"] == 2 and rescored["metrics"]["CIDEr"] == pytest.approx(rows[0]["CIDEr"])
     from workbench.pretrained import from_pretrained
     model, vocab, info = from_pretrained(out / "captioner")
     assert info["configs"]["pipeline"]["train_corpus"] == "mscoco"

@@ -9,7 +9,7 @@ synthesis (one image per caption, scored by the profile's CLIP) -> features (str
 (``pretrained.save_pretrained``) -> evaluation of every test set (a missing set is reported, the others are
 scored). Everything lands in ``out_dir``: ``pipeline.json`` (the stages, their counts and seconds),
 ``vocab.json``, ``synthetic/``, ``features/``, ``runs/``, ``captioner/``, ``results.{md,csv}`` and
-``captions-<corpus>.json``. Paths and model ids are config fields (``PipelineConfig``); the real data layout is
+``captions-<corpus>.json`` (COCO results format: ``[{image_id, caption}]``, scored by ``workbench score``). Paths and model ids are config fields (``PipelineConfig``); the real data layout is
 the one ``python -m workbench.prepare`` writes and checks.
 """
 from __future__ import annotations
@@ -190,7 +190,8 @@ class Pipeline:
                     row.update({"captions": n["captions"], "images_listed": n["images"],
                                 "images_present": n["images_present"], "images_missing": n["images_missing"]})
                     hyps = row.pop("hyps")
-                    atomic_write_json(self.out / f"captions-{test.corpus}.json", {str(k): v for k, v in hyps.items()})
+                    atomic_write_json(self.out / f"captions-{test.corpus}.json",       # COCO results format
+                                      [{"image_id": k, "caption": v} for k, v in hyps.items()])
             atomic_write_json(cache, {"key": key, "rows": rows})
         scored = [r for r in rows if r["status"] == "scored"]
         md = write_table(scored, self.out / "results", group_key="protocol")["markdown"] if scored else ""

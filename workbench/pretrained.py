@@ -172,13 +172,16 @@ def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="Caption a folder of images with a saved workbench captioner.")
     ap.add_argument("model", help="folder written by save_pretrained")
     ap.add_argument("images", help="folder of .jpg/.png images")
-    ap.add_argument("--out", default=None, help="write {file: caption} JSON here (default: print)")
+    ap.add_argument("--out", default=None, help="write the captions here in the COCO results format, "
+                                                "[{image_id, file_name, caption}] (default: print)")
     ap.add_argument("--beam", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=64)
     args = ap.parse_args(argv)
     caps = caption_folder(args.model, args.images, args.beam, args.batch_size)
     if args.out:
-        atomic_write_json(args.out, caps)
+        from .data import _coco_id
+        atomic_write_json(args.out, [{"image_id": _coco_id(name), "file_name": name, "caption": cap}
+                                     for name, cap in caps.items()])
         print(f"{len(caps)} captions -> {args.out}")
     else:
         for name, cap in caps.items():
