@@ -23,7 +23,7 @@ from PIL import Image
 
 from .captions import (COLOUR_WORDS, COUNT_WORDS, PATTERN_WORDS, PLACE_WORDS, RELATION_WORDS, SCENE_WORDS,
                        SHAPE_WORDS, SIZE_WORDS, VAGUE_COUNT_WORDS, _plural)
-from .render import RGB, _draw_mask, _pattern, background
+from .render import RGB, _draw_mask, _pattern, background, draw_details
 from .world import COLOURS, SIZES, Group, _place
 
 SKETCH_BACKGROUND = (128, 128, 128)
@@ -120,6 +120,7 @@ def render_sketch(objects, size: int = 64, place: Optional[str] = None) -> np.nd
         m = np.asarray(mask.crop(box), np.float32)[..., None] / 255.0
         paint = np.array(RGB[obj.colour], np.float32) * _pattern(obj.pattern, side, obj, box)[..., None]
         canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] * (1 - m) + paint * m
+        draw_details(canvas, obj, side)
     img = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
     return np.asarray(img.resize((size, size), Image.BOX), dtype=np.uint8)
 

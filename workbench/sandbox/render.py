@@ -70,7 +70,54 @@ PARTS = {
              + [(-math.sin(t) * 0.55, math.cos(t) * 0.85) for t in np.linspace(0, math.pi, 12)],
              _rect(-0.04, 0.8, 0.04, 1.0)],
 }
-HOLES = {"bus": [_rect(x, -0.45, x + 0.3, -0.1) for x in (-0.85, -0.45, -0.05, 0.35)]}
+HOLES: dict = {}
+# Parts in fixed tones drawn over the body (wheels, windows, eyes, trunks, stems): what tells a thing apart at 8 px
+# patches is as much its inner structure as its outline.
+DARK, GLASS, WOOD, LEAF, LIGHT = (30, 30, 35), (190, 220, 240), (110, 70, 40), (50, 140, 50), (245, 240, 200)
+DETAILS = {
+    "cat": [(DARK, _ell(0.42, -0.33, 0.06, 0.08)), (DARK, _ell(0.62, -0.33, 0.06, 0.08)), (DARK, _ell(0.55, -0.17, 0.07, 0.05))],
+    "dog": [(DARK, _ell(1.05, -0.22, 0.09, 0.08)), (DARK, _ell(0.62, -0.38, 0.06, 0.06)), (DARK, _ell(0.45, -0.12, 0.1, 0.24))],
+    "bird": [(DARK, _ell(0.55, -0.33, 0.07, 0.07)), ((235, 150, 30), [(0.7, -0.4), (1.0, -0.25), (0.7, -0.15)])],
+    "fish": [(DARK, _ell(0.5, -0.08, 0.08, 0.08)), (LIGHT, _ell(0.05, 0.05, 0.08, 0.3))],
+    "car": [(DARK, _ell(-0.55, 0.5, 0.24, 0.24)), (DARK, _ell(0.55, 0.5, 0.24, 0.24)),
+            (GLASS, [(-0.38, -0.1), (-0.24, -0.42), (0.3, -0.42), (0.46, -0.1)])],
+    "bus": [(DARK, _ell(-0.6, 0.5, 0.2, 0.2)), (DARK, _ell(0.6, 0.5, 0.2, 0.2))]
+           + [(GLASS, _rect(x, -0.45, x + 0.3, -0.1)) for x in (-0.85, -0.45, -0.05, 0.35)],
+    "boat": [(LIGHT, [(0.1, -0.9), (0.1, 0.15), (0.75, 0.15)]), (LIGHT, [(-0.1, -0.7), (-0.1, 0.15), (-0.6, 0.15)]),
+             (DARK, _rect(-0.05, -0.95, 0.05, 0.25))],
+    "plane": [(GLASS, _rect(x, -0.07, x + 0.12, 0.05)) for x in (-0.5, -0.25, 0.0, 0.25, 0.5)],
+    "chair": [(WOOD, _rect(-0.5, 0.18, -0.36, 0.9)), (WOOD, _rect(0.36, 0.18, 0.5, 0.9))],
+    "table": [(WOOD, _rect(-0.88, -0.12, -0.7, 0.8)), (WOOD, _rect(0.7, -0.12, 0.88, 0.8))],
+    "lamp": [(LIGHT, _ell(0.0, -0.25, 0.3, 0.1)), (DARK, _rect(-0.07, -0.3, 0.07, 0.72)), (DARK, _ell(0.0, 0.8, 0.48, 0.15))],
+    "bed": [(LIGHT, _rect(-0.8, 0.0, 0.85, 0.15)), (LIGHT, _ell(-0.55, -0.08, 0.22, 0.13)), (WOOD, _rect(-1.0, -0.6, -0.8, 0.75))],
+    "tree": [(WOOD, _rect(-0.13, 0.3, 0.13, 1.0))],
+    "flower": [(LEAF, _rect(-0.05, 0.0, 0.05, 1.0)), (LEAF, _ell(0.2, 0.5, 0.2, 0.08)), ((240, 220, 60), _ell(0.0, -0.35, 0.15, 0.15))],
+    "cactus": [(WOOD, [(-0.35, 0.6), (0.35, 0.6), (0.28, 1.0), (-0.28, 1.0)])]
+              + [(DARK, _ell(x, y, 0.04, 0.04)) for x, y in ((0.0, -0.6), (0.0, -0.2), (0.0, 0.2), (-0.55, -0.2), (0.53, -0.5))],
+    "leaf": [(DARK, _rect(-0.03, -0.8, 0.03, 1.0))],
+}
+
+
+def _placer(obj: SceneObject, side: int):
+    cx, cy, r = obj.x * side, obj.y * side, obj.radius * side
+    a = math.radians(obj.rotation)
+    ca, sa = math.cos(a), math.sin(a)
+    return lambda poly: [(cx + r * (x * ca - y * sa), cy + r * (x * sa + y * ca)) for x, y in poly]
+
+
+def draw_details(canvas: np.ndarray, obj: SceneObject, side: int) -> np.ndarray:
+    """Paint ``obj``'s fixed-tone parts (``DETAILS``) onto a float [side, side, 3] canvas, in place."""
+    place = _placer(obj, side)
+    for tone, poly in DETAILS.get(obj.shape, []):
+        m = Image.new("L", (side, side), 0)
+        ImageDraw.Draw(m).polygon(place(poly), fill=255)
+        box = m.getbbox()
+        if box is None:
+            continue
+        x0, y0, x1, y1 = box
+        a = np.asarray(m.crop(box), np.float32)[..., None] / 255.0
+        canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] * (1 - a) + np.array(tone, np.float32) * a
+    return canvas
 
 
 def _draw_mask(obj: SceneObject, side: int) -> Image.Image:
@@ -169,6 +216,7 @@ def render_scene(scene: Scene, cfg: WorldConfig) -> np.ndarray:
         m = np.asarray(mask.crop(box), np.float32)[..., None] / 255.0
         paint = colour * _pattern(obj.pattern, side, obj, box)[..., None]
         canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] * (1 - m) + paint * m
+        draw_details(canvas, obj, side)
     canvas = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
     img = np.asarray(canvas.resize((cfg.image_size, cfg.image_size), Image.BOX), dtype=np.float32)
     # lighting: a linear brightness gradient in a random direction, and a global gain

@@ -56,7 +56,7 @@ MAX_COUNT = 3       # objects in one group
 N_GROUPS_P = (0.15, 0.35, 0.30, 0.20)     # P(1, 2, 3, 4 groups)
 COUNT_P = (0.72, 0.18, 0.10)              # P(1, 2, 3 objects in a group)
 PATTERN_P = (0.6, 0.2, 0.2)               # P(plain, striped, spotted)
-WORLD_VERSION = 4   # bump when scene sampling changes, so caches keyed on it are rebuilt
+WORLD_VERSION = 5   # bump when scene sampling changes, so caches keyed on it are rebuilt
 
 
 @dataclass(frozen=True)
