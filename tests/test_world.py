@@ -5,17 +5,15 @@ import pytest
 from workbench.config import WorldConfig
 from workbench.sandbox import (ALL_TEMPLATES, BACKGROUNDS, COLOURS, HELD_OUT_PAIRS, RELATIONS, SHAPES, SIZES,
                                make_scene, make_split, reference_captions, render_scene)
-from workbench.sandbox.captions import _SHAPE_FORMS, _SHAPE_RE, PLACE_WORDS, SHAPE_WORDS
-from workbench.sandbox.world import SUPERCATEGORY
+from workbench.sandbox.captions import COLOUR_WORDS, SHAPE_WORDS
 
 CFG = WorldConfig.preset("sandbox")
 
 
 def test_vocabulary_sizes():
-    assert len(SHAPES) == 16 and len(COLOURS) >= 8 and len(SIZES) == 2 and len(BACKGROUNDS) >= 5
+    assert len(SHAPES) >= 8 and len(COLOURS) >= 8 and len(SIZES) == 2 and len(BACKGROUNDS) >= 4
     assert set(RELATIONS) == {"left of", "right of", "above", "below", "next to"}
     assert len(set(ALL_TEMPLATES)) >= 40
-    assert set(SUPERCATEGORY) == set(SHAPES) and set(SHAPE_WORDS) == set(SHAPES)
 
 
 def test_same_seed_same_scene_and_image():
@@ -36,18 +34,15 @@ def test_splits_are_disjoint_by_scene():
 
 
 def test_object_counts_and_counting_phrases():
-    scenes = make_split(CFG, "train", 400)
+    scenes = make_split(CFG, "train", 300)
     counts = {s.n_objects for s in scenes}
-    assert counts == set(range(1, CFG.max_objects + 1))
-    assert {len(s.groups) for s in scenes} == {1, 2, 3, 4}
+    assert counts == {1, 2, 3, 4}
     for s in scenes:
         assert sum(g.count for g in s.groups) == s.n_objects
-        assert all(1 <= g.count <= 3 for g in s.groups)
     multi = [s for s in scenes if any(g.count >= 2 for g in s.groups)]
     assert multi, "some scenes hold several objects of one kind"
     caps = " ".join(c for s in multi for c in reference_captions(s))
-    assert any(w in caps for w in ("two ", "three ", "a pair of "))
-    assert any(w in caps for w in ("some ", "a few ", "several "))      # vague counts too
+    assert any(w in caps for w in ("two ", "three ", "four ", "a pair of "))
 
 
 def test_held_out_pairs_only_in_unseen_split():
@@ -55,10 +50,8 @@ def test_held_out_pairs_only_in_unseen_split():
         assert not any(s.pairs() & HELD_OUT_PAIRS for s in make_split(CFG, split, 300))
     unseen = make_split(CFG, "test_unseen", 100)
     assert all(s.pairs() & HELD_OUT_PAIRS for s in unseen)
-    assert len(HELD_OUT_PAIRS) == len(SHAPES)             # one per category ...
-    assert {sh for _, sh in HELD_OUT_PAIRS} == set(SHAPES)
-    per_colour = {c: sum(c == k for k, _ in HELD_OUT_PAIRS) for c in COLOURS}
-    assert set(per_colour.values()) == {2}                 # ... and two per colour
+    assert len(HELD_OUT_PAIRS) == len(COLOURS)            # one per colour ...
+    assert {sh for _, sh in HELD_OUT_PAIRS} == set(SHAPES)  # ... and one per shape
 
 
 def test_relations_hold_geometrically():
@@ -82,47 +75,30 @@ def test_relations_hold_geometrically():
             assert abs(ax - bx) > abs(ay - by) * 0.3
 
 
-def _names(caption: str, g) -> bool:
-    return any(_SHAPE_FORMS[m.group(1)][0] == g.shape for m in _SHAPE_RE.finditer(caption))
-
-
-def test_five_distinct_references_that_each_say_part_of_the_scene():
-    main_named, distractor_named, n_main, n_distractor, complete = 0, 0, 0, 0, 0
-    for s in make_split(CFG, "val", 300):
+def test_five_distinct_references_that_name_the_objects():
+    minor_omitted = 0
+    for s in make_split(CFG, "val", 200):
         caps = reference_captions(s)
         assert len(caps) == 5 and len(set(caps)) == 5
         for c in caps:
-            assert any(_names(c, g) for g in s.groups), c          # every reference names a thing in the scene
-            n_main += 1
-            main_named += _names(c, s.groups[0])
-            for g in s.groups[2:]:
-                n_distractor += 1
-                distractor_named += _names(c, g)
-            complete += all(_names(c, g) for g in s.groups)
-    assert main_named / n_main > 0.8                                # the main object nearly always ...
-    assert 0.1 < distractor_named / n_distractor < 0.5              # ... distractors rarely
-    assert complete / n_main < 0.6                                  # most references leave something out
+            main = s.groups[:2]
+            for g in main:
+                assert any(w in c for w in COLOUR_WORDS[g.colour]), (c, g)
+                assert any(w in c for w in SHAPE_WORDS[g.shape]), (c, g)
+        if len(s.groups) == 3:
+            g = s.groups[2]
+            minor_omitted += sum(not any(w in c for w in SHAPE_WORDS[g.shape]) or
+                                 not any(w in c for w in COLOUR_WORDS[g.colour]) for c in caps)
+    assert minor_omitted > 0, "some references leave out the minor object"
 
 
 def test_references_vary_like_annotators():
     caps = [c for s in make_split(CFG, "val", 100) for c in reference_captions(s)]
     joined = " ".join(caps)
-    for synonym in ("kitten", "big", "beside", "airplane", "violet"):
+    for synonym in ("disc", "big", "beside", "rhombus"):
         assert synonym in joined
-    with_place = sum(any(w in c for ws in PLACE_WORDS.values() for w in ws) for c in caps)
-    assert 0.2 < with_place / len(caps) < 0.8
-
-
-def test_caption_world_is_calibrated_on_a_sample():
-    """Annotator agreement within the sandbox's bounds (60-140 CIDEr; MSCOCO 93.6) on 200 test scenes."""
-    from workbench.caption_stats import BOUNDS, caption_world
-    test = make_split(CFG, "test", 200)
-    refs = {s.scene_id: reference_captions(s) for s in test}
-    memory = [reference_captions(s)[0] for s in make_split(CFG, "train", 800)]
-    stats = caption_world(refs, memory)
-    lo, hi = BOUNDS["agreement_cider"]
-    assert lo <= stats["agreement_cider"] <= hi, stats
-    assert stats["text_retrieval_share"] < 0.8 and stats["verbatim_share"] < 0.05, stats
+    with_bg = sum("background" in c or "backdrop" in c for c in caps)
+    assert 0.05 < with_bg / len(caps) < 0.8
 
 
 def test_bad_arguments_name_the_problem():

@@ -1,21 +1,17 @@
-"""The sandbox scene world: seeded procedural scenes of things in places, and their deterministic splits.
+"""The sandbox scene world: seeded procedural scenes and their deterministic splits.
 
-A scene is a *place* (park, beach, street, room, snowfield) holding 1-4 *groups* of things: a group is
-1-3 objects of one category, colour, size and pattern ("two small striped red cats"). The 16 categories
-are drawn procedurally (animals, vehicles, furniture, plants); objects can be plain, striped or spotted.
-The first two groups stand in a spatial relation (left of, right of, above, below, next to); later groups
-are *distractors* anywhere in the picture. As in a photograph, a scene holds more than any one caption
-says: each of its five references (``captions.py``) mentions a different subset of what is there.
+A scene holds 1-4 objects arranged in 1-3 *groups* (same shape, colour and size; a group of two
+red circles is counted "two red circles"). With two or more groups the first two stand in a spatial
+relation (left of, right of, above, below, next to); a third group is a *minor* object some captions
+leave out. Every scene is a pure function of ``(world seed, split, index)``.
 
-Objects are centred on the cells of an 8x8 layout grid, aligned with the sandbox CLIP's 8x8 patch grid:
-a ViT trained from scratch on a few minutes of CPU cannot learn shapes whose pixels fall at arbitrary
-sub-patch offsets, while on the layout grid it learns them. Rotations, sizes, colours and textures vary.
+Objects are centred on the cells of an 8x8 layout grid, aligned with the sandbox CLIP's 8x8 patch
+grid: a ViT trained from scratch on a few minutes of CPU cannot learn shapes whose pixels fall at
+arbitrary sub-patch offsets (a supervised probe stays near 40 % shape accuracy), while on the layout
+grid it learns them quickly. Rotations, sizes, colours and textures still vary.
 
-Compositional generalisation: ``HELD_OUT_PAIRS`` (one colour per category, two categories per colour)
+Compositional generalisation: ``HELD_OUT_PAIRS`` (one colour-shape pair per colour and per shape)
 never appear in train, val or test; ``test_unseen`` scenes each contain at least one of them.
-
-``Group.shape`` / ``SceneObject.shape`` hold the object's *category* (``SHAPES`` lists them): the field
-keeps the name every consumer (masks, prompts, probes) reads.
 
     from workbench.config import WorldConfig
     scenes = make_split(WorldConfig.preset("sandbox"), "test")
@@ -30,45 +26,32 @@ import numpy as np
 
 from ..config import WorldConfig, check_choice
 
-CATEGORIES = {
-    "animal": ("cat", "dog", "bird", "fish"),
-    "vehicle": ("car", "bus", "boat", "plane"),
-    "furniture": ("chair", "table", "lamp", "bed"),
-    "plant": ("tree", "flower", "cactus", "leaf"),
-}
-SHAPES = tuple(c for cs in CATEGORIES.values() for c in cs)            # the 16 object categories
-SUPERCATEGORY = {c: sup for sup, cs in CATEGORIES.items() for c in cs}
+SHAPES = ("circle", "square", "triangle", "star", "heart", "cross", "diamond", "crescent")
 COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "white")
 SIZES = ("small", "large")
-PATTERNS = ("plain", "striped", "spotted")
 RELATIONS = ("left of", "right of", "above", "below", "next to")
-BACKGROUNDS = ("park", "beach", "street", "room", "snow")           # the place a scene is in
+BACKGROUNDS = ("plain", "checkered", "striped", "dotted", "wooden")
 SPLITS = ("train", "val", "test", "test_unseen")
 
-# One held-out colour per category, each colour held out with two categories, so every category is still
-# seen with seven colours and every colour with fourteen categories in training text.
-HELD_OUT_PAIRS = frozenset((COLOURS[(3 * i) % len(COLOURS)], s) for i, s in enumerate(SHAPES))
+# One held-out pair per colour and per shape (a Latin diagonal), so every colour and every shape is
+# still seen with seven partners in training text.
+HELD_OUT_PAIRS = frozenset(zip(COLOURS, ("crescent", "circle", "heart", "star", "triangle", "square",
+                                         "cross", "diamond")))
 
-RADIUS = {"small": 0.14, "large": 0.2}    # object radius as a fraction of the image side
+RADIUS = {"small": 0.12, "large": 0.20}   # object radius as a fraction of the image side
 LAYOUT_GRID = 8     # object centres sit on the centres of an 8x8 layout grid (the CLIP patch grid)
-MAX_GROUPS = 4
-MAX_COUNT = 3       # objects in one group
-N_GROUPS_P = (0.15, 0.35, 0.30, 0.20)     # P(1, 2, 3, 4 groups)
-COUNT_P = (0.72, 0.18, 0.10)              # P(1, 2, 3 objects in a group)
-PATTERN_P = (0.6, 0.2, 0.2)               # P(plain, striped, spotted)
-WORLD_VERSION = 5   # bump when scene sampling changes, so caches keyed on it are rebuilt
+WORLD_VERSION = 2   # bump when scene sampling changes, so caches keyed on it are rebuilt
 
 
 @dataclass(frozen=True)
 class SceneObject:
-    shape: str        # category
+    shape: str
     colour: str
     size: str
     x: float          # centre, fraction of width (0 = left)
     y: float          # centre, fraction of height (0 = top)
     rotation: float   # degrees
     group: int        # index into Scene.groups
-    pattern: str = "plain"
 
     @property
     def radius(self) -> float:
@@ -77,20 +60,19 @@ class SceneObject:
 
 @dataclass(frozen=True)
 class Group:
-    shape: str        # category
+    shape: str
     colour: str
     size: str
     count: int
-    pattern: str = "plain"
 
 
 @dataclass(frozen=True)
 class Scene:
     scene_id: str
     split: str
-    groups: tuple             # tuple[Group]; groups[0] and groups[1] are related, later ones distractors
+    groups: tuple             # tuple[Group]
     objects: tuple            # tuple[SceneObject]
-    background: str           # the place (BACKGROUNDS)
+    background: str
     relation: Optional[str]   # relation of groups[0] to groups[1], or None with a single group
     render_seed: int
 
@@ -99,7 +81,7 @@ class Scene:
         return len(self.objects)
 
     def pairs(self) -> set:
-        """The (colour, category) pairs present."""
+        """The (colour, shape) pairs present."""
         return {(g.colour, g.shape) for g in self.groups}
 
     def fingerprint(self) -> str:
@@ -113,41 +95,26 @@ def _rng(seed: int, split: str, index: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, SPLITS.index(split), index]))
 
 
-def _counts(rng, n_objects: Optional[int], max_objects: int) -> list:
-    """Object counts of the groups: forced total ``n_objects`` or sampled (total <= ``max_objects``)."""
-    while True:
-        if n_objects is None:
-            n_groups = int(rng.choice(MAX_GROUPS, p=N_GROUPS_P)) + 1
-            counts = [int(rng.choice(MAX_COUNT, p=COUNT_P)) + 1 for _ in range(n_groups)]
-            if sum(counts) <= max_objects:
-                return counts
-        else:
-            lo = -(-n_objects // MAX_COUNT)
-            n_groups = int(rng.integers(lo, min(MAX_GROUPS, n_objects) + 1))
-            cuts = sorted(rng.choice(np.arange(1, n_objects), size=n_groups - 1, replace=False)) if n_groups > 1 else []
-            counts = np.diff([0, *cuts, n_objects]).tolist()
-            if max(counts) <= MAX_COUNT:
-                return [int(c) for c in counts]
-
-
-def _sample_groups(rng, counts: list, split: str) -> list:
+def _sample_groups(rng, n_objects: int, split: str) -> list:
+    n_groups = int(rng.integers(1, min(3, n_objects) + 1))
+    # split n_objects into n_groups positive counts
+    cuts = sorted(rng.choice(np.arange(1, n_objects), size=n_groups - 1, replace=False)) if n_groups > 1 else []
+    counts = np.diff([0, *cuts, n_objects]).tolist()
     groups, used = [], set()
-    for gi, count in enumerate(counts):
+    for count in counts:
         for _ in range(100):
             pair = (COLOURS[rng.integers(len(COLOURS))], SHAPES[rng.integers(len(SHAPES))])
             if pair not in used and (split == "test_unseen" or pair not in HELD_OUT_PAIRS):
                 break
         used.add(pair)
-        p_large = 0.65 if gi == 0 else (0.5 if gi == 1 else 0.25)      # distractors tend to be small
-        size = "large" if rng.random() < p_large else "small"
-        pattern = PATTERNS[int(rng.choice(len(PATTERNS), p=PATTERN_P))]
-        groups.append(Group(shape=pair[1], colour=pair[0], size=size, count=int(count), pattern=pattern))
+        groups.append(Group(shape=pair[1], colour=pair[0], size=SIZES[rng.integers(2)], count=int(count)))
     if split == "test_unseen" and not any((g.colour, g.shape) in HELD_OUT_PAIRS for g in groups):
-        k = int(rng.integers(min(2, len(groups))))          # a held-out pair among the main groups
+        k = int(rng.integers(len(groups)))
         held = sorted(HELD_OUT_PAIRS - {(g.colour, g.shape) for g in groups})
         colour, shape = held[rng.integers(len(held))]
-        g = groups[k]
-        groups[k] = Group(shape=shape, colour=colour, size=g.size, count=g.count, pattern=g.pattern)
+        groups[k] = Group(shape=shape, colour=colour, size=groups[k].size, count=groups[k].count)
+    if len(groups) == 3:   # the minor (third) group is a single small object
+        groups[2] = Group(groups[2].shape, groups[2].colour, "small", 1)
     return groups
 
 
@@ -175,7 +142,6 @@ def _cells(lo: float, hi: float, r: float) -> np.ndarray:
 
 
 def _place(rng, groups, relation, max_rot) -> Optional[list]:
-    """Objects of ``groups`` on the layout grid, groups 0 and 1 realising ``relation``; None if they do not fit."""
     regions = _regions(relation, rng)
     objects = []
     for gi, g in enumerate(groups):
@@ -187,29 +153,24 @@ def _place(rng, groups, relation, max_rot) -> Optional[list]:
         for _ in range(g.count):
             for _attempt in range(60):
                 x, y = float(xs[rng.integers(len(xs))]), float(ys[rng.integers(len(ys))])
-                if all((x - o.x) ** 2 + (y - o.y) ** 2 > (r + o.radius + 0.01) ** 2 for o in objects):
+                if all((x - o.x) ** 2 + (y - o.y) ** 2 > (r + o.radius + 0.02) ** 2 for o in objects):
                     break
             else:
                 return None
             objects.append(SceneObject(g.shape, g.colour, g.size, x, y,
-                                       round(float(rng.uniform(-max_rot, max_rot)), 2), gi,
-                                       getattr(g, "pattern", "plain")))
+                                       round(float(rng.uniform(-max_rot, max_rot)), 2), gi))
     return objects
 
 
 def make_scene(cfg: WorldConfig, split: str, index: int, n_objects: Optional[int] = None) -> Scene:
-    """Scene ``index`` of ``split``; ``n_objects`` forces the object count (else sampled, at most
-    ``cfg.max_objects``)."""
+    """Scene ``index`` of ``split``; ``n_objects`` forces the object count (else 1-4 uniformly)."""
     check_choice("split", split, SPLITS)
-    if n_objects is not None and not 1 <= n_objects <= cfg.max_objects:
-        raise ValueError(f"n_objects={n_objects!r} must be between 1 and max_objects={cfg.max_objects} "
-                         f"(or None for random).")
+    if n_objects is not None and not 1 <= n_objects <= 4:
+        raise ValueError(f"n_objects={n_objects!r} must be between 1 and 4 (or None for random).")
     rng = _rng(cfg.seed, split, index if n_objects is None else 1_000_000 * n_objects + index)
-    while True:  # rejection: resample until the objects fit
-        counts = _counts(rng, n_objects, cfg.max_objects)
-        if n_objects is None and sum(counts) < cfg.min_objects:
-            continue
-        groups = _sample_groups(rng, counts, split)
+    while True:  # rejection: resample until the objects fit (rare)
+        n = n_objects or int(rng.integers(cfg.min_objects, cfg.max_objects + 1))
+        groups = _sample_groups(rng, n, split)
         relation = RELATIONS[rng.integers(len(RELATIONS))] if len(groups) >= 2 else None
         objects = _place(rng, groups, relation, cfg.max_rotation_deg)
         if objects is not None:
