@@ -60,7 +60,50 @@ def _resolve_pretrained(cfg: ClipConfig) -> Optional[str]:
                "check the path, or set WORKBENCH_CLIP_CHECKPOINT to the checkpoint file")
         raise WeightsUnavailableError(
             f"pretrained={p!r} for model {cfg.model_name!r} is not a file (looked at {path}); {fix}.")
+    problem = checkpoint_architecture(path, cfg.model_name)
+    if problem:
+        raise WeightsUnavailableError(f"{problem}; point pretrained (--clip-pretrained) at a {cfg.model_name} "
+                                      f"checkpoint, or pick the model that matches it.")
     return str(path)
+
+
+def _tensor_shapes(path: Path) -> Optional[dict]:
+    """``{name: shape}`` of a local state-dict file (safetensors, or a torch pickle with or without a
+    ``state_dict`` key); None when the file is not a plain state dict (a TorchScript archive, say)."""
+    if str(path).endswith(".safetensors"):
+        from safetensors import safe_open
+        with safe_open(str(path), framework="pt") as f:
+            return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+    except Exception:                              # noqa: BLE001 - anything else is open_clip's to read
+        return None
+    state = state.get("state_dict", state) if isinstance(state, dict) else None
+    if not isinstance(state, dict):
+        return None
+    return {k[len("module."):] if k.startswith("module.") else k: tuple(v.shape) for k, v in state.items()
+            if hasattr(v, "shape")}
+
+
+def checkpoint_architecture(path, model_name: str) -> Optional[str]:
+    """None when the local checkpoint's tensors fit open_clip's ``model_name``; else one sentence naming the
+    mismatch ("x.pt is not a ViT-B-32 checkpoint: visual.conv1.weight has shape ..., ViT-B-32 has ...")."""
+    mc = open_clip.get_model_config(model_name)
+    shapes = _tensor_shapes(Path(path))
+    if mc is None or shapes is None or "vision_cfg" not in mc:
+        return None
+    vis, txt = mc["vision_cfg"], mc["text_cfg"]
+    patch = vis.get("patch_size", 0)
+    expected = {"visual.conv1.weight": (vis["width"], 3, patch, patch),
+                "text_projection": (txt["width"], mc["embed_dim"]),
+                "positional_embedding": (txt.get("context_length", 77), txt["width"])}
+    for name, want in expected.items():
+        got = shapes.get(name)
+        if got is None:
+            return f"{path} is not a {model_name} checkpoint: it has no tensor {name!r}"
+        if tuple(got) != want:
+            return f"{path} is not a {model_name} checkpoint: {name} has shape {tuple(got)}, {model_name} has {want}"
+    return None
 
 
 def _missing_weights_message(cfg: ClipConfig, err: Exception) -> str:

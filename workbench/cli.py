@@ -102,7 +102,7 @@ def main(argv=None) -> None:
     except ERRORS as e:
         if debug or os.environ.get("WORKBENCH_DEBUG"):
             raise
-        msg = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        msg = str(e).strip() or type(e).__name__           # one line, or the pre-flight's list of problems
         print(f"workbench {name}: error: {msg}  (--debug shows the traceback)", file=sys.stderr)
         sys.exit(2)
     finally:

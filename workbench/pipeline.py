@@ -20,8 +20,7 @@ import time
 from dataclasses import asdict, replace
 
 from .config import carryover as R
-from .config import (CaptionerConfig, ClipConfig, ConceptConfig, FeatureConfig, PCMConfig, PipelineConfig,
-                     ProtocolConfig, SynthesisConfig, TrainConfig)
+from .config import ClipConfig, PipelineConfig, ProtocolConfig
 from .paths import atomic_write_json, repo_path, stable_hash
 
 
@@ -33,7 +32,7 @@ class Pipeline:
         self.cfg, self.clip, self.pipe, self.progress = cfg, clip, pipe, progress
         self.out = repo_path(cfg.out_dir)
         self.state = {"config": json.loads(json.dumps(asdict(cfg), default=str)), "stages": []}
-        self.feat = replace(FeatureConfig.preset(cfg.stages), root=str(self.out / "features"))
+        self.feat = replace(cfg.stage("features"), root=str(self.out / "features"))
         self.main, self.ps = True, None
 
     # ------------------------------------------------------------------ bookkeeping
@@ -45,14 +44,14 @@ class Pipeline:
         print(f"[{stage}] " + ", ".join(f"{k}={v}" for k, v in info.items() if not isinstance(v, (dict, list))))
 
     def clip_config(self) -> ClipConfig:
-        base = ClipConfig.preset(self.cfg.stages)
+        base = self.cfg.stage("clip")
         return replace(base, pretrained=self.cfg.clip_pretrained) if self.cfg.clip_pretrained else base
 
-    def synthesis_config(self) -> SynthesisConfig:
+    def synthesis_config(self):
         over = {"out_dir": str(self.out / "synthetic")}
         if self.cfg.synthesis_model:
             over["model_id"] = self.cfg.synthesis_model
-        return SynthesisConfig.preset(self.cfg.stages, **over)
+        return replace(self.cfg.stage("synthesis"), **over)
 
     # ------------------------------------------------------------------ stages
     def data(self) -> tuple:
@@ -94,9 +93,9 @@ class Pipeline:
         from .concepts import build_concept_bank
         from .vocab import Vocabulary
         t0 = time.time()
-        bank = build_concept_bank(caps, self.clip, ConceptConfig.preset(self.cfg.stages))
+        bank = build_concept_bank(caps, self.clip, self.cfg.stage("concepts"))
         vocab = Vocabulary.build(caps, min_count=self.cfg.vocab_min_count,
-                                 max_length=CaptionerConfig.preset(self.cfg.stages).max_length)
+                                 max_length=self.cfg.stage("captioner").max_length)
         if self.main:
             vocab.save(self.out / "vocab.json")
         self._done("concepts+vocabulary", t0, concepts=len(bank), words=len(vocab))
@@ -141,8 +140,8 @@ class Pipeline:
                           SyntheticImages(self.out / "synthetic", records), cos, self.clip.temperature, identity,
                           self.clip)
 
-    def train_config(self) -> TrainConfig:
-        return TrainConfig.preset(self.cfg.stages, seed=self.cfg.seed, run_dir=str(self.out / "runs"))
+    def train_config(self):
+        return replace(self.cfg.stage("train"), seed=self.cfg.seed, run_dir=str(self.out / "runs"))
 
     def train(self, exp):
         """PCM-Net (the registered method, the stages' presets) on ``exp``, checkpoint picked on val."""
@@ -150,7 +149,7 @@ class Pipeline:
         from .training import train_captioner
         t0, c = time.time(), self.cfg
         method = get("pcm-net", c.stages)
-        model = method.build(exp, CaptionerConfig.preset(c.stages), PCMConfig.preset(c.stages), c.seed)
+        model = method.build(exp, c.stage("captioner"), c.stage("pcm"), c.seed)
         self.tcfg = method.train_config(self.train_config())
         val = exp.evals["val"][0]
         hist = train_captioner(model, exp.vocab, method.train_set(exp), val, self.tcfg, f"pcm-net-s{c.seed}",
@@ -201,6 +200,17 @@ class Pipeline:
         print(md)
         return rows
 
+    def preflight(self):
+        """``preflight.check`` on this run's processes; every problem at once as a ValueError before any stage."""
+        from .preflight import check
+        rep = check(self.cfg, processes=self._state().num_processes)
+        self.state["preflight"] = {"errors": rep.errors, "warnings": rep.warnings, "facts": rep.facts}
+        if not rep.ok:
+            raise ValueError(rep.text())
+        if rep.warnings and self.main:
+            print(rep.text())
+        return rep
+
     def _state(self):
         """accelerate's process state (CPU processes: gloo); ``self.main`` on the main process."""
         if getattr(self, "ps", None) is None:
@@ -215,6 +225,7 @@ class Pipeline:
         shards, training its batches (data-parallel); the concept, vocabulary and val caches are built on the main
         process first and the others read them;
         saving and evaluation run on the main process only (the others return [])."""
+        self.preflight()
         exp = self.prepare()
         model = self.train(exp)
         if not self.main:
@@ -251,25 +262,74 @@ def counts_markdown(rows: list) -> str:
     return "\n".join(lines)
 
 
-def main(argv=None) -> None:
+# flag -> (stage.field or PipelineConfig field): the settings a researcher changes; --set reaches the rest.
+STAGE_FLAGS = {"min_count": "concepts.min_count", "epochs": "train.epochs", "batch_size": "train.batch_size",
+               "warmup": "train.warmup_steps", "lr": "train.lr", "steps": "synthesis.steps",
+               "guidance": "synthesis.guidance", "synthesis_batch": "synthesis.batch_size"}
+PIPELINE_FLAGS = ("train_captions", "n_train", "n_val", "max_test_images", "clip_pretrained", "synthesis_model",
+                  "beam", "seed")
+
+
+def config_from_args(args) -> PipelineConfig:
+    """The run's config: the profile's layout, the flags, then ``--set STAGE.FIELD=VALUE`` (validated)."""
+    from .config.pipeline import parse_set
+    over = {k: getattr(args, k) for k in PIPELINE_FLAGS if getattr(args, k) is not None}
+    if args.out is not None:
+        over["out_dir"] = args.out
+    sets = [(key, getattr(args, flag)) for flag, key in STAGE_FLAGS.items() if getattr(args, flag) is not None]
+    if args.resolution is not None:
+        sets += [("synthesis.height", args.resolution), ("synthesis.width", args.resolution)]
+    sets += [parse_set(item) for item in args.set or []]
+    return PipelineConfig.for_corpora(args.profile, args.train, tuple(args.test), overrides=tuple(sets), **over)
+
+
+def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description="Caption corpus -> synthetic images -> PCM-Net -> in/cross-domain tables.")
     ap.add_argument("--profile", default="paper_b32", choices=("sandbox", "paper_b32", "paper_l14", "tiny"))
     ap.add_argument("--train", default="mscoco", choices=("mscoco", "flickr30k"), help="the training text's corpus")
     ap.add_argument("--test", nargs="+", default=["mscoco", "flickr30k"], help="test sets (Karpathy test splits)")
     ap.add_argument("--train-captions", default=None, help="override the training text (any caption corpus file)")
     ap.add_argument("--n-train", type=int, default=None, help="first N training captions (default: all)")
+    ap.add_argument("--n-val", type=int, default=None, help="val images that pick the checkpoint (default 500)")
     ap.add_argument("--max-test-images", type=int, default=None)
     ap.add_argument("--clip-pretrained", default=None, help="local open_clip checkpoint (default: the preset's)")
     ap.add_argument("--synthesis-model", default=None, help="local diffusers pipeline folder (default: the preset's)")
     ap.add_argument("--out", default=None, help="output folder (default runs/pipeline/<profile>-<train>)")
-    args = ap.parse_args(argv)
+    ap.add_argument("--min-count", type=int, default=None, help="concept bank: nouns seen at least this often")
+    ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=None, help="training batch per process")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up steps of the learning rate")
+    ap.add_argument("--lr", type=float, default=None)
+    ap.add_argument("--steps", type=int, default=None, help="synthesis: denoising steps")
+    ap.add_argument("--guidance", type=float, default=None, help="synthesis: classifier-free guidance scale")
+    ap.add_argument("--resolution", type=int, default=None, help="synthesis: image side in pixels")
+    ap.add_argument("--synthesis-batch", type=int, default=None, help="synthesis: images per batch")
+    ap.add_argument("--beam", type=int, default=None)
+    ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--set", action="append", metavar="STAGE.FIELD=VALUE",
+                    help="any other stage setting, e.g. --set pcm.k=3 (stages: synthesis, train, concepts, "
+                         "captioner, pcm, features, clip); repeatable; recorded in pipeline.json")
+    ap.add_argument("--check", action="store_true", help="only the pre-flight check: list every problem, exit 1 on any")
+    return ap
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     if args.profile == "sandbox":                 # the sandbox study: the same stages on the procedural world
+        given = [f"--{k.replace('_', '-')}" for k in (*PIPELINE_FLAGS, "out", *STAGE_FLAGS, "resolution", "set",
+                                                      "check") if getattr(args, k) not in (None, False)]
+        if given:
+            raise ValueError(f"--profile sandbox runs the sandbox study (`workbench ablation`), which takes no "
+                             f"{', '.join(given)}; use `workbench ablation --help` for its options, or a paper profile.")
         from . import ablation
         return ablation.main(["--preset", "sandbox"])
-    over = {k: v for k, v in (("train_captions", args.train_captions), ("n_train", args.n_train),
-                              ("max_test_images", args.max_test_images), ("clip_pretrained", args.clip_pretrained),
-                              ("synthesis_model", args.synthesis_model), ("out_dir", args.out)) if v is not None}
-    Pipeline(PipelineConfig.for_corpora(args.profile, args.train, tuple(args.test), **over)).run()
+    cfg = config_from_args(args)
+    if args.check:
+        from .preflight import check
+        rep = check(cfg)
+        print(rep.text() if rep.errors or rep.warnings else "pre-flight: no problem found")
+        raise SystemExit(0 if rep.ok else 1)
+    Pipeline(cfg).run()
 
 
 if __name__ == "__main__":

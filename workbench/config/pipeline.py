@@ -30,6 +30,48 @@ CORPUS_LAYOUT = {
 }
 
 
+# The stage configs a pipeline run can override, by the name ``--set STAGE.FIELD=VALUE`` uses.
+STAGE_CONFIGS = {"synthesis": "SynthesisConfig", "train": "TrainConfig", "concepts": "ConceptConfig",
+                 "captioner": "CaptionerConfig", "pcm": "PCMConfig", "features": "FeatureConfig", "clip": "ClipConfig"}
+
+
+def _stage_class(name: str):
+    from . import captioning, generation, world
+    check_choice("stage", name, tuple(STAGE_CONFIGS))
+    cls_name = STAGE_CONFIGS[name]
+    return next(getattr(m, cls_name) for m in (captioning, generation, world) if hasattr(m, cls_name))
+
+
+def stage_field(key: str) -> tuple:
+    """``"train.epochs"`` -> ``("train", "epochs")``, refusing unknown stages and fields with the choices."""
+    from dataclasses import fields
+    if not isinstance(key, str) or key.count(".") != 1:
+        raise ValueError(f"--set {key!r}: write STAGE.FIELD=VALUE with STAGE one of {sorted(STAGE_CONFIGS)}, "
+                         "e.g. --set train.epochs=3.")
+    stage, name = key.split(".")
+    if stage not in STAGE_CONFIGS:
+        raise ValueError(f"--set {key!r}: unknown stage {stage!r}; choose one of {sorted(STAGE_CONFIGS)}.")
+    known = [f.name for f in fields(_stage_class(stage))]
+    if name not in known:
+        raise ValueError(f"--set {key!r}: {STAGE_CONFIGS[stage]} has no field {name!r}; its fields: {known}.")
+    return stage, name
+
+
+def parse_set(item: str) -> tuple:
+    """``"train.epochs=3"`` -> ``("train.epochs", 3)``: the value parsed as JSON when it is (numbers, true/false,
+    null, lists), else kept as text; the key checked (``stage_field``)."""
+    import json
+    if "=" not in item:
+        raise ValueError(f"--set {item!r}: write STAGE.FIELD=VALUE, e.g. --set concepts.min_count=5.")
+    key, raw = item.split("=", 1)
+    stage_field(key.strip())
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), tuple(value) if isinstance(value, list) else value
+
+
 @dataclass(frozen=True)
 class PipelineConfig(_Preset):
     """data -> synthesis -> features -> concepts -> vocabulary -> training -> in/cross-domain evaluation.
@@ -43,7 +85,8 @@ class PipelineConfig(_Preset):
     stages: str = "paper_b32"
     train_corpus: str = "mscoco"
     train_captions: str = CORPUS_LAYOUT["mscoco"]["text"]
-    train_splits: tuple = ("train", "restval")
+    train_splits: Optional[tuple] = None   # Karpathy splits of the text; None: the file format's default
+                                           # (dataset_*.json: train + restval; lists, COCO json, .txt: all)
     val: ReferenceSetConfig = CORPUS_LAYOUT["mscoco"]["val"]
     test_sets: tuple = (CORPUS_LAYOUT["mscoco"]["test"], CORPUS_LAYOUT["flickr30k"]["test"])
     n_train: Optional[int] = None
@@ -55,6 +98,8 @@ class PipelineConfig(_Preset):
     clip_pretrained: Optional[str] = None
     synthesis_model: Optional[str] = None
     out_dir: str = "runs/pipeline/paper_b32-mscoco"
+    overrides: tuple = ()                  # (("train.epochs", 3), ...): stage-config fields over the presets
+                                           # (``--set`` and the stage flags; see ``STAGE_CONFIGS``)
 
     def __post_init__(self):
         check_choice("stages", self.stages, PRESETS)
@@ -65,7 +110,15 @@ class PipelineConfig(_Preset):
                 check_range(name, getattr(self, name), 1)
         check_range("vocab_min_count", self.vocab_min_count, 1)
         check_range("beam", self.beam, 1)
+        for key, _ in self.overrides:
+            stage_field(key)                                        # refuses an unknown stage or field
 
+    def stage(self, name: str):
+        """The ``stages`` preset of stage ``name`` (``STAGE_CONFIGS``) with this config's overrides applied."""
+        from dataclasses import replace
+        cls = _stage_class(name)
+        values = {stage_field(k)[1]: v for k, v in self.overrides if stage_field(k)[0] == name}
+        return replace(cls.preset(self.stages), **values) if values else cls.preset(self.stages)
     @staticmethod
     def for_corpora(stages: str, train: str = "mscoco", test=("mscoco", "flickr30k"), **overrides) -> "PipelineConfig":
         """The config of ``--profile stages --train train --test test...`` on the prepare layout."""
@@ -110,9 +163,9 @@ class PipelineConfig(_Preset):
             out["val"] = ReferenceSetConfig(**out["val"])
         if "test_sets" in out:
             out["test_sets"] = tuple(ReferenceSetConfig(**t) if isinstance(t, dict) else t for t in out["test_sets"])
-        for name in ("train_splits",):
-            if name in out:
-                out[name] = tuple(out[name])
+        for name in ("train_splits", "overrides"):
+            if out.get(name) is not None:
+                out[name] = tuple(tuple(x) if isinstance(x, list) else x for x in out[name])
         return PipelineConfig(**out)
 
     @staticmethod
