@@ -40,7 +40,7 @@ def test_pipeline_paper_path_end_to_end(layout, tiny_clip):
     assert stages["synthesis"]["images"] == 25 and stages["training"]["val_images"] == 3
     assert [r["domain"] for r in rows] == ["in-domain", "cross-domain"]
     assert [(r["images"], r["images_present"], r["images_missing"]) for r in rows] == [(2, 2, 1), (2, 2, 1)]
-    assert rows[0]["captions"] == 16 and rows[1]["captions"] == 15          # one test image has 6 references
+    assert rows[0]["captions"] == 10 and rows[1]["captions"] == 10   # references *scored* (the files list 16 / 15)
     assert all(0.0 <= r["CIDEr"] and 0.0 <= r["CLIPScore"] <= 2.5 for r in rows)
     md = (out / "results.md").read_text()
     assert "in-domain: mscoco -> mscoco" in md and "| images scored |" in md
@@ -59,6 +59,43 @@ def test_pipeline_paper_path_end_to_end(layout, tiny_clip):
     again = Pipeline(cfg, progress=False).run()
     assert (out / "captioner" / "model.safetensors").read_bytes() == first
     assert [r["CIDEr"] for r in again] == [r["CIDEr"] for r in rows]
+
+
+def test_reruns_keep_the_history_refresh_counts_skip_bad_files_and_move_stale_results_aside(layout, tmp_path):
+    import shutil
+    root = tmp_path / "L"
+    shutil.copytree(layout, root, ignore=shutil.ignore_patterns("out*"))
+    cfg = _config(root, n_train=10)
+    first = Pipeline(cfg, progress=False).run()
+    assert [r["images"] for r in first] == [2, 2]
+    # an image arrives: the cached results are refreshed with the new count
+    photo = next((FIX / "coco_images").iterdir())
+    shutil.copy(photo, root / "mscoco" / "val2014" / "COCO_val2014_000000415746.jpg")
+    second = Pipeline(cfg, progress=False).run()
+    assert second[0]["images"] == 3 and second[0]["images_present"] == 3
+    assert "| 3 | 16 |" in (root / "out" / "results.md").read_text()
+    # a truncated JPEG is named, counted and skipped; the rest and the other set are scored
+    bad = root / "flickr30k" / "images" / "1009434119.jpg"
+    bad.write_bytes(bad.read_bytes()[:2000])
+    with pytest.warns(UserWarning, match="1009434119.jpg"):
+        third = Pipeline(cfg, progress=False).run()
+    assert third[0]["status"] == third[1]["status"] == "scored"
+    assert (third[1]["images"], third[1]["images_unreadable"]) == (1, 1) and third[1]["unreadable"][0].endswith(
+        "1009434119.jpg")
+    # dropping a test set moves its captions and the old tables aside
+    Pipeline(replace(cfg, test_sets=cfg.test_sets[:1]), progress=False).run()
+    out = root / "out"
+    assert not (out / "captions-flickr30k.json").exists() and list(out.glob("stale/*/captions-flickr30k.json"))
+    assert "flickr30k" not in (out / "results.md").read_text()
+    # pipeline.json is a history: every run with its own stages and outcome
+    state = json.loads((out / "pipeline.json").read_text())
+    assert len(state["runs"]) == 4 and all(r["outcome"] == "finished" for r in state["runs"])
+    assert [s["stage"] for s in state["runs"][0]["stages"]][-1] == "evaluation"
+    # a failed run is recorded too, and keeps the earlier ones
+    with pytest.raises(ValueError, match="pre-flight"):
+        Pipeline(replace(cfg, overrides=(("train.batch_size", 1000),)), progress=False).run()
+    state = json.loads((out / "pipeline.json").read_text())
+    assert len(state["runs"]) == 5 and state["runs"][-1]["outcome"].startswith("failed: ValueError")
 
 
 def test_a_missing_cross_domain_set_keeps_the_in_domain_result(layout):

@@ -30,7 +30,7 @@ def model_vocab(tiny_clip):
 
 def test_test_set_pairs_each_present_image_with_its_references(tiny_clip, tmp_path):
     feat = FeatureConfig.preset("tiny", root=str(tmp_path / "features"))
-    evalset, paths = load_test_set(tiny_clip, KARPATHY, feat, progress=False)
+    evalset, paths, _ = load_test_set(tiny_clip, KARPATHY, feat, progress=False)
     refs = {it.image_id: it.captions for it in load_captions(KARPATHY.captions_file)}
     assert evalset.ids == [244592, 10440, 10012]                    # the 3 of 5 items whose image is here
     assert [Path(p).name for p in paths] == [f"{i:012d}.jpg" for i in evalset.ids]

@@ -31,16 +31,31 @@ class Pipeline:
     def __init__(self, cfg: PipelineConfig, clip=None, pipe=None, progress: bool = True):
         self.cfg, self.clip, self.pipe, self.progress = cfg, clip, pipe, progress
         self.out = repo_path(cfg.out_dir)
-        self.state = {"config": json.loads(json.dumps(asdict(cfg), default=str)), "stages": []}
+        self.state = {"config": json.loads(json.dumps(asdict(cfg), default=str)), "stages": [],
+                      "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "outcome": "running"}
+        self.history = self._previous_runs()
         self.feat = replace(cfg.stage("features"), root=str(self.out / "features"))
         self.main, self.ps = True, None
 
     # ------------------------------------------------------------------ bookkeeping
+    def _previous_runs(self) -> list:
+        """The runs ``pipeline.json`` already records (a file from before the history: one run)."""
+        path = self.out / "pipeline.json"
+        if not path.exists():
+            return []
+        old = json.loads(path.read_text())
+        return old.get("runs") or ([{k: old[k] for k in ("config", "stages") if k in old}] if "stages" in old else [])
+
+    def _write_state(self) -> None:
+        """``pipeline.json``: this run's config and stages on top, every run (this one last) under ``runs``; atomic."""
+        if self.main:
+            atomic_write_json(self.out / "pipeline.json", {**self.state, "runs": self.history + [self.state]})
+
     def _done(self, stage: str, t0: float, **info) -> None:
         self.state["stages"].append({"stage": stage, "seconds": round(time.time() - t0, 1), **info})
         if not self.main:
             return
-        atomic_write_json(self.out / "pipeline.json", self.state)
+        self._write_state()
         print(f"[{stage}] " + ", ".join(f"{k}={v}" for k, v in info.items() if not isinstance(v, (dict, list))))
 
     def clip_config(self) -> ClipConfig:
@@ -106,7 +121,7 @@ class Pipeline:
         from .protocols import load_test_set
         c = self.cfg
         with self._state().main_process_first():                 # the main process caches, the others read
-            val, paths = load_test_set(self.clip, c.val, self.feat, c.n_val, self.progress)
+            val, paths, _ = load_test_set(self.clip, c.val, self.feat, c.n_val, self.progress)
         from .data import RealImages
         return val, RealImages(paths, [list(r) for r in val.refs], list(val.ids))
 
@@ -175,7 +190,9 @@ class Pipeline:
         from .protocols import run_protocol
         t0, c = time.time(), self.cfg
         cache = self.out / "results.json"
+        from .protocols import images_identity
         key = stable_hash({"weights": weights_fingerprint(model), "tests": [asdict(t) for t in c.test_sets],
+                           "images": [images_identity(t) for t in c.test_sets],     # which images are there
                            "max": c.max_test_images, "beam": c.beam})
         if cache.exists() and json.loads(cache.read_text()).get("key") == key:
             rows = json.loads(cache.read_text())["rows"]
@@ -183,10 +200,11 @@ class Pipeline:
             proto = ProtocolConfig(train_corpus=c.train_corpus, test_sets=c.test_sets, max_images=c.max_test_images,
                                    beam=c.beam)
             rows = run_protocol(model, vocab, self.clip, proto, self.feat, progress=self.progress)
+            self._move_aside_stale({t.corpus for t in c.test_sets})
             for row, test in zip(rows, c.test_sets):
                 if row["status"] == "scored":
                     n = caption_file_counts(repo_path(test.captions_file), repo_path(test.image_dir))
-                    row.update({"captions": n["captions"], "images_listed": n["images"],
+                    row.update({"captions": row["references"], "images_listed": n["images"],
                                 "images_present": n["images_present"], "images_missing": n["images_missing"]})
                     hyps = row.pop("hyps")
                     atomic_write_json(self.out / f"captions-{test.corpus}.json",       # COCO results format
@@ -199,6 +217,18 @@ class Pipeline:
         self._done("evaluation", t0, sets=len(rows), scored=len(scored))
         print(md)
         return rows
+
+    def _move_aside_stale(self, corpora: set) -> None:
+        """Results this run no longer produces (captions of a test set dropped from ``--test``, the old tables) go to
+        ``stale/<time>/``: nothing beside the new table describes another run."""
+        stale = [p for p in self.out.glob("captions-*.json") if p.stem[len("captions-"):] not in corpora]
+        stale += [p for p in (self.out / "results.md", self.out / "results.csv") if p.exists()]
+        if not stale:
+            return
+        dest = self.out / "stale" / time.strftime("%Y%m%d-%H%M%S")
+        dest.mkdir(parents=True, exist_ok=True)
+        for p in stale:
+            p.rename(dest / p.name)
 
     def preflight(self):
         """``preflight.check`` on this run's processes; every problem at once as a ValueError before any stage."""
@@ -225,13 +255,22 @@ class Pipeline:
         shards, training its batches (data-parallel); the concept, vocabulary and val caches are built on the main
         process first and the others read them;
         saving and evaluation run on the main process only (the others return [])."""
-        self.preflight()
-        exp = self.prepare()
-        model = self.train(exp)
-        if not self.main:
-            return []
-        self.save(model, exp.vocab)
-        return self.evaluate(model, exp.vocab)
+        try:
+            self.preflight()
+            exp = self.prepare()
+            model = self.train(exp)
+            rows = []
+            if self.main:
+                self.save(model, exp.vocab)
+                rows = self.evaluate(model, exp.vocab)
+        except BaseException as err:                   # the history keeps what failed, and the finished stages
+            self.state["outcome"] = f"failed: {type(err).__name__}: {str(err)[:300]}"
+            if self.out.exists():
+                self._write_state()
+            raise
+        self.state["outcome"] = "finished"
+        self._write_state()
+        return rows
 
 
 class SyntheticImages:
@@ -252,12 +291,13 @@ class SyntheticImages:
 
 
 def counts_markdown(rows: list) -> str:
-    """The sizes behind each row: images scored, references, images listed / present / missing, status."""
-    lines = ["| protocol | status | images scored | captions | images listed | present | missing |",
-             "|---|---|---|---|---|---|---|"]
+    """The sizes behind each row: images scored, their references, images listed / present / missing / unreadable
+    (skipped, named in the row's ``unreadable``), status."""
+    lines = ["| protocol | status | images scored | references scored | images listed | present | missing | unreadable |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = [r["protocol"], r["status"].split(":")[0], r["images"]] + [r.get(k, "n/a") for k in (
-            "captions", "images_listed", "images_present", "images_missing")]
+            "captions", "images_listed", "images_present", "images_missing", "images_unreadable")]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
     return "\n".join(lines)
 

@@ -28,23 +28,61 @@ def evaluate_captioner(model, vocab, evalset, clip, beam: int) -> tuple:
     return metrics, hyps
 
 
+def images_identity(test: ReferenceSetConfig) -> str:
+    """A key of which images of ``test`` are there (names, sizes, modification times) and of its reference file;
+    "missing" when the folder or file is absent. A result cached under it goes stale when an image is added or
+    replaced."""
+    from .data import present_items
+    try:
+        found = present_items(test.image_dir, test.captions_file, "ReferenceSetConfig")
+    except (FileNotFoundError, ValueError):
+        return "missing"
+    cap = repo_path(test.captions_file)
+    return stable_hash([str(cap), os.path.getsize(cap), os.path.getmtime(cap),
+                        [(os.path.basename(p), os.path.getsize(p), os.stat(p).st_mtime_ns) for _, p in found]])
+
+
+def unreadable_images(paths: list) -> dict:
+    """``{path: reason}`` of the image files PIL cannot decode (truncated, corrupt, not an image)."""
+    from PIL import Image
+    bad = {}
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                im.load()
+        except Exception as err:                      # noqa: BLE001 - any decoding failure names the file
+            bad[p] = f"{type(err).__name__}: {err}"
+    return bad
+
+
 def load_test_set(clip, test: ReferenceSetConfig, feature_cfg: FeatureConfig, n: Optional[int] = None,
-                  progress: bool = True) -> tuple:
+                  progress: bool = True, on_unreadable: str = "skip") -> tuple:
     """Images of ``test`` that are present in its ``image_dir`` (first ``n``), their references and cached
-    CLIP features -> (EvalSet, image paths)."""
+    CLIP features -> (EvalSet, image paths, {unreadable path: reason}). An image that does not decode is named
+    in a warning and skipped (``on_unreadable="fail"``: a ValueError naming them instead)."""
+    import warnings
+
     from .data import present_items
     from .features import extract_image_features
     from .training import EvalSet
     found = [(it, p) for it, p in present_items(test.image_dir, test.captions_file, "ReferenceSetConfig")
              if it.captions]
     found = found[:n] if n else found
+    bad = unreadable_images([p for _, p in found])
+    if bad:
+        listing = "; ".join(f"{p} ({why})" for p, why in list(bad.items())[:5])
+        if on_unreadable == "fail":
+            raise ValueError(f"{len(bad)} image(s) of test set {test.corpus} cannot be read: {listing}; replace or "
+                             "remove them (or skip them: on_unreadable='skip').")
+        warnings.warn(f"test set {test.corpus}: {len(bad)} unreadable image(s) skipped: {listing}")
+        found = [(it, p) for it, p in found if p not in bad]
     ids = [it.image_id for it, _ in found]
     paths = [p for _, p in found]
     source = stable_hash([str(repo_path(test.captions_file)), [os.path.basename(p) for p in paths],
                           [os.path.getsize(p) for p in paths]])
     store = extract_image_features(clip, paths, ids, f"test-{test.corpus}-{len(ids)}-{source[:8]}", feature_cfg,
                                    source_id=source, progress=progress)
-    return EvalSet.from_store(store, [it.captions for it, _ in found]), paths
+    return EvalSet.from_store(store, [it.captions for it, _ in found]), paths, bad
 
 
 def run_protocol(model, vocab, clip, cfg: ProtocolConfig, feature_cfg: Optional[FeatureConfig] = None,
@@ -61,7 +99,7 @@ def run_protocol(model, vocab, clip, cfg: ProtocolConfig, feature_cfg: Optional[
         head = {"protocol": f"{cfg.domain(test.corpus)}: {cfg.train_corpus} -> {test.corpus}",
                 "domain": cfg.domain(test.corpus), "train_corpus": cfg.train_corpus, "test_corpus": test.corpus}
         try:
-            evalset, paths = load_test_set(clip, test, feature_cfg, cfg.max_images, progress)
+            evalset, paths, bad = load_test_set(clip, test, feature_cfg, cfg.max_images, progress)
         except FileNotFoundError as e:
             warnings.warn(f"test set {test.corpus} skipped: {e}")
             rows.append({**head, "images": 0, "status": f"missing: {e}"})
@@ -70,5 +108,6 @@ def run_protocol(model, vocab, clip, cfg: ProtocolConfig, feature_cfg: Optional[
             evalset = method.inference_set(exp, evalset, paths)
         metrics, hyps = evaluate_captioner(model, vocab, evalset, clip, cfg.beam)
         rows.append({**head, "images": len(evalset.ids), "status": "scored", **metrics,
-                     "hyps": dict(zip(evalset.ids, hyps))})
+                     "references": sum(len(r) for r in evalset.refs), "images_unreadable": len(bad),
+                     "unreadable": sorted(bad)[:20], "hyps": dict(zip(evalset.ids, hyps))})
     return rows
