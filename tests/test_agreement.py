@@ -17,3 +17,12 @@ def test_agreement_is_high_when_annotators_agree_and_low_when_they_do_not():
 def test_agreement_needs_several_references():
     with pytest.raises(ValueError, match="at least 2"):
         annotator_agreement({0: ["only one"]})
+
+
+def test_one_seed_shows_no_spread_and_several_show_the_sample_std():
+    from workbench.evaluation import aggregate, markdown_table, mean_std
+    assert mean_std(12.34, 0.0, 1) == "12.3" and mean_std(12.34, 0.56, 3) == "12.3 ± 0.6"
+    one = markdown_table(aggregate([{"model": "a", "seed": 0, "CIDEr": 0.5}]))
+    two = markdown_table(aggregate([{"model": "a", "seed": 0, "CIDEr": 0.5}, {"model": "a", "seed": 1, "CIDEr": 0.7}]))
+    assert "| a | 1 | 50.0 |" in one and "±" not in one
+    assert "| a | 2 | 60.0 ± 14.1 |" in two

@@ -71,6 +71,26 @@ def test_beam_one_equals_greedy_and_batched_equals_per_item(tiny):
         assert torch.equal(one[0], row) and (b3[i, one.shape[1]:] == vocab.pad).all()
 
 
+def test_decoders_never_emit_unk_bos_or_pad_as_words(tiny):
+    model, vocab, _, val = tiny
+    memory, pad = model.encode(val.global_, val.tokens, val.patches, mode="inference")
+    step = model.step
+
+    def biased(last, state):                      # a model that would rather say <unk> than anything
+        logits = step(last, state).clone()
+        logits[:, vocab.unk] += 1e4
+        logits[:, vocab.bos] += 1e4
+        return logits
+    model.step = biased
+    try:
+        for ids in (greedy(model, memory, pad, vocab, 8), beam_search(model, memory, pad, vocab, 8, beam=3)):
+            words = [vocab.decode(row) for row in ids]
+            assert all("<unk>" not in w and "<bos>" not in w for w in words), words
+            assert not (ids == vocab.unk).any()
+    finally:
+        model.step = step
+
+
 def test_inference_mode_appends_textual_tokens(tiny):
     model, vocab, _, val = tiny
     mem_train, _ = model.encode(val.global_, val.tokens, val.patches, mode="train")
@@ -188,7 +208,9 @@ def _reference_beam(model, memory, pad, vocab, beam, max_length=20):
             if done:
                 cands.append((seq + [vocab.pad], score, True))
                 continue
-            logp = torch.log_softmax(model.decode(torch.tensor([seq]), memory, pad)[0, -1], -1)
+            logits = model.decode(torch.tensor([seq]), memory, pad)[0, -1].clone()
+            logits[[vocab.unk, vocab.bos, vocab.pad]] = float("-inf")     # never words (decoding.no_specials)
+            logp = torch.log_softmax(logits, -1)
             top = logp.topk(beam)
             cands += [(seq + [int(t)], score + float(v), int(t) == vocab.eos) for v, t in zip(top.values, top.indices)]
         hyps = sorted(cands, key=lambda h: -h[1])[:beam]

@@ -44,6 +44,18 @@ def test_round_trip_gives_the_same_captions(saved, tiny_clip):
     assert list(caps.values()) == generate(model, vocab, *args, beam=2)
 
 
+def test_an_unreadable_image_is_named_and_skipped_and_the_rest_captioned(saved, tiny_clip, tmp_path):
+    import shutil
+    _, _, folder = saved
+    imgs = tmp_path / "imgs"
+    shutil.copytree(FIX / "coco_images", imgs)
+    broken = imgs / "000000010440.jpg"
+    broken.write_bytes(broken.read_bytes()[:1500])                     # a truncated download
+    with pytest.warns(UserWarning, match="000000010440.jpg"):
+        caps = caption_folder(folder, imgs, beam=2, clip=tiny_clip, progress=False)
+    assert list(caps) == ["000000010012.jpg", "000000244592.jpg"]
+
+
 def test_mismatches_are_named(saved, tiny_clip, tmp_path):
     model, vocab, folder = saved
     other = Captioner(replace(CaptionerConfig.preset("tiny"), width=16), len(vocab), tiny_clip.embed_dim,

@@ -224,7 +224,8 @@ def leaderboard(rows: list, metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "CL
 def leaderboard_markdown(board: list) -> str:
     lines = ["| block | method | seeds | CIDEr | B@4 | METEOR | ROUGE-L | CLIPScore | unseen CIDEr | "
              "paper's MSCOCO CIDEr (reported, not run here) |", "|---|---|---|---|---|---|---|---|---|---|"]
-    f = lambda r, k, d=1: f"{r[k]:.{d}f} ± {r[k + '_std']:.{d}f}"  # noqa: E731
+    from .evaluation import mean_std
+    f = lambda r, k, d=1: mean_std(r[k], r[k + "_std"], r["seeds"], d)  # noqa: E731
     for r in board:
         rep = f"{r['reported_COCO_CIDEr']:.1f} ({r['reported_by']})" if r["reported_COCO_CIDEr"] else ""
         lines.append(f"| {r['block']} | {r['method']} | {r['seeds']} | {f(r, 'CIDEr')} | {f(r, 'Bleu_4')} | "

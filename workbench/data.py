@@ -357,6 +357,19 @@ def present_items(image_dir: str | os.PathLike, captions_file: str | os.PathLike
     return found
 
 
+def unreadable_images(paths: list) -> dict:
+    """``{path: reason}`` of the image files PIL cannot decode (truncated, corrupt, not an image)."""
+    from PIL import Image
+    bad = {}
+    for p in paths:
+        try:
+            with Image.open(p) as im:
+                im.load()
+        except Exception as err:                      # noqa: BLE001 - any decoding failure names the file
+            bad[p] = f"{type(err).__name__}: {err}"
+    return bad
+
+
 def thumbnails(paths: list, size: int = 224) -> np.ndarray:
     """uint8 [N, size, size, 3]: each image file centre-cropped to a square and resized (for display)."""
     from PIL import Image, ImageOps

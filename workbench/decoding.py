@@ -16,6 +16,13 @@ def _end_at_limit(logits: torch.Tensor, eos: int) -> torch.Tensor:
     return out
 
 
+def no_specials(logits: torch.Tensor, vocab) -> torch.Tensor:
+    """logits [B, V] with <unk>, <bos> and <pad> ruled out as words: a caption never says "<unk>"."""
+    out = logits.clone()
+    out[:, [vocab.unk, vocab.bos, vocab.pad]] = float("-inf")
+    return out
+
+
 def _decode(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_length: int, choose) -> torch.Tensor:
     """One word per step until every sequence has ended: ``choose(logits [B, V]) -> ids [B]``; at most
     ``max_length`` words, then EOS."""
@@ -38,7 +45,7 @@ def _decode(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_le
 def greedy(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, max_length: int) -> torch.Tensor:
     """memory [B, T, H] -> word ids [B, <= max_length + 1]: at most ``max_length`` words, then EOS (BOS dropped;
     PAD after the end)."""
-    return _decode(model, memory, memory_pad, vocab, max_length, lambda logits: logits.argmax(-1))
+    return _decode(model, memory, memory_pad, vocab, max_length, lambda logits: no_specials(logits, vocab).argmax(-1))
 
 
 @torch.no_grad()
@@ -67,7 +74,7 @@ def beam_search(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, ma
     scores[:, 0] = 0.0                                               # one live hypothesis per image at start
     done = torch.zeros(b * beam, dtype=torch.bool, device=dev)
     for t in range(max_length + 1):
-        logp = torch.log_softmax(model.step(seq[:, -1], state).float(), dim=-1)          # [B*K, V]
+        logp = torch.log_softmax(no_specials(model.step(seq[:, -1], state).float(), vocab), dim=-1)   # [B*K, V]
         if t == max_length:                                          # max_length words, then EOS
             logp = _end_at_limit(logp, vocab.eos)
         v = logp.shape[-1]

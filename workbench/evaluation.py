@@ -154,15 +154,21 @@ def aggregate(rows: list, group_key: str = "model", metrics=METRIC_ORDER) -> lis
     return out
 
 
+def mean_std(mean: float, std: float, n: int, digits: int = 1) -> str:
+    """"12.3 ± 0.4" over ``n`` seeds; one seed has no spread to show: "12.3"."""
+    return f"{mean:.{digits}f}" if n <= 1 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 def markdown_table(rows: list, group_key: str = "model", scale: float = 100.0) -> str:
-    """Markdown of aggregated rows: metrics x100 as mean ± std (CLIPScores as they are)."""
+    """Markdown of aggregated rows: metrics x100 as mean ± sample std over seeds (CLIPScores as they are; a single
+    seed shows its value alone)."""
     metrics = [m for m in METRIC_ORDER if any(m in r for r in rows)]
     lines = ["| " + " | ".join([group_key, "seeds"] + metrics) + " |", "|" + "---|" * (len(metrics) + 2)]
     for r in rows:
         cells = [str(r[group_key]), str(r.get("n_seeds", 1))]
         for m in metrics:
             s, d = (1.0, 3) if m.startswith(("CLIP", "RefCLIP")) else (scale, 1)
-            cells.append(f"{r[m] * s:.{d}f} ± {r.get(m + '_std', 0.0) * s:.{d}f}" if m in r else "n/a")
+            cells.append(mean_std(r[m] * s, r.get(m + "_std", 0.0) * s, r.get("n_seeds", 1), d) if m in r else "n/a")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -157,6 +157,13 @@ def caption_folder(folder: str | os.PathLike, images: str | os.PathLike, beam: i
     files = sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise FileNotFoundError(f"images={str(images)!r} holds no {'/'.join(IMAGE_SUFFIXES)} file.")
+    import warnings
+
+    from .data import unreadable_images
+    bad = unreadable_images([str(p) for p in files])
+    if bad:                                  # named and skipped: one broken file never costs the other captions
+        warnings.warn(f"{len(bad)} unreadable image(s) skipped: " + "; ".join(f"{p} ({why})" for p, why in bad.items()))
+        files = [p for p in files if str(p) not in bad]
     info = _read_config(repo_path(folder))
     clip = clip or load_clip(expected_clip(info))
     model, vocab, _ = from_pretrained(folder, clip=clip, device=clip.device)
@@ -165,6 +172,9 @@ def caption_folder(folder: str | os.PathLike, images: str | os.PathLike, beam: i
         chunk = files[i:i + batch_size]
         caps = caption_images(model, vocab, clip, [str(p) for p in chunk], beam=beam, batch_size=batch_size)
         out.update({p.name: c for p, c in zip(chunk, caps)})
+    empty = [name for name, c in out.items() if not c.strip()]
+    if empty:
+        warnings.warn(f"{len(empty)} of {len(out)} captions are empty (e.g. {empty[:3]}).")
     return out
 
 

@@ -42,19 +42,6 @@ def images_identity(test: ReferenceSetConfig) -> str:
                         [(os.path.basename(p), os.path.getsize(p), os.stat(p).st_mtime_ns) for _, p in found]])
 
 
-def unreadable_images(paths: list) -> dict:
-    """``{path: reason}`` of the image files PIL cannot decode (truncated, corrupt, not an image)."""
-    from PIL import Image
-    bad = {}
-    for p in paths:
-        try:
-            with Image.open(p) as im:
-                im.load()
-        except Exception as err:                      # noqa: BLE001 - any decoding failure names the file
-            bad[p] = f"{type(err).__name__}: {err}"
-    return bad
-
-
 def load_test_set(clip, test: ReferenceSetConfig, feature_cfg: FeatureConfig, n: Optional[int] = None,
                   progress: bool = True, on_unreadable: str = "skip") -> tuple:
     """Images of ``test`` that are present in its ``image_dir`` (first ``n``), their references and cached
@@ -62,7 +49,7 @@ def load_test_set(clip, test: ReferenceSetConfig, feature_cfg: FeatureConfig, n:
     in a warning and skipped (``on_unreadable="fail"``: a ValueError naming them instead)."""
     import warnings
 
-    from .data import present_items
+    from .data import present_items, unreadable_images
     from .features import extract_image_features
     from .training import EvalSet
     found = [(it, p) for it, p in present_items(test.image_dir, test.captions_file, "ReferenceSetConfig")
