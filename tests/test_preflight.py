@@ -89,3 +89,10 @@ def test_a_checkpoint_of_another_architecture_is_named_as_such():
     from workbench.backbones import WeightsUnavailableError, load_clip
     with pytest.raises(WeightsUnavailableError, match="is not a wb-tiny-vit checkpoint: visual.conv1.weight"):
         load_clip(ClipConfig(model_name="wb-tiny-vit", pretrained=str(SANDBOX_CLIP)), device="cpu")
+
+
+def test_root_moves_the_whole_layout(tmp_path):
+    args = pipeline.build_parser().parse_args(["--profile", "tiny", "--root", str(tmp_path / "elsewhere")])
+    cfg = pipeline.config_from_args(args)
+    assert cfg.train_captions == str(tmp_path / "elsewhere" / "mscoco/karpathy/dataset_coco.json")
+    assert all(t.image_dir.startswith(str(tmp_path / "elsewhere")) for t in (cfg.val, *cfg.test_sets))

@@ -136,8 +136,9 @@ def _layout(root: Path) -> Path:
     (root / "flickr30k" / "karpathy").mkdir(parents=True)
     (root / "flickr30k" / "images").mkdir()
     shutil.copy(FLICKR_DS, root / "flickr30k" / "karpathy" / "dataset_flickr30k.json")
-    for it in load_captions(FLICKR_DS, splits="test")[:2]:
-        (root / "flickr30k" / "images" / it.file_name).write_bytes(b"jpeg")      # find_image checks presence only
+    photos = sorted((FIX / "coco_images").iterdir())
+    for it, photo in zip(load_captions(FLICKR_DS, splits="test")[:2], photos):
+        shutil.copy(photo, root / "flickr30k" / "images" / it.file_name)        # real photos: prepare decodes them
     return root
 
 
@@ -161,10 +162,11 @@ def test_layout_counts_from_fixtures(tmp_path, capsys):
     report = prepare(root, offline=True, progress=False, train_images=False)
     coco, flickr = report["mscoco"], report["flickr30k"]
     assert coco["folders"]["val2014"] == (3, 40504)
-    assert coco["splits"]["val"] == {"captions": 20, "images": 4, "images_present": 3, "images_missing": 1}
-    assert coco["splits"]["test"] == {"captions": 16, "images": 3, "images_present": 0, "images_missing": 3}
+    ok = {"images_unreadable": 0, "unreadable": []}                 # val / test images are decoded, not only found
+    assert coco["splits"]["val"] == {"captions": 20, "images": 4, "images_present": 3, "images_missing": 1, **ok}
+    assert coco["splits"]["test"] == {"captions": 16, "images": 3, "images_present": 0, "images_missing": 3, **ok}
     assert coco["splits"]["train"]["images_missing"] == 3 and coco["splits"]["restval"]["images"] == 2
-    assert flickr["splits"]["test"] == {"captions": 15, "images": 3, "images_present": 2, "images_missing": 1}
+    assert flickr["splits"]["test"] == {"captions": 15, "images": 3, "images_present": 2, "images_missing": 1, **ok}
     assert report["missing"] == []                                  # train2014 not needed (train_images=False)
     assert json.loads((root / "mscoco" / "counts.json").read_text())["val"]["images_present"] == 3
     # the per-split Karpathy lists the RealDataConfig / ProtocolConfig presets point at
@@ -174,6 +176,13 @@ def test_layout_counts_from_fixtures(tmp_path, capsys):
     assert {it.split for it in load_captions(root / "mscoco" / "karpathy" / "mscoco_train.json")} == {"train", "restval"}
     assert len(load_captions(root / "flickr30k" / "karpathy" / "flickr30k_test.json")) == 3
     assert "val: 20 captions, 4 images listed, 3 present, 1 missing" in capsys.readouterr().out
+    # --root: the configured caption files are counted under the root, not under the repository's data/
+    assert all(str(root) in label and cnt is not None for label, cnt in report["configs"].items()), report["configs"]
+    # a truncated photo is counted unreadable and named, not present
+    photo = next((root / "mscoco" / "val2014").iterdir())
+    photo.write_bytes(photo.read_bytes()[:1500])
+    again = prepare(root, offline=True, progress=False, train_images=False)["mscoco"]["splits"]["val"]
+    assert (again["images_present"], again["images_unreadable"]) == (2, 1) and again["unreadable"] == [str(photo)]
 
 
 class _Server:

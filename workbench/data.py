@@ -319,14 +319,20 @@ def find_image(image_dir: str | os.PathLike, item: CaptionedImage) -> Optional[s
     return None
 
 
-def image_counts(items: list, image_dir: str | os.PathLike) -> dict:
+def image_counts(items: list, image_dir: str | os.PathLike, verify: bool = False) -> dict:
     """``{"captions", "images", "images_present", "images_missing"}`` of caption items against an image folder
-    (a missing folder counts every image as missing): a small dict for results tables."""
+    (a missing folder counts every image as missing): a small dict for results tables. ``verify`` decodes every
+    present file and adds ``images_unreadable`` (counted present only when it decodes) and their names."""
     from .paths import repo_path
     root = repo_path(image_dir)
-    present = sum(find_image(root, it) is not None for it in items) if root.is_dir() else 0
-    return {"captions": sum(len(it.captions) for it in items), "images": len(items),
-            "images_present": present, "images_missing": len(items) - present}
+    paths = [p for it in items if (p := find_image(root, it)) is not None] if root.is_dir() else []
+    out = {"captions": sum(len(it.captions) for it in items), "images": len(items)}
+    if verify:
+        bad = unreadable_images(paths)
+        out.update({"images_unreadable": len(bad), "unreadable": sorted(bad)[:20]})
+        paths = [p for p in paths if p not in bad]
+    out.update({"images_present": len(paths), "images_missing": len(items) - len(paths) - out.get("images_unreadable", 0)})
+    return out
 
 
 def caption_file_counts(captions_file: str | os.PathLike, image_dir: str | os.PathLike, splits=None) -> dict:

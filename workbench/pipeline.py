@@ -320,7 +320,8 @@ def config_from_args(args) -> PipelineConfig:
     if args.resolution is not None:
         sets += [("synthesis.height", args.resolution), ("synthesis.width", args.resolution)]
     sets += [parse_set(item) for item in args.set or []]
-    return PipelineConfig.for_corpora(args.profile, args.train, tuple(args.test), overrides=tuple(sets), **over)
+    return PipelineConfig.for_corpora(args.profile, args.train, tuple(args.test), root=args.root,
+                                      overrides=tuple(sets), **over)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -335,6 +336,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--clip-pretrained", default=None, help="local open_clip checkpoint (default: the preset's)")
     ap.add_argument("--synthesis-model", default=None, help="local diffusers pipeline folder (default: the preset's)")
     ap.add_argument("--out", default=None, help="output folder (default runs/pipeline/<profile>-<train>)")
+    ap.add_argument("--root", default=None, help="the data folder of the prepare layout (default data/)")
     ap.add_argument("--min-count", type=int, default=None, help="concept bank: nouns seen at least this often")
     ap.add_argument("--epochs", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=None, help="training batch per process")
@@ -356,8 +358,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     if args.profile == "sandbox":                 # the sandbox study: the same stages on the procedural world
-        given = [f"--{k.replace('_', '-')}" for k in (*PIPELINE_FLAGS, "out", *STAGE_FLAGS, "resolution", "set",
-                                                      "check") if getattr(args, k) not in (None, False)]
+        given = [f"--{k.replace('_', '-')}" for k in (*PIPELINE_FLAGS, "out", "root", *STAGE_FLAGS, "resolution",
+                                                      "set", "check") if getattr(args, k) not in (None, False)]
         if given:
             raise ValueError(f"--profile sandbox runs the sandbox study (`workbench ablation`), which takes no "
                              f"{', '.join(given)}; use `workbench ablation --help` for its options, or a paper profile.")

@@ -189,7 +189,7 @@ def check_corpus(root: Path, corpus: str, optional=()) -> dict:
     for split in SPLITS:
         mine = [it for it in items if it.split == split]
         if mine:
-            out["splits"][split] = image_counts(mine, base / spec["image_root"])
+            out["splits"][split] = image_counts(mine, base / spec["image_root"], verify=split in ("val", "test"))
     atomic_write_json(base / "counts.json", out["splits"])
     return out
 
@@ -211,14 +211,17 @@ def fetch_corpus(root: Path, corpus: str, train_images: bool = True, keep_zips: 
 
 
 # ----------------------------------------------------------------------------- report
-def config_counts(profile: str) -> dict:
-    """Counts of the profile's configured caption files (``RealDataConfig``, ``ProtocolConfig`` test sets)."""
+def config_counts(profile: str, root: str | os.PathLike = "data") -> dict:
+    """Counts of the profile's configured caption files (``RealDataConfig``, ``ProtocolConfig`` test sets), their
+    ``data/`` paths read under ``root``."""
     from .config import ProtocolConfig, RealDataConfig
+    from .config.pipeline import rebase
     real = RealDataConfig.preset(profile)
     sets = [("RealDataConfig", real.image_dir, real.captions_file)] + [
         (f"ProtocolConfig test {t.corpus}", t.image_dir, t.captions_file) for t in ProtocolConfig.preset(profile).test_sets]
     out = {}
     for label, image_dir, captions in sets:
+        image_dir, captions = rebase(image_dir, root), rebase(captions, root)
         path = repo_path(captions)
         out[f"{label} ({captions})"] = image_counts(load_captions(path), image_dir) if path.is_file() else None
     return out
@@ -242,7 +245,7 @@ def prepare(root: str | os.PathLike = "data", corpora=("mscoco", "flickr30k"), p
             print(f"{corpus}: download failed ({err}); working offline. Put the files below by hand.")
             offline = True
     report = {c: check_corpus(root, c, () if train_images else ("train2014",)) for c in corpora}
-    report["configs"] = config_counts(profile)
+    report["configs"] = config_counts(profile, root)
     report["missing"] = [p for c in corpora for p, _ in report[c]["missing"]]
     print(format_report(report, corpora))
     return report

@@ -30,6 +30,18 @@ CORPUS_LAYOUT = {
 }
 
 
+def rebase(path: str, root) -> str:
+    """A layout path ``data/...`` read under another data folder ``root`` (``--root``); other paths unchanged."""
+    from pathlib import Path
+    if root is None or not str(path).startswith("data/"):
+        return path
+    return str(Path(root) / str(path)[len("data/"):])
+
+
+def rebased(ref: ReferenceSetConfig, root) -> ReferenceSetConfig:
+    return ReferenceSetConfig(ref.corpus, rebase(ref.image_dir, root), rebase(ref.captions_file, root))
+
+
 # The stage configs a pipeline run can override, by the name ``--set STAGE.FIELD=VALUE`` uses.
 STAGE_CONFIGS = {"synthesis": "SynthesisConfig", "train": "TrainConfig", "concepts": "ConceptConfig",
                  "captioner": "CaptionerConfig", "pcm": "PCMConfig", "features": "FeatureConfig", "clip": "ClipConfig"}
@@ -120,13 +132,16 @@ class PipelineConfig(_Preset):
         values = {stage_field(k)[1]: v for k, v in self.overrides if stage_field(k)[0] == name}
         return replace(cls.preset(self.stages), **values) if values else cls.preset(self.stages)
     @staticmethod
-    def for_corpora(stages: str, train: str = "mscoco", test=("mscoco", "flickr30k"), **overrides) -> "PipelineConfig":
-        """The config of ``--profile stages --train train --test test...`` on the prepare layout."""
+    def for_corpora(stages: str, train: str = "mscoco", test=("mscoco", "flickr30k"), root=None,
+                    **overrides) -> "PipelineConfig":
+        """The config of ``--profile stages --train train --test test...`` on the prepare layout (under ``root``
+        instead of ``data/`` when given: ``--root``)."""
         for name in (train, *test):
             check_choice("corpus", name, tuple(CORPUS_LAYOUT))
-        return PipelineConfig(**{"stages": stages, "train_corpus": train, "train_captions": CORPUS_LAYOUT[train]["text"],
-                                 "val": CORPUS_LAYOUT[train]["val"],
-                                 "test_sets": tuple(CORPUS_LAYOUT[t]["test"] for t in test),
+        return PipelineConfig(**{"stages": stages, "train_corpus": train,
+                                 "train_captions": rebase(CORPUS_LAYOUT[train]["text"], root),
+                                 "val": rebased(CORPUS_LAYOUT[train]["val"], root),
+                                 "test_sets": tuple(rebased(CORPUS_LAYOUT[t]["test"], root) for t in test),
                                  "out_dir": f"runs/pipeline/{stages}-{train}", **overrides})
 
     @staticmethod
