@@ -74,3 +74,19 @@ def test_a_missing_test_set_keeps_the_finished_ones(tiny_clip, model_vocab, tmp_
                             progress=False)
     assert rows[0]["status"] == "scored" and rows[0]["images"] == 3 and "CIDEr" in rows[0]
     assert rows[1]["status"].startswith("missing: image_dir=") and rows[1]["images"] == 0
+
+
+def test_an_unreadable_test_image_is_skipped_by_default_or_fails_when_asked(tiny_clip, tmp_path):
+    import shutil
+    shutil.copytree(FIX / "coco_images", tmp_path / "imgs")
+    broken = sorted((tmp_path / "imgs").iterdir())[0]
+    broken.write_bytes(broken.read_bytes()[:1200])
+    ref = ReferenceSetConfig("mscoco", str(tmp_path / "imgs"), KARPATHY.captions_file)
+    feat = FeatureConfig.preset("tiny", root=str(tmp_path / "features"))
+    with pytest.warns(UserWarning, match=broken.name):
+        evalset, paths, bad = load_test_set(tiny_clip, ref, feat, progress=False)
+    assert list(bad) == [str(broken)] and str(broken) not in paths and len(evalset.ids) == len(paths)
+    with pytest.raises(ValueError, match=broken.name):
+        load_test_set(tiny_clip, ref, feat, progress=False, on_unreadable="fail")
+    with pytest.raises(ValueError, match="on_unreadable"):
+        ProtocolConfig(on_unreadable="ignore")

@@ -198,7 +198,7 @@ class Pipeline:
             rows = json.loads(cache.read_text())["rows"]
         else:
             proto = ProtocolConfig(train_corpus=c.train_corpus, test_sets=c.test_sets, max_images=c.max_test_images,
-                                   beam=c.beam)
+                                   beam=c.beam, on_unreadable=c.on_unreadable)
             rows = run_protocol(model, vocab, self.clip, proto, self.feat, progress=self.progress)
             self._move_aside_stale({t.corpus for t in c.test_sets})
             for row, test in zip(rows, c.test_sets):
@@ -307,7 +307,7 @@ STAGE_FLAGS = {"min_count": "concepts.min_count", "epochs": "train.epochs", "bat
                "warmup": "train.warmup_steps", "lr": "train.lr", "steps": "synthesis.steps",
                "guidance": "synthesis.guidance", "synthesis_batch": "synthesis.batch_size"}
 PIPELINE_FLAGS = ("train_captions", "n_train", "n_val", "max_test_images", "clip_pretrained", "synthesis_model",
-                  "beam", "seed")
+                  "beam", "seed", "on_unreadable")
 
 
 def config_from_args(args) -> PipelineConfig:
@@ -347,6 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--resolution", type=int, default=None, help="synthesis: image side in pixels")
     ap.add_argument("--synthesis-batch", type=int, default=None, help="synthesis: images per batch")
     ap.add_argument("--beam", type=int, default=None)
+    ap.add_argument("--on-unreadable", choices=("skip", "fail"), default=None,
+                    help="a test image that does not decode: skip it (named, counted; default) or fail")
     ap.add_argument("--seed", type=int, default=None)
     ap.add_argument("--set", action="append", metavar="STAGE.FIELD=VALUE",
                     help="any other stage setting, e.g. --set pcm.k=3 (stages: synthesis, train, concepts, "

@@ -86,7 +86,7 @@ def run_protocol(model, vocab, clip, cfg: ProtocolConfig, feature_cfg: Optional[
         head = {"protocol": f"{cfg.domain(test.corpus)}: {cfg.train_corpus} -> {test.corpus}",
                 "domain": cfg.domain(test.corpus), "train_corpus": cfg.train_corpus, "test_corpus": test.corpus}
         try:
-            evalset, paths, bad = load_test_set(clip, test, feature_cfg, cfg.max_images, progress)
+            evalset, paths, bad = load_test_set(clip, test, feature_cfg, cfg.max_images, progress, cfg.on_unreadable)
         except FileNotFoundError as e:
             warnings.warn(f"test set {test.corpus} skipped: {e}")
             rows.append({**head, "images": 0, "status": f"missing: {e}"})

@@ -106,6 +106,7 @@ class PipelineConfig(_Preset):
     max_test_images: Optional[int] = None
     vocab_min_count: int = 5
     beam: int = 3
+    on_unreadable: str = "skip"            # a test image that does not decode: "skip" (named, counted) or "fail"
     seed: int = 0
     clip_pretrained: Optional[str] = None
     synthesis_model: Optional[str] = None
@@ -122,6 +123,7 @@ class PipelineConfig(_Preset):
                 check_range(name, getattr(self, name), 1)
         check_range("vocab_min_count", self.vocab_min_count, 1)
         check_range("beam", self.beam, 1)
+        check_choice("on_unreadable", self.on_unreadable, ("skip", "fail"))
         for key, _ in self.overrides:
             stage_field(key)                                        # refuses an unknown stage or field
 

@@ -128,6 +128,7 @@ class ProtocolConfig(_Preset):
         ReferenceSetConfig("flickr30k", "data/flickr30k/images", "data/flickr30k/karpathy/flickr30k_test.json"))
     max_images: Optional[int] = None     # first N images of each set (None: all that are present)
     beam: int = 3
+    on_unreadable: str = "skip"          # an image that does not decode: "skip" (named, counted) or "fail"
 
     def __post_init__(self):
         if not self.test_sets:
@@ -135,6 +136,7 @@ class ProtocolConfig(_Preset):
         if self.max_images is not None:
             check_range("max_images", self.max_images, 1)
         check_range("beam", self.beam, 1)
+        check_choice("on_unreadable", self.on_unreadable, ("skip", "fail"))
 
     def domain(self, corpus: str) -> str:
         return "in-domain" if corpus == self.train_corpus else "cross-domain"
