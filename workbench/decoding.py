@@ -17,9 +17,12 @@ def _end_at_limit(logits: torch.Tensor, eos: int) -> torch.Tensor:
 
 
 def no_specials(logits: torch.Tensor, vocab) -> torch.Tensor:
-    """logits [B, V] with <unk>, <bos> and <pad> ruled out as words: a caption never says "<unk>"."""
+    """logits [B, V] with <unk>, <bos> and <pad> ruled out as words: a caption never says "<unk>". A special that
+    is also the end token (a language model's pad = bos = eos) stays allowed: it ends the caption."""
+    banned = {getattr(vocab, name, None) for name in ("unk", "bos", "pad")} - {None, vocab.eos}
     out = logits.clone()
-    out[:, [vocab.unk, vocab.bos, vocab.pad]] = float("-inf")
+    if banned:
+        out[:, sorted(banned)] = float("-inf")
     return out
 
 

@@ -76,6 +76,7 @@ class TokenizerVocab:
         self.bos = tokenizer.bos_token_id
         self.eos = tokenizer.eos_token_id
         self.pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos
+        self.unk = tokenizer.unk_token_id          # may be None (byte-level BPE has no unknown token)
         if self.bos is None or self.eos is None:
             raise ValueError("the LM's tokenizer has no bos_token / eos_token; set them on the tokenizer.")
 
