@@ -64,3 +64,16 @@ def test_world_table_holds_every_statistic_beside_its_real_value():
     rep["pcm_inputs"] = {"eq1_top1_precision": 0.5, "eq1_topk_precision": 0.4, "k": 2, "eq2_map_correlation": 0.9,
                          "eq2_argmax_on_object": 0.3, "eq2_chance": 0.07}
     assert world_table(rep).count("\n") == 15 and "0.300 (0.070)" in world_table(rep)
+
+
+def test_world_report_measures_every_statistic_on_a_small_sample(tiny_clip):
+    from workbench.calibrate import world_report, world_table
+    from workbench.config import WorldConfig
+    rep = world_report(tiny_clip, WorldConfig.preset("tiny"), n_agreement=24, n_memory=48, n_recall=24,
+                       progress=False)
+    assert 0 < rep["agreement_cider"] and 0 <= rep["clip_retrieval_cider"]
+    assert rep["clip_retrieval_share"] == pytest.approx(rep["clip_retrieval_cider"] / rep["agreement_cider"])
+    assert len(rep["recall_i2t"]) == 3 and rep["n_recall_images"] == 24 and rep["n_memory"] == 48
+    assert {"paired_cos", "image_image_cos", "text_text_cos", "paired_cos_std"} <= set(rep["geometry"])
+    assert set(rep["within_bounds"]) == {"clip_retrieval_share", "agreement_cider", "recall_i2t", "recall_t2i"}
+    assert world_table(rep).count("\n") == 15

@@ -59,7 +59,7 @@ def world_report(clip, world, n_agreement: int = 1000, n_memory: int = 4000, n_r
     g = gap_summary(vi, vt)
     out["geometry"] = {"paired_cos": g["paired_cos"], "image_image_cos": g["image_image_cos"],
                        "text_text_cos": g["text_text_cos"], **geometry(vi, vt)}
-    out["pcm_inputs"] = pcm_inputs(clip, world, test, n=300)
+    out["pcm_inputs"] = pcm_inputs(clip, world, test, n=300, n_memory=n_memory)
     out["within_bounds"] = cs.within_bounds(out)
     return out
 
