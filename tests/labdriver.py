@@ -52,6 +52,9 @@ class Lab:
         settings.mkdir(parents=True, exist_ok=True)
         (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false",
                                                                                "checkForUpdates": False}))
+        docs = self.tmp / "settings" / "@jupyterlab" / "docmanager-extension"   # the repo's notebooks stay as
+        docs.mkdir(parents=True, exist_ok=True)                                # committed: no autosave of outputs
+        (docs / "plugin.jupyterlab-settings").write_text(json.dumps({"autosave": False}))
         base = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}     # the kernel keeps its inline backend
         full_env = {**base, "JUPYTER_RUNTIME_DIR": str(self.runtime),
                     "JUPYTERLAB_SETTINGS_DIR": str(self.tmp / "settings"),

@@ -29,11 +29,14 @@ ENV = {"WORKBENCH_SMOKE": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1
 def lab(tmp_path):
     if missing():
         pytest.fail(f"WORKBENCH_REQUIRE_BROWSER=1 but {missing()}")
+    before = {p: p.read_bytes() for p in sorted((Path(__file__).parents[1] / "notebooks").glob("*.ipynb"))}
     lab = Lab(tmp_path, env=ENV)
     lab.driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                                {"width": 1280, "height": 900, "deviceScaleFactor": 1, "mobile": False})
     yield lab
     lab.close()
+    changed = [p.name for p, data in before.items() if p.read_bytes() != data]
+    assert not changed, f"the browser session wrote to the repository's notebooks {changed} (autosave)"
 
 
 def sha(data: bytes) -> str:
