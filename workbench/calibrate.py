@@ -42,7 +42,8 @@ def world_report(clip, world, n_agreement: int = 1000, n_memory: int = 4000, n_r
     from .data import load_sandbox_split
     from .gap import gap_summary, geometry
     test = load_sandbox_split(world, "test", n=max(n_agreement, n_recall), progress=progress)
-    memory = [c[0] for c in load_sandbox_split(world, "train", n=n_memory, progress=progress).captions]
+    train = load_sandbox_split(world, "train", n=n_memory, progress=progress)
+    memory = [c[0] for c in train.captions]
     refs = {s.scene_id: c for s, c in zip(test.scenes[:n_agreement], test.captions[:n_agreement])}
     out = cs.caption_world(refs, memory)
     with torch.no_grad():
@@ -59,22 +60,20 @@ def world_report(clip, world, n_agreement: int = 1000, n_memory: int = 4000, n_r
     g = gap_summary(vi, vt)
     out["geometry"] = {"paired_cos": g["paired_cos"], "image_image_cos": g["image_image_cos"],
                        "text_text_cos": g["text_text_cos"], **geometry(vi, vt)}
-    out["pcm_inputs"] = pcm_inputs(clip, world, test, n=300, n_memory=n_memory)
+    out["pcm_inputs"] = pcm_inputs(clip, world, test, [c for cs_ in train.captions for c in cs_], n=300)
     out["within_bounds"] = cs.within_bounds(out)
     return out
 
 
-def pcm_inputs(clip, world, test, n: int = 300, n_memory: int = 4000) -> dict:
+def pcm_inputs(clip, world, test, captions: list, n: int = 300) -> dict:
     """Can PCM's Eq. 1 / Eq. 2 act on ``clip``? ``pcm_inspect.concept_report`` on the first ``n`` test renders
-    with the sandbox concept bank (nouns of the ablation's training captions)."""
+    with the sandbox concept bank of the training ``captions`` (every reference of the ablation's scenes)."""
     import torch
 
     from .concepts import build_concept_bank
     from .config import ConceptConfig, PCMConfig
-    from .data import load_sandbox_split
     from .pcm_inspect import concept_report
-    caps = [c for cs_ in load_sandbox_split(world, "train", n=n_memory, progress=False).captions for c in cs_]
-    bank = build_concept_bank(caps, clip, ConceptConfig.preset("sandbox"))
+    bank = build_concept_bank(captions, clip, ConceptConfig.preset("sandbox"))
     with torch.no_grad():
         f = clip.image_features(test.images[:n])
     return concept_report(f.global_, f.patches, bank, test.captions[:n], test.scenes[:n], world,

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .evaluation import annotator_agreement, cider
+from .evaluation import annotator_agreement, cider, held_out_references
 
 # Real reference values, each with its source (measured by the workbench's own scorer where it says so).
 REAL_CAPTION_WORLD = {
@@ -62,14 +62,7 @@ def _words(text: str) -> list:
 
 def held_out_split(refs: dict, seed: int = 0) -> tuple:
     """``(held, rest)``: one reference per image drawn as ``annotator_agreement`` draws it, and the others."""
-    rng = np.random.default_rng(seed)
-    held, rest = {}, {}
-    for k, v in refs.items():
-        if len(v) < 2:
-            continue
-        j = int(rng.integers(len(v)))
-        held[k], rest[k] = v[j], [c for i, c in enumerate(v) if i != j]
-    return held, rest
+    return held_out_references(refs, np.random.default_rng(seed))
 
 
 def vocabulary(memory: list, refs: dict) -> dict:

@@ -135,7 +135,7 @@ class CaptionedImage:
     folder: str = ""              # sub-folder of the image root (Karpathy "filepath", e.g. "val2014")
 
 
-def _coco_id(name: str):
+def coco_id(name: str):
     stem = os.path.splitext(os.path.basename(name))[0]
     tail = stem.rsplit("_", 1)[-1]
     return int(tail) if tail.isdigit() and (stem.startswith("COCO_") or len(tail) == 12) else stem
@@ -197,13 +197,13 @@ def parse_captions(blob, path="<caption file>", splits=None) -> list:
         for k, it in enumerate(blob):
             if not isinstance(it, dict) or not {"image_name", "captions"} <= set(it):
                 raise ValueError(f"item {k} of {path} is not an {{image_name, captions}} dict: {str(it)[:120]}")
-            image_id = _coco_id(it["image_name"])
+            image_id = coco_id(it["image_name"])
             items.append(CaptionedImage(image_id, it["image_name"], _checked(path, image_id, it["captions"]),
                                         it.get("split"), it.get("file_path") or ""))
     elif fmt == "karpathy_dataset":
         items = []
         for im in blob["images"]:
-            image_id = im.get("cocoid", _coco_id(im["filename"]))
+            image_id = im.get("cocoid", coco_id(im["filename"]))
             caps = _checked(path, image_id, [s.get("raw") if isinstance(s, dict) else s for s in im["sentences"]])
             items.append(CaptionedImage(image_id, im["filename"], caps, im.get("split"), im.get("filepath") or ""))
     elif fmt == "coco":

@@ -91,6 +91,18 @@ def cider(refs: dict, hyps: dict) -> float:
     return float(Cider().compute_score(gts, res)[0])
 
 
+def held_out_references(refs: dict, rng: np.random.Generator) -> tuple:
+    """``(held, rest)``: for each image with at least 2 references one drawn with ``rng`` (in ``refs``' order), and
+    the others: the split annotator agreement scores, and that a captioner is scored against beside it."""
+    held, rest = {}, {}
+    for k, v in refs.items():
+        if len(v) < 2:
+            continue
+        j = int(rng.integers(len(v)))
+        held[k], rest[k] = v[j], [c for i, c in enumerate(v) if i != j]
+    return held, rest
+
+
 def annotator_agreement(refs: dict, n_images: int | None = None, seed: int = 0) -> dict:
     """Annotator agreement: for each image (``refs``: id -> its reference captions, at least 2), one reference
     drawn at random (seeded) is scored with CIDEr-D against the others, as if it were a captioner's output.
@@ -103,11 +115,7 @@ def annotator_agreement(refs: dict, n_images: int | None = None, seed: int = 0) 
         raise ValueError("refs has no image with at least 2 references; annotator agreement needs several per image.")
     if n_images is not None and n_images < len(ids):
         ids = [ids[i] for i in sorted(rng.choice(len(ids), size=n_images, replace=False))]
-    held, rest = {}, {}
-    for k in ids:
-        j = int(rng.integers(len(refs[k])))
-        held[k] = refs[k][j]
-        rest[k] = [c for i, c in enumerate(refs[k]) if i != j]
+    held, rest = held_out_references({k: refs[k] for k in ids}, rng)
     return {"CIDEr": cider(rest, held), "n_images": len(ids),
             "references_per_image": float(np.mean([len(v) for v in rest.values()]))}
 

@@ -401,6 +401,8 @@ def leaderboard_bars(board: list, metric: str = "CIDEr", title: str = "sandbox l
     """Horizontal bars (mean ± std over seeds) of ``metric`` per method, coloured by table block (with a key);
     ``board`` is ``ablation.leaderboard`` output (values already x100)."""
     from matplotlib.patches import Patch
+
+    from .evaluation import mean_std
     names = [r["method"] for r in board]
     blocks = list(dict.fromkeys(r["block"] for r in board))
     colour = {b: f"C{i}" for i, b in enumerate(blocks)}
@@ -413,7 +415,7 @@ def leaderboard_bars(board: list, metric: str = "CIDEr", title: str = "sandbox l
     ax.invert_yaxis()
     top = np.nanmax(vals + errs) if np.isfinite(vals).any() else 1.0
     for y, v, e, r in zip(ys, vals, errs, board):
-        ax.text(v + e + 0.02 * top, y, f"{v:.1f} ± {e:.1f} ({r['seeds']})", va="center", fontsize=FONT)
+        ax.text(v + e + 0.02 * top, y, f"{mean_std(v, e, r['seeds'])} ({r['seeds']})", va="center", fontsize=FONT)
     ax.set_xlim(0, top * 1.3)
     ax.set_xlabel(f"test {metric} (x100, mean ± std over seeds; seeds in brackets)", fontsize=FONT)
     fig.legend(handles=[Patch(color=colour[b], label=b) for b in blocks], fontsize=FONT, loc="outside lower center",

@@ -189,8 +189,8 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     caps = caption_folder(args.model, args.images, args.beam, args.batch_size)
     if args.out:
-        from .data import _coco_id
-        atomic_write_json(args.out, [{"image_id": _coco_id(name), "file_name": name, "caption": cap}
+        from .data import coco_id
+        atomic_write_json(args.out, [{"image_id": coco_id(name), "file_name": name, "caption": cap}
                                      for name, cap in caps.items()])
         print(f"{len(caps)} captions -> {args.out}")
     else:

@@ -16,13 +16,13 @@ import argparse
 import json
 import os
 
-from .data import _coco_id, describe_json, load_captions
+from .data import coco_id, describe_json, load_captions
 
 
 def _key(image_id) -> str:
     """One spelling of an image id: a COCO file name ("COCO_val2014_000000391895.jpg", "000000391895.jpg") and its
     integer id give "391895"; any other name its stem ("1000092795.jpg" -> "1000092795")."""
-    return str(image_id) if isinstance(image_id, int) else str(_coco_id(str(image_id)))
+    return str(image_id) if isinstance(image_id, int) else str(coco_id(str(image_id)))
 
 
 def load_predictions(path: str | os.PathLike) -> dict:
