@@ -30,7 +30,7 @@ def model_vocab(tiny_clip):
 
 def test_test_set_pairs_each_present_image_with_its_references(tiny_clip, tmp_path):
     feat = FeatureConfig.preset("tiny", root=str(tmp_path / "features"))
-    evalset, paths, _ = load_test_set(tiny_clip, KARPATHY, feat, progress=False)
+    evalset, paths, *_ = load_test_set(tiny_clip, KARPATHY, feat, progress=False)
     refs = {it.image_id: it.captions for it in load_captions(KARPATHY.captions_file)}
     assert evalset.ids == [244592, 10440, 10012]                    # the 3 of 5 items whose image is here
     assert [Path(p).name for p in paths] == [f"{i:012d}.jpg" for i in evalset.ids]
@@ -84,7 +84,7 @@ def test_an_unreadable_test_image_is_skipped_by_default_or_fails_when_asked(tiny
     ref = ReferenceSetConfig("mscoco", str(tmp_path / "imgs"), KARPATHY.captions_file)
     feat = FeatureConfig.preset("tiny", root=str(tmp_path / "features"))
     with pytest.warns(UserWarning, match=broken.name):
-        evalset, paths, bad = load_test_set(tiny_clip, ref, feat, progress=False)
+        evalset, paths, bad, _ = load_test_set(tiny_clip, ref, feat, progress=False)
     assert list(bad) == [str(broken)] and str(broken) not in paths and len(evalset.ids) == len(paths)
     with pytest.raises(ValueError, match=broken.name):
         load_test_set(tiny_clip, ref, feat, progress=False, on_unreadable="fail")

@@ -60,16 +60,24 @@ def _noun_lemma(word: str, prev: str, nxt: str):
     return getLemma(word, upos="NOUN")[0]
 
 
+def caption_nouns(caption: str, extra_stopwords=()) -> list:
+    """The noun lemmas of one caption in order of occurrence (repeats kept): "two dogs in a park" ->
+    ["dog", "park"]."""
+    stop = STOPWORDS | FUNCTION_WORDS | DETERMINERS | set(extra_stopwords)
+    words = _WORD.findall(caption.lower())
+    out = []
+    for prev, word, nxt in zip([""] + words[:-1], words, words[1:] + [""]):
+        lemma = _noun_lemma(word, prev, nxt)
+        if lemma and lemma not in stop and len(lemma) > 1:
+            out.append(lemma)
+    return out
+
+
 def count_nouns(captions, extra_stopwords=()) -> Counter:
     """Noun lemma -> number of occurrences over ``captions`` (list[str])."""
-    stop = STOPWORDS | FUNCTION_WORDS | DETERMINERS | set(extra_stopwords)
     counts: Counter = Counter()
     for caption in captions:
-        words = _WORD.findall(caption.lower())
-        for prev, word, nxt in zip([""] + words[:-1], words, words[1:] + [""]):
-            lemma = _noun_lemma(word, prev, nxt)
-            if lemma and lemma not in stop and len(lemma) > 1:
-                counts[lemma] += 1
+        counts.update(caption_nouns(caption, extra_stopwords))
     return counts
 
 

@@ -133,6 +133,7 @@ class CaptionedImage:
     captions: list
     split: Optional[str] = None   # Karpathy split (train / restval / val / test), when the file says
     folder: str = ""              # sub-folder of the image root (Karpathy "filepath", e.g. "val2014")
+    domain: Optional[str] = None  # NoCaps' per-image label: "in-domain", "near-domain" or "out-domain"
 
 
 def coco_id(name: str):
@@ -213,8 +214,8 @@ def parse_captions(blob, path="<caption file>", splits=None) -> list:
         caps: dict = {}
         for a in blob["annotations"]:
             caps.setdefault(a["image_id"], []).append(a["caption"])
-        return [CaptionedImage(im["id"], im["file_name"], _checked(path, im["id"], caps.get(im["id"], [])))
-                for im in blob["images"]]
+        return [CaptionedImage(im["id"], im["file_name"], _checked(path, im["id"], caps.get(im["id"], [])),
+                               domain=im.get("domain")) for im in blob["images"]]
     else:
         raise ValueError(f"{path} is neither a Karpathy list of {{image_name, captions}} items, a Karpathy "
                          f"dataset_*.json nor COCO-format annotations; found {describe_json(blob)}. Accepted "
@@ -235,7 +236,7 @@ def load_captions(path: str | os.PathLike, splits=None) -> list:
     * Karpathy ``dataset_coco.json`` / ``dataset_flickr30k.json``: ``{dataset, images: [{filepath?, filename,
       split, sentences: [{raw, tokens}], cocoid?}]}``
     * COCO-format annotations: ``{images: [{id, file_name}], annotations: [{image_id, caption}]}`` (``info`` etc.
-      are ignored)
+      are ignored); NoCaps' files are of this format with a ``domain`` per image, kept as ``item.domain``
 
     ``splits`` (Karpathy formats only) keeps the images of those splits, e.g. ``("train", "restval")`` or
     ``"test"``; None keeps all. An image without captions or with an empty caption is refused.

@@ -99,15 +99,18 @@ def beam_search(model, memory: torch.Tensor, memory_pad: torch.Tensor, vocab, ma
 
 
 @torch.no_grad()
-def generate(model, vocab, global_, tokens=None, patches=None, beam: int = 3, batch_size: int = 256) -> list:
-    """Captions (list[str]) for cached features, in batches; PCM runs in inference mode."""
+def generate(model, vocab, global_, tokens=None, patches=None, beam: int = 3, batch_size: int = 256,
+             prompt=None) -> list:
+    """Captions (list[str]) for cached features, in batches; PCM runs in inference mode. ``prompt`` [B, m]
+    (word ids, pad = none): a hard prompt for a model that reads one (ViECap's entities)."""
     model.eval()
     out = []
     dev = next(model.parameters()).device
     for i in range(0, len(global_), batch_size):
         sl = slice(i, i + batch_size)
         args = [x[sl].to(dev) if x is not None else None for x in (global_, tokens, patches)]
-        memory, pad = model.encode(*args, mode="inference")
+        extra = {"prompt": prompt[sl].to(dev)} if prompt is not None else {}
+        memory, pad = model.encode(*args, mode="inference", **extra)
         ids = (greedy(model, memory, pad, vocab, model.cfg.max_length) if beam == 1 else
                beam_search(model, memory, pad, vocab, model.cfg.max_length, beam))
         out.extend(vocab.decode(row) for row in ids)

@@ -121,7 +121,7 @@ class Pipeline:
         from .protocols import load_test_set
         c = self.cfg
         with self._state().main_process_first():                 # the main process caches, the others read
-            val, paths, _ = load_test_set(self.clip, c.val, self.feat, c.n_val, self.progress)
+            val, paths, *_ = load_test_set(self.clip, c.val, self.feat, c.n_val, self.progress)
         from .data import RealImages
         return val, RealImages(paths, [list(r) for r in val.refs], list(val.ids))
 
@@ -201,8 +201,10 @@ class Pipeline:
                                    beam=c.beam, on_unreadable=c.on_unreadable)
             rows = run_protocol(model, vocab, self.clip, proto, self.feat, progress=self.progress)
             self._move_aside_stale({t.corpus for t in c.test_sets})
-            for row, test in zip(rows, c.test_sets):
-                if row["status"] == "scored":
+            tests = {t.corpus: t for t in c.test_sets}
+            for row in rows:
+                test = tests[row["test_corpus"]]
+                if row["status"] == "scored" and "hyps" in row:          # a set's overall row (not a domain's)
                     n = caption_file_counts(repo_path(test.captions_file), repo_path(test.image_dir))
                     row.update({"captions": row["references"], "images_listed": n["images"],
                                 "images_present": n["images_present"], "images_missing": n["images_missing"]})
@@ -295,7 +297,7 @@ def counts_markdown(rows: list) -> str:
     (skipped, named in the row's ``unreadable``), status."""
     lines = ["| protocol | status | images scored | references scored | images listed | present | missing | unreadable |",
              "|---|---|---|---|---|---|---|---|"]
-    for r in rows:
+    for r in (r for r in rows if r.get("subset") in (None, "overall")):       # a domain's row: a part of its set
         cells = [r["protocol"], r["status"].split(":")[0], r["images"]] + [r.get(k, "n/a") for k in (
             "captions", "images_listed", "images_present", "images_missing", "images_unreadable")]
         lines.append("| " + " | ".join(str(c) for c in cells) + " |")
@@ -328,7 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description="Caption corpus -> synthetic images -> PCM-Net -> in/cross-domain tables.")
     ap.add_argument("--profile", default="paper_b32", choices=("sandbox", "paper_b32", "paper_l14", "tiny"))
     ap.add_argument("--train", default="mscoco", choices=("mscoco", "flickr30k"), help="the training text's corpus")
-    ap.add_argument("--test", nargs="+", default=["mscoco", "flickr30k"], help="test sets (Karpathy test splits)")
+    ap.add_argument("--test", nargs="+", default=["mscoco", "flickr30k"],
+                    help="test sets: mscoco / flickr30k (Karpathy test splits), nocaps (NoCaps val, by domain)")
     ap.add_argument("--train-captions", default=None, help="override the training text (any caption corpus file)")
     ap.add_argument("--n-train", type=int, default=None, help="first N training captions (default: all)")
     ap.add_argument("--n-val", type=int, default=None, help="val images that pick the checkpoint (default 500)")

@@ -10,6 +10,8 @@ Layout under ``--root`` (default ``data/``, relative to the repository); the ``R
     flickr30k/images/<flickr id>.jpg                31,783 images   by request form only (no download)
     flickr30k/karpathy/dataset_flickr30k.json       Karpathy splits caption_datasets.zip
     flickr30k/karpathy/flickr30k_{train,val,test}.json
+    nocaps/nocaps_val_4500_captions.json            NoCaps val references (COCO format, a domain per image)
+    nocaps/val/<open images id>.jpg                  4,500 images    each fetched from its ``coco_url``
     downloads/downloads.json                        url, size and sha256 of every download
     <corpus>/counts.json                            captions, images present / missing per Karpathy split
 
@@ -47,6 +49,9 @@ CORPORA = {   # image folders (expected image count, download or None), Karpathy
     "flickr30k": {"images": {"images": (31783, None)}, "karpathy": "dataset_flickr30k.json", "image_root": "images"},
 }
 SPLITS = ("train", "restval", "val", "test")
+# NoCaps (Agrawal et al., ICCV 2019): a test set only (val: 4,500 Open Images photos, 10 captions each, in- /
+# near- / out-domain); its annotation file names every image's URL.
+NOCAPS = {"annotations": "https://s3.amazonaws.com/nocaps/nocaps_val_4500_captions.json", "images": 4500}
 
 
 # ----------------------------------------------------------------------------- download
@@ -210,6 +215,42 @@ def fetch_corpus(root: Path, corpus: str, train_images: bool = True, keep_zips: 
             zpath.unlink()
 
 
+def check_nocaps(root: Path) -> dict:
+    """``check_corpus`` for NoCaps val: the annotation file, the image folder and the counts per domain."""
+    from .protocols import NOCAPS_DOMAINS
+    base = root / "nocaps"
+    ann = base / Path(NOCAPS["annotations"]).name
+    out = {"folders": {"val": (_n_files(base / "val"), NOCAPS["images"])}, "splits": {}, "missing": []}
+    if not ann.is_file():
+        out["missing"].append((str(ann), f"download {NOCAPS['annotations']} (NoCaps val references)"))
+        return out
+    items = load_captions(ann)
+    if _n_files(base / "val") == 0:
+        out["missing"].append((str(base / "val") + "/", "the images at each image's coco_url in "
+                               f"{ann.name} (prepare --corpus nocaps fetches them), named <open images id>.jpg"))
+    for domain in NOCAPS_DOMAINS:
+        mine = [it for it in items if it.domain == domain]
+        if mine:
+            out["splits"][domain] = image_counts(mine, base / "val", verify=True)
+    atomic_write_json(base / "counts.json", out["splits"])
+    return out
+
+
+def fetch_nocaps(root: Path, progress: bool = True) -> None:
+    """The NoCaps val annotation file, then every image it names that is not yet in ``nocaps/val/`` (each a
+    checked, atomic download: rerunning fetches only what is missing)."""
+    from tqdm.auto import tqdm
+    base = root / "nocaps"
+    ann = base / Path(NOCAPS["annotations"]).name
+    if not ann.is_file():
+        src = fetch(root, "nocaps_annotations", NOCAPS["annotations"], progress)
+        atomic_write(ann, lambda tmp: Path(tmp).write_bytes(src.read_bytes()))
+    images = json.loads(ann.read_text())["images"]
+    todo = [im for im in images if not (base / "val" / im["file_name"]).is_file()]
+    for im in tqdm(todo, desc="nocaps images", disable=not progress):
+        download(im["coco_url"], base / "val" / im["file_name"], progress=False)
+
+
 # ----------------------------------------------------------------------------- report
 def config_counts(profile: str, root: str | os.PathLike = "data") -> dict:
     """Counts of the profile's configured caption files (``RealDataConfig``, ``ProtocolConfig`` test sets), their
@@ -234,17 +275,21 @@ def prepare(root: str | os.PathLike = "data", corpora=("mscoco", "flickr30k"), p
     from .config import check_choice
     check_choice("profile", profile, ("paper_b32", "paper_l14"))
     for c in corpora:
-        check_choice("corpus", c, tuple(CORPORA))
+        check_choice("corpus", c, tuple(CORPORA) + ("nocaps",))
     root = repo_path(root)
     for corpus in corpora:
         if offline:
             continue
         try:
-            fetch_corpus(root, corpus, train_images, keep_zips, progress)
+            if corpus == "nocaps":
+                fetch_nocaps(root, progress)
+            else:
+                fetch_corpus(root, corpus, train_images, keep_zips, progress)
         except (urllib.error.URLError, OSError) as err:
             print(f"{corpus}: download failed ({err}); working offline. Put the files below by hand.")
             offline = True
-    report = {c: check_corpus(root, c, () if train_images else ("train2014",)) for c in corpora}
+    report = {c: check_nocaps(root) if c == "nocaps" else check_corpus(root, c, () if train_images else ("train2014",))
+              for c in corpora}
     report["configs"] = config_counts(profile, root)
     report["missing"] = [p for c in corpora for p, _ in report[c]["missing"]]
     print(format_report(report, corpora))
@@ -269,7 +314,8 @@ def format_report(report: dict, corpora) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="Download and check the real data (MSCOCO, Flickr30k, Karpathy splits).")
     ap.add_argument("--profile", default="paper_b32", help="paper profile whose configured caption files to count")
-    ap.add_argument("--corpus", nargs="+", default=list(CORPORA), help=f"corpora among {tuple(CORPORA)}")
+    ap.add_argument("--corpus", nargs="+", default=list(CORPORA),
+                    help=f"corpora among {tuple(CORPORA) + ('nocaps',)} (nocaps: NoCaps val, a test set)")
     ap.add_argument("--root", default="data", help="data folder (relative to the repository)")
     ap.add_argument("--offline", action="store_true", help="download nothing; check the layout and print what is missing")
     ap.add_argument("--no-train-images", action="store_true",

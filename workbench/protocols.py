@@ -12,10 +12,12 @@ CLIPScore / RefCLIPScore. Image features are cached like every other image set (
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import NamedTuple, Optional
 
 from .config import FeatureConfig, ProtocolConfig, ReferenceSetConfig
 from .paths import repo_path, stable_hash
+
+NOCAPS_DOMAINS = ("in-domain", "near-domain", "out-domain")
 
 
 def evaluate_captioner(model, vocab, evalset, clip, beam: int) -> tuple:
@@ -42,10 +44,17 @@ def images_identity(test: ReferenceSetConfig) -> str:
                         [(os.path.basename(p), os.path.getsize(p), os.stat(p).st_mtime_ns) for _, p in found]])
 
 
+class TestSet(NamedTuple):
+    evalset: "EvalSet"        # cached features + references of the images present  # noqa: F821
+    paths: list               # their image files, in ``evalset.ids`` order
+    unreadable: dict          # {path: reason} of the files skipped
+    domains: list             # per image: NoCaps' domain label, or None for a set without domains
+
+
 def load_test_set(clip, test: ReferenceSetConfig, feature_cfg: FeatureConfig, n: Optional[int] = None,
-                  progress: bool = True, on_unreadable: str = "skip") -> tuple:
+                  progress: bool = True, on_unreadable: str = "skip") -> TestSet:
     """Images of ``test`` that are present in its ``image_dir`` (first ``n``), their references and cached
-    CLIP features -> (EvalSet, image paths, {unreadable path: reason}). An image that does not decode is named
+    CLIP features -> ``TestSet(evalset, paths, unreadable, domains)``. An image that does not decode is named
     in a warning and skipped (``on_unreadable="fail"``: a ValueError naming them instead)."""
     import warnings
 
@@ -69,7 +78,24 @@ def load_test_set(clip, test: ReferenceSetConfig, feature_cfg: FeatureConfig, n:
                           [os.path.getsize(p) for p in paths]])
     store = extract_image_features(clip, paths, ids, f"test-{test.corpus}-{len(ids)}-{source[:8]}", feature_cfg,
                                    source_id=source, progress=progress)
-    return EvalSet.from_store(store, [it.captions for it, _ in found]), paths, bad
+    return TestSet(EvalSet.from_store(store, [it.captions for it, _ in found]), paths, bad,
+                   [it.domain for it, _ in found])
+
+
+def subset_rows(evalset, hyps: list, domains: list, clip) -> list:
+    """NoCaps-style scoring: for a set whose images carry domain labels, one row per domain (in NOCAPS_DOMAINS
+    order) scored on that domain's images alone, as the NoCaps evaluation does (each subset its own CIDEr
+    document frequencies); [] for a set without labels."""
+    from .evaluation import clip_scores, coco_metrics
+    labels = [d for d in NOCAPS_DOMAINS if d in set(domains)] + sorted({d for d in domains if d} - set(NOCAPS_DOMAINS))
+    rows = []
+    for label in labels:
+        idx = [i for i, d in enumerate(domains) if d == label]
+        refs = {evalset.ids[i]: evalset.refs[i] for i in idx}
+        metrics = coco_metrics(refs, {evalset.ids[i]: hyps[i] for i in idx})
+        metrics.update(clip_scores(clip, evalset.global_[idx], [hyps[i] for i in idx], [evalset.refs[i] for i in idx]))
+        rows.append({"subset": label, "images": len(idx), **metrics})
+    return rows
 
 
 def run_protocol(model, vocab, clip, cfg: ProtocolConfig, feature_cfg: Optional[FeatureConfig] = None,
@@ -86,7 +112,8 @@ def run_protocol(model, vocab, clip, cfg: ProtocolConfig, feature_cfg: Optional[
         head = {"protocol": f"{cfg.domain(test.corpus)}: {cfg.train_corpus} -> {test.corpus}",
                 "domain": cfg.domain(test.corpus), "train_corpus": cfg.train_corpus, "test_corpus": test.corpus}
         try:
-            evalset, paths, bad = load_test_set(clip, test, feature_cfg, cfg.max_images, progress, cfg.on_unreadable)
+            evalset, paths, bad, domains = load_test_set(clip, test, feature_cfg, cfg.max_images, progress,
+                                                         cfg.on_unreadable)
         except FileNotFoundError as e:
             warnings.warn(f"test set {test.corpus} skipped: {e}")
             rows.append({**head, "images": 0, "status": f"missing: {e}"})
@@ -94,7 +121,12 @@ def run_protocol(model, vocab, clip, cfg: ProtocolConfig, feature_cfg: Optional[
         if method is not None:
             evalset = method.inference_set(exp, evalset, paths)
         metrics, hyps = evaluate_captioner(model, vocab, evalset, clip, cfg.beam)
-        rows.append({**head, "images": len(evalset.ids), "status": "scored", **metrics,
-                     "references": sum(len(r) for r in evalset.refs), "images_unreadable": len(bad),
-                     "unreadable": sorted(bad)[:20], "hyps": dict(zip(evalset.ids, hyps))})
+        subsets = subset_rows(evalset, hyps, domains, clip)
+        overall = {"protocol": f"{head['protocol']} (overall)", "subset": "overall"} if subsets else {}
+        rows.append({**head, **overall, "images": len(evalset.ids),
+                     "status": "scored", **metrics, "references": sum(len(r) for r in evalset.refs),
+                     "images_unreadable": len(bad), "unreadable": sorted(bad)[:20],
+                     "hyps": dict(zip(evalset.ids, hyps))})
+        rows.extend({**head, "protocol": f"{head['protocol']} ({sub['subset']})", "status": "scored", **sub}
+                    for sub in subsets)
     return rows

@@ -180,7 +180,8 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
             for group in opt.param_groups:
                 group["lr"] = cfg.lr * noam_factor(step + 1, cfg.warmup_steps)
             with acc.autocast():
-                logits = model(words[:, :-1], *args, mode="train")                  # [B, L + 1, V]
+                prompt = {"prompt": batch["prompt"].to(dev)} if batch.get("prompt") is not None else {}
+                logits = model(words[:, :-1], *args, mode="train", **prompt)        # [B, L + 1, V]
                 weights = cxe_weights(batch["cos"], cfg.cxe_w).to(dev) if cfg.cxe and batch["cos"] is not None else None
                 loss = caption_loss(logits, words[:, 1:], vocab.pad, weights, cfg.label_smoothing, cfg.focal_gamma)
             opt.zero_grad(set_to_none=True)

@@ -77,7 +77,12 @@ def is_paper_backbone(b: Backbone) -> bool:
 
 # The papers' own settings, with the backbone each was set on (the seeds and their official code).
 CAPDEC_NOISE = (0.016, VIT_B32)        # CapDec: variance per dimension, from its sweep (ViT-B/32)
-CLIP_TAU = (0.01, VIT_B32)             # 1/100: PCM Eq. 1 / 3, DeCap, SynTIC (MSCOCO), CMSA entities
+CLIP_TAU = (0.01, VIT_B32)             # 1/100: PCM Eq. 1 / 3, DeCap, SynTIC (MSCOCO), CMSA entities, ViECap
+# IFCap retrieves with CLIP RN50x64 (1,024-d; src/image_like_retrieval.py --variant) while its decoder reads
+# ViT-B/32: the query noise 0.04 (its code and its poster's sweep) was set on RN50x64's width. The workbench
+# retrieves with the experiment's CLIP, so on ViT-B/32 the same expected cosine needs 0.08.
+RN50X64 = Backbone("RN50x64", 1024, 100.0, 0, None, None, "OpenAI CLIP RN50x64 (IFCap's retrieval encoder)")
+IFCAP_RETRIEVAL_NOISE = (0.04, RN50X64)
 SYNTIC_TAU_FLICKR = (1 / 80, VIT_B32)  # SynTIC's Flickr30k projection
 PCM_K = (5, 400)                       # PCM-Net Fig. 4a, of its bank of 400 MSCOCO concepts (coco400_embeddings)
 PCM_M = (5, VIT_B32)                   # PCM-Net Fig. 4b, of 49 patches
@@ -208,6 +213,10 @@ def derived(target: Backbone, bank_size: Optional[int] = None) -> list:
         {"name": "softmax temperature over cosines (PCM Eq. 1/3, DeCap, SynTIC, CMSA)", "paper": CLIP_TAU[0],
          "paper_backbone": CLIP_TAU[1].name, "value": temperature(target),
          "invariant": f"{CLIP_TAU[0] / CLIP_TAU[1].temperature:g} x the CLIP's own temperature 1/{target.logit_scale:.0f}"},
+        {"name": "IFCap retrieval-query noise variance", "paper": IFCAP_RETRIEVAL_NOISE[0],
+         "paper_backbone": IFCAP_RETRIEVAL_NOISE[1].name, "value": noise_variance(target, IFCAP_RETRIEVAL_NOISE),
+         "invariant": f"expected clean-noisy cosine "
+                      f"{expected_noise_cosine(noise_variance(target, IFCAP_RETRIEVAL_NOISE), target.dim):.3f}"},
         {"name": "PCM M (patches mixed)", "paper": PCM_M[0], "paper_backbone": PCM_M[1].name,
          "value": pcm_m(target), "invariant": f"{PCM_M[0]}/{PCM_M[1].n_patches} of the patch grid ({target.n_patches})"},
         {"name": "CXE w", "paper": CXE_W["paper_b32"], "paper_backbone": VIT_B32.name, "value": CXE_W["paper_b32"],

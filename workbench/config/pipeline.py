@@ -27,7 +27,10 @@ CORPUS_LAYOUT = {
                                             "data/flickr30k/karpathy/flickr30k_val.json"),
                   "test": ReferenceSetConfig("flickr30k", "data/flickr30k/images",
                                              "data/flickr30k/karpathy/flickr30k_test.json")},
+    # NoCaps val (4,500 Open Images photos, in- / near- / out-domain): a test set only, scored per domain
+    "nocaps": {"test": ReferenceSetConfig("nocaps", "data/nocaps/val", "data/nocaps/nocaps_val_4500_captions.json")},
 }
+TRAIN_CORPORA = tuple(k for k, v in CORPUS_LAYOUT.items() if "text" in v)
 
 
 def rebase(path: str, root) -> str:
@@ -138,8 +141,9 @@ class PipelineConfig(_Preset):
                     **overrides) -> "PipelineConfig":
         """The config of ``--profile stages --train train --test test...`` on the prepare layout (under ``root``
         instead of ``data/`` when given: ``--root``)."""
-        for name in (train, *test):
-            check_choice("corpus", name, tuple(CORPUS_LAYOUT))
+        check_choice("train corpus", train, TRAIN_CORPORA)
+        for name in test:
+            check_choice("test corpus", name, tuple(CORPUS_LAYOUT))
         return PipelineConfig(**{"stages": stages, "train_corpus": train,
                                  "train_captions": rebase(CORPUS_LAYOUT[train]["text"], root),
                                  "val": rebased(CORPUS_LAYOUT[train]["val"], root),

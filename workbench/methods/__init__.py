@@ -13,7 +13,7 @@ from importlib import import_module
 
 from .base import BLOCKS, Method, Reported, file_stem  # noqa: F401
 
-_MODULES = ("pcm_net", "capdec", "decap", "unsup_clipcap", "syntic", "maccap", "cmsa")
+_MODULES = ("pcm_net", "capdec", "decap", "unsup_clipcap", "syntic", "maccap", "cmsa", "viecap", "ifcap")
 ALIASES = {"text-only": "capdec"}           # the PCM-Net ablation's name for the text-only (CapDec) row
 
 
@@ -91,7 +91,9 @@ def parse_spec(name: str) -> tuple:
 GROUPS = {
     "pcm-ablation": ("capdec", "base", "+mixup", "+cxe", "pcm-net", "oracle"),
     "leaderboard": ("capdec", "decap", "ucc", "ucc+mean", "ucc-self", "maccap", "syntic", "pcm-net", "base", "oracle",
-                    "cmsa"),
+                    "cmsa", "viecap", "ifcap", "syn-viecap", "pcm-viecap"),
+    "entity-prompt": ("viecap", "syn-viecap", "pcm-viecap", "ifcap", "viecap[prompt=false]",
+                      "ifcap[inference_entities=clip]"),
     "maccap-ablation": ("maccap", "maccap-s4", "maccap-s1", "maccap-cls", "maccap-code", "maccap-1tok-clean",
                         "maccap-1tok", "maccap-clean", "maccap-lm"),
     "cmsa-ablation": ("cmsa", "cmsa-init", "cmsa-no-clip", "cmsa-no-fluency"),

@@ -132,13 +132,14 @@ def caption_memory(exp, size: Optional[int] = None, seed: int = 0):
 
 
 def recipe_eval_set(base, recipe):
-    """``base`` (an EvalSet) captioned through ``recipe(global_, tokens, patches) -> (global_, tokens, patches)``;
+    """``base`` (an EvalSet) captioned through ``recipe(global_, tokens, patches) -> (global_, tokens, patches)``
+    or ``-> (global_, tokens, patches, prompt)`` (a hard prompt [B, m] of word ids, e.g. ViECap's entities);
     ``.global_`` stays the raw image feature (CLIPScore is computed on it)."""
     from ..training import EvalSet
 
     class RecipeEvalSet(EvalSet):
         def captions(self, model, vocab, beam: int) -> list:
             from ..decoding import generate
-            g, t, p = recipe(self.global_, self.tokens, self.patches)
-            return generate(model, vocab, g, t, p, beam=beam)
+            g, t, p, *prompt = recipe(self.global_, self.tokens, self.patches)
+            return generate(model, vocab, g, t, p, beam=beam, prompt=prompt[0] if prompt else None)
     return RecipeEvalSet(base.global_, base.tokens, base.patches, base.refs, base.ids)

@@ -1,0 +1,179 @@
+"""IFCap (Lee et al., EMNLP 2024, ``boreng0817/IFCap``): image-like retrieval, a fusion module and
+frequency-based entity filtering, on ViECap's entity-prompted decoder.
+
+* **Image-like retrieval (training)**: each training caption's CLIP embedding, made "image-like" by noise
+  (normalise, add N(0, v_r I), normalise; v_r = 0.04 on the 1,024-d RN50x64 that IFCap retrieves with, carried by
+  its expected cosine), retrieves its ``k`` = 5 nearest training captions by cosine to the clean memory, itself
+  excluded (src/image_like_retrieval.py, precomputed once with a fixed seed).
+* **Fusion**: the decoder input (the caption embedding with CapDec's noise, v = 0.016 on ViT-B/32, carried)
+  attends to the k retrieved embeddings in one cross-attention layer (pre-LayerNorm on the query, residual, an
+  MLP with residual: ClipCap.py's TransformerLayer); the fused vector is the captioner's input.
+* **Entities**: ViECap's hard prompt (training: the caption's nouns, each masked with p = 0.4). At inference
+  the image retrieves its ``l`` = 9 nearest training captions; the first k are fused; the nouns of all l are
+  counted and those seen at least ``fef_threshold`` = 5 times form the prompt, most frequent first (FEF,
+  entity_filtering.py). ``inference_entities="clip"`` uses ViECap's zero-shot classifier instead (IFCap's own
+  NoCaps runs do: no ``--entity_filtering`` there).
+
+Paper / code vs here: the decoder is the workbench captioner (IFCap: a 1-layer fusion + 8-layer mapper into a
+fine-tuned GPT-2), the fusion acts in the CLIP space on the one global vector (IFCap maps it to 10 query tokens
+first); retrieval uses the experiment's CLIP (IFCap: RN50x64 for retrieval, ViT-B/32 for the fused features).
+k, l and the FEF threshold are counts of captions and keep their numbers (MSCOCO's; Flickr30k: l = 7, >= 3).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..config import carryover as R
+from ..config import check_choice, check_range
+from .base import Method, Reported, recipe_eval_set
+from .capdec import noisy_text_set
+from .common import noise_injection
+from .entities import PromptedCaptioner, PromptSet, caption_entities, frequent_entities, zero_shot_entities
+
+
+@dataclass(frozen=True)
+class IFCapConfig:
+    retrieval_noise: Optional[float] = None   # None: carried from IFCap's 0.04 on RN50x64 (expected cosine)
+    noise_variance: Optional[float] = None    # decoder input; None: the captioner preset's (B/32: 0.016)
+    k: int = 5                                # retrieved captions fused
+    l: int = 9                                # retrieved at inference for FEF (MSCOCO 9, Flickr30k 7)
+    fef_threshold: int = 5                    # MSCOCO 5, Flickr30k 3
+    inference_entities: str = "fef"           # "fef" or "clip" (ViECap's classifier, IFCap's NoCaps runs)
+    top_k: int = 3                            # "clip" entities: ViECap's top-3 at probability >= threshold
+    threshold: float = 0.2
+    mask_prob: float = 0.4
+    max_entities: int = 10
+    people_to_person: bool = True
+    heads: int = 8
+    retrieval_seed: int = 30                  # the noise of the precomputed training retrieval (IFCap's seed)
+
+    def __post_init__(self):
+        for name in ("k", "l", "fef_threshold", "top_k", "max_entities", "heads"):
+            check_range(name, getattr(self, name), 1)
+        if self.l < self.k:
+            raise ValueError(f"l={self.l} < k={self.k}: inference fuses the first k of the l retrieved captions; "
+                             "set l >= k (IFCap: k=5, l=9).")
+        check_choice("inference_entities", self.inference_entities, ("fef", "clip"))
+        check_range("mask_prob", self.mask_prob, 0.0, 1.0)
+        check_range("threshold", self.threshold, 0.0, 1.0)
+        for name in ("retrieval_noise", "noise_variance"):
+            if getattr(self, name) is not None:
+                check_range(name, getattr(self, name), 0.0, 1.0)
+
+
+def nearest(queries: torch.Tensor, memory: torch.Tensor, n: int, exclude_self: bool = False,
+            chunk: int = 2048) -> torch.Tensor:
+    """[B, n] indices of the ``n`` memory rows of highest cosine to each query (best first); ``exclude_self``:
+    query i never retrieves memory row i (queries are the memory's own rows, as in training)."""
+    mem = F.normalize(memory.float(), dim=-1)
+    out = []
+    for s in range(0, len(queries), chunk):
+        sims = F.normalize(queries[s:s + chunk].float(), dim=-1) @ mem.T                 # [b, M]
+        if exclude_self:
+            rows = torch.arange(s, s + len(sims))
+            sims[torch.arange(len(sims)), rows] = float("-inf")
+        out.append(sims.topk(min(n, mem.shape[0] - int(exclude_self)), dim=-1).indices)
+    return torch.cat(out)
+
+
+class Fusion(nn.Module):
+    """One cross-attention layer: x [B, D] attends to retrieved [B, k, D]; -> [B, D]."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.attn = nn.MultiheadAttention(dim, heads, batch_first=True, bias=False)
+        self.mlp = nn.Sequential(nn.Linear(dim, 2 * dim), nn.ReLU(), nn.Linear(2 * dim, dim))
+
+    def forward(self, x: torch.Tensor, retrieved: torch.Tensor) -> torch.Tensor:
+        q = x.float().unsqueeze(1)
+        r = retrieved.float()
+        q = q + self.attn(self.norm1(q), r, r, need_weights=False)[0]
+        return (q + self.mlp(self.norm2(q)))[:, 0]
+
+
+class IFCapTrainSet(PromptSet):
+    """ViECap's prompted noisy-text pairs plus, in the ``tokens`` slot, the k retrieved caption embeddings."""
+
+    def __init__(self, base, ids, mask_prob: float, memory: torch.Tensor, retrieved: torch.Tensor):
+        super().__init__(base, ids, mask_prob)
+        self.memory, self.retrieved = memory, retrieved
+
+    def identity(self) -> str:
+        from ..paths import stable_hash
+        return stable_hash({"prompted": super().identity(), "retrieved": self.retrieved.tolist()})
+
+    def batch(self, idx, vocab, use_patches: bool) -> dict:
+        out = super().batch(idx, vocab, False)
+        out["tokens"] = self.memory[self.retrieved[torch.as_tensor(idx)]]             # [B, k, D]
+        return out
+
+
+class IFCap(Method):
+    name, family, block, training_data = "ifcap", "IFCap", "text only", "text"
+    reported = Reported("IFCap (EMNLP'24), ViT-B/32 + GPT-2, its poster", 108.0, 30.8, 26.7, None, 20.3)
+    reported_nocaps = {"source": "IFCap's poster (NoCaps val, without FEF)", "in-domain": (70.1, 11.2),
+                       "near-domain": (72.5, 10.9), "out-domain": (72.1, 9.6), "overall": (74.0, 10.5)}
+
+    def __init__(self, config: IFCapConfig = IFCapConfig()):
+        super().__init__(config)
+        self._cache = {}
+
+    def captioner_config(self, cfg):
+        return replace(cfg, use_patches=False, mixup=False, noise_variance=0.0)
+
+    def variance(self, exp) -> float:
+        if self.config.noise_variance is not None:
+            return self.config.noise_variance
+        from ..config import CaptionerConfig
+        return CaptionerConfig.preset(exp.cfg.captioner_preset).noise_variance
+
+    def retrieval_noise(self, exp) -> float:
+        if self.config.retrieval_noise is not None:
+            return self.config.retrieval_noise
+        return R.noise_variance(R.backbone_of(exp.clip), R.IFCAP_RETRIEVAL_NOISE)
+
+    def memory(self, exp) -> tuple:
+        """(embeddings [N, D] of the training captions, the captions), in the same order."""
+        text = exp.sets["text"]
+        return text.store.get(list(text.rows), keys=[text.global_key])[text.global_key].float(), list(text.captions)
+
+    def train_set(self, exp):
+        c = self.config
+        mem, caps = self.memory(exp)
+        gen = torch.Generator().manual_seed(c.retrieval_seed)
+        queries = noise_injection(mem, self.retrieval_noise(exp), generator=gen)
+        retrieved = nearest(queries, mem, c.k, exclude_self=True)                     # [N, k]
+        base = noisy_text_set(exp, self.variance(exp))
+        ids = caption_entities(base.captions, exp.vocab, exp.bank.words, c.max_entities, c.people_to_person)
+        return IFCapTrainSet(base, ids, c.mask_prob, F.normalize(mem, dim=-1), retrieved)
+
+    def build(self, exp, cap_cfg, pcm_cfg, seed: int):
+        captioner = super().build(exp, cap_cfg, pcm_cfg, seed)
+        d = exp.evals["val"][0].global_.shape[1]
+        return PromptedCaptioner(captioner, Fusion(d, self.config.heads))
+
+    def inference_set(self, exp, evalset, images=None):
+        c = self.config
+        mem, caps = self.memory(exp)
+        mem = F.normalize(mem, dim=-1)
+        tau = R.carried_temperature(exp.clip_temperature)
+
+        def recipe(g, t, p):
+            top = nearest(g, mem, c.l)                                                   # [B, l]
+            if c.inference_entities == "fef":
+                ids = frequent_entities([[caps[j] for j in row] for row in top.tolist()], exp.vocab,
+                                        c.fef_threshold, c.max_entities, c.people_to_person)
+            else:
+                ids = zero_shot_entities(g, exp.bank.words, exp.bank.embeddings, exp.vocab, tau, c.top_k,
+                                         c.threshold, c.people_to_person)
+            return g, mem[top[:, :c.k]], None, ids
+        return recipe_eval_set(evalset, recipe)
+
+
+METHODS = {"ifcap": IFCap}
