@@ -34,8 +34,8 @@ def test_pipeline_paper_path_end_to_end(layout, tiny_clip):
     out = layout / "out"
     state = json.loads((out / "pipeline.json").read_text())
     stages = {s["stage"]: s for s in state["stages"]}
-    assert [s["stage"] for s in state["stages"]] == ["data", "synthesis", "features", "concepts+vocabulary", "training",
-                                     "captioner", "evaluation"]
+    assert [s["stage"] for s in state["stages"]] == ["data", "synthesis", "features", "text features",
+                                                     "concepts+vocabulary", "training", "captioner", "evaluation"]
     assert stages["data"]["train_captions"] == 25                     # train + restval: 5 images x 5 captions
     assert stages["synthesis"]["images"] == 25 and stages["training"]["val_images"] == 3
     assert [r["domain"] for r in rows] == ["in-domain", "cross-domain"]
@@ -135,3 +135,34 @@ def test_the_sandbox_profile_runs_the_sandbox_study(monkeypatch):
     monkeypatch.setattr(pipeline, "Pipeline", lambda *a, **k: pytest.fail("the sandbox must not run the paper path"))
     pipeline.main(["--profile", "sandbox"])
     assert seen == [["--preset", "sandbox"]]
+
+
+def test_every_method_runs_on_the_corpus_through_the_one_runner(layout):
+    """Every registered method family trains on the real-format corpus (Karpathy: five captions an image, real
+    COCO photos as val / test / unpaired images) through ``ablation.fit_method`` and is scored in-domain and
+    cross-domain through its own inference recipe; the leaderboard per protocol has every row."""
+    from workbench import methods
+    names = ("capdec", "decap", "ucc", "ucc+mean", "syntic", "maccap", "cmsa", "viecap", "ifcap", "pcm-viecap",
+             "pcm-net")
+    cfg = _config(layout, out_dir=str(layout / "out-methods"), n_train=15, methods=names, seeds=(1,),
+                  unpaired_images=str(FIX / "coco_images"), overrides=(("train.epochs", 1),))
+    rows = Pipeline(cfg, progress=False).run()
+    out = layout / "out-methods"
+    assert {(r["model"], r["seed"]) for r in rows} == {(n, 1) for n in names}
+    assert all(r["status"] == "scored" for r in rows) and {r["domain"] for r in rows} == {"in-domain", "cross-domain"}
+    md = (out / "results.md").read_text()
+    assert "### in-domain: mscoco -> mscoco" in md and "### cross-domain: mscoco -> flickr30k" in md
+    assert "| text only | ifcap | 1 |" in md and "108.0 (IFCap" in md                 # reported beside the row
+    assert (out / "captions-ucc-s1-flickr30k.json").exists() and (out / "captioners" / "capdec-s1").is_dir()
+    state = json.loads((out / "pipeline.json").read_text())
+    assert sum(s["stage"] == "training" for s in state["stages"]) == len(names)
+    with pytest.raises(ValueError, match="is not registered"):
+        methods.expand("capdec,nope")
+    assert rows[0]["images"] == 2
+
+
+def test_a_method_that_needs_unpaired_images_says_so(layout):
+    cfg = _config(layout, out_dir=str(layout / "out-unpaired"), n_train=10, methods=("cmsa",),
+                  overrides=(("train.epochs", 1),))
+    with pytest.raises(ValueError, match="cmsa train or align on real images without their captions"):
+        Pipeline(cfg, progress=False).run()

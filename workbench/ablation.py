@@ -83,9 +83,8 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True, jobs: in
             rows.append(saved)
             continue
         t0 = time.time()
-        model = method.build(exp, cap_cfg, pcm_cfg, seed)
+        model, hist = fit_method(method, exp, cap_cfg, pcm_cfg, tcfg, seed, progress)
         vocab = method.vocabulary(exp)
-        hist = method.fit(model, exp, tcfg, f"{method.train_name()}-s{seed}", progress=progress)
         metrics, hyps = evaluate(model, vocab, method.eval_set(exp, "test"), clip, tcfg.beam_size)
         unseen, unseen_hyps = evaluate(model, vocab, method.eval_set(exp, "test_unseen"), clip, tcfg.beam_size)
         row = {"model": method.name, "seed": seed, **metrics, "unseen_CIDEr": unseen["CIDEr"],
@@ -99,6 +98,15 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True, jobs: in
         atomic_write_json(path, row)
         rows.append(row)
     return rows
+
+
+def fit_method(method, exp, cap_cfg: CaptionerConfig, pcm_cfg: PCMConfig, tcfg: TrainConfig, seed: int,
+               progress: bool = True) -> tuple:
+    """The one training route of every profile: ``method``'s model built with ``seed`` and trained by its own
+    ``fit`` (resumable; the checkpoint picked on ``exp``'s val set) -> (model, history)."""
+    model = method.build(exp, cap_cfg, pcm_cfg, seed)
+    hist = method.fit(model, exp, tcfg, f"{method.train_name()}-s{seed}", progress=progress)
+    return model, hist
 
 
 CURVE_METHODS = ("oracle", "base", "capdec", "decap")
@@ -221,15 +229,21 @@ def leaderboard(rows: list, metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "CL
     return sorted(out, key=lambda r: (order.get(r["block"], 9), -r["CIDEr"]))
 
 
+LEADERBOARD_COLUMNS = (("CIDEr", "CIDEr"), ("Bleu_4", "B@4"), ("METEOR", "METEOR"), ("ROUGE_L", "ROUGE-L"),
+                       ("CLIPScore", "CLIPScore"), ("unseen_CIDEr", "unseen CIDEr"))
+
+
 def leaderboard_markdown(board: list) -> str:
-    lines = ["| block | method | seeds | CIDEr | B@4 | METEOR | ROUGE-L | CLIPScore | unseen CIDEr | "
-             "paper's MSCOCO CIDEr (reported, not run here) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    """The board as markdown: mean ± std of the metrics its rows hold (a corpus run has no unseen split) and the
+    paper's reported MSCOCO CIDEr."""
     from .evaluation import mean_std
-    f = lambda r, k, d=1: mean_std(r[k], r[k + "_std"], r["seeds"], d)  # noqa: E731
+    cols = [(k, h) for k, h in LEADERBOARD_COLUMNS if board and k in board[0]]
+    lines = ["| block | method | seeds | " + " | ".join(h for _, h in cols) +
+             " | paper's MSCOCO CIDEr (reported, not run here) |", "|---" * (len(cols) + 4) + "|"]
     for r in board:
         rep = f"{r['reported_COCO_CIDEr']:.1f} ({r['reported_by']})" if r["reported_COCO_CIDEr"] else ""
-        lines.append(f"| {r['block']} | {r['method']} | {r['seeds']} | {f(r, 'CIDEr')} | {f(r, 'Bleu_4')} | "
-                     f"{f(r, 'METEOR')} | {f(r, 'ROUGE_L')} | {f(r, 'CLIPScore', 3)} | {f(r, 'unseen_CIDEr')} | {rep} |")
+        cells = [mean_std(r[k], r[k + "_std"], r["seeds"], 3 if k == "CLIPScore" else 1) for k, _ in cols]
+        lines.append(f"| {r['block']} | {r['method']} | {r['seeds']} | " + " | ".join(cells) + f" | {rep} |")
     return "\n".join(lines)
 
 

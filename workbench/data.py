@@ -305,6 +305,17 @@ def load_caption_corpus(path: str | os.PathLike, splits=None) -> tuple:
                      f"caption files: {'; '.join(CORPUS_FORMATS)}.")
 
 
+def caption_groups(caption_ids: list) -> list:
+    """For each caption, the indices of every caption of the same image (itself included), from the corpus ids
+    ``"<image_id>#<k>"`` that ``load_caption_corpus`` gives reference files; a caption without an image (a .txt
+    line, a JSON string) is its own group."""
+    by_image: dict = {}
+    keys = [str(c).rsplit("#", 1)[0] if "#" in str(c) else ("", i) for i, c in enumerate(caption_ids)]
+    for i, k in enumerate(keys):
+        by_image.setdefault(k, []).append(i)
+    return [by_image[k] for k in keys]
+
+
 def find_image(image_dir: str | os.PathLike, item: CaptionedImage) -> Optional[str]:
     """The file of ``item`` under ``image_dir``: its own name, ``<folder>/<name>`` (Karpathy ``filepath``, when
     ``image_dir`` is the corpus root), or the bare COCO id name (``%012d.jpg``)."""

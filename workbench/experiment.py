@@ -42,6 +42,8 @@ class Experiment:
     identity: str
     clip: object = None                          # the backbone (text embeddings of detector tags, ...)
     carried: Optional[list] = None               # the carried-over settings on this backbone (config.carryover)
+    group_rows: Optional[list] = None            # a corpus: group_store rows of every caption of caption i's image
+                                                 # (None: the sandbox layout, rows 5 i .. 5 i + 4)
 
     def __getitem__(self, key):                 # notebooks written against the old dict keep working
         return getattr(self, key)

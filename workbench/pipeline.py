@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from dataclasses import asdict, replace
 
@@ -125,12 +126,47 @@ class Pipeline:
         from .data import RealImages
         return val, RealImages(paths, [list(r) for r in val.refs], list(val.ids))
 
+    def text_features(self, caps: list, ids: list):
+        """The CLIP embeddings of the training captions (the text-only methods' inputs, DeCap's memory, ...)."""
+        from .features import extract_text_features
+        t0 = time.time()
+        with self._state().main_process_first():
+            store = extract_text_features(self.clip, caps, ids, f"text-{stable_hash([caps, ids])[:12]}", self.feat,
+                                          progress=self.progress)
+        self._done("text features", t0, captions=len(store))
+        return store
+
+    def unpaired(self):
+        """Features of ``unpaired_images`` (sorted file names, first ``n_unpaired``), or None when not configured."""
+        from .features import extract_image_features
+        c = self.cfg
+        if c.unpaired_images is None:
+            return None
+        t0 = time.time()
+        folder = repo_path(c.unpaired_images)
+        if not folder.is_dir():
+            raise FileNotFoundError(f"unpaired_images={c.unpaired_images!r} is not a folder; point --unpaired-images "
+                                    "at real images whose captions are not in the training text.")
+        paths = sorted(str(p) for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        paths = paths[:c.n_unpaired] if c.n_unpaired else paths
+        if len(paths) < 2:
+            raise ValueError(f"unpaired_images={c.unpaired_images!r} holds {len(paths)} image(s); give at least 2.")
+        src = stable_hash([(os.path.basename(p), os.path.getsize(p)) for p in paths])
+        with self._state().main_process_first():
+            store = extract_image_features(self.clip, paths, [os.path.basename(p) for p in paths],
+                                           f"unpaired-{src[:12]}", self.feat, source_id=src, progress=self.progress)
+        self._done("unpaired images", t0, images=len(store))
+        return store
+
     def prepare(self):
-        """data -> synthesis -> features -> concepts -> vocabulary -> the val set, as an ``experiment.Experiment``
-        (``sets["synthetic"]``, ``evals["val"]``, ``bank``, ``vocab``) that the registered methods train on."""
+        """data -> synthesis -> features -> caption embeddings -> concepts -> vocabulary -> the val set (and the
+        unpaired images when configured), as an ``experiment.Experiment`` with the fields the sandbox's has:
+        ``sets["synthetic"]`` and ``sets["text"]``, the caption groups of each image (Karpathy: its five
+        captions), ``unpaired``, ``evals["val"]``, ``bank``, ``vocab``. Every registered method trains on it."""
         import torch
 
         from .backbones import load_clip
+        from .data import caption_groups
         from .experiment import Experiment
         from .synthesis import read_manifest
         from .training import CaptionSet
@@ -143,85 +179,140 @@ class Pipeline:
         if not self.main:
             records = read_manifest(self.out / "synthetic")              # every process trains on all of them
         store = self.features(records)                           # every process encodes its share of the shards
+        captions = [r["caption"] for r in records]
+        text = self.text_features(captions, [r["caption_id"] for r in records])
         with ps.main_process_first():
-            bank, vocab = self.concepts_and_vocab([r["caption"] for r in records])
+            bank, vocab = self.concepts_and_vocab(captions)
         cos = torch.tensor([r["clip_cos"] for r in records])
         cos = R.cxe_cosines(cos, R.backbone_of(self.clip))    # the identity on the paper's CLIPs
-        train = CaptionSet(store, list(range(len(records))), [r["caption"] for r in records], cos)
+        rows = list(range(len(records)))
+        sets = {"synthetic": CaptionSet(store, rows, captions, cos), "text": CaptionSet(text, rows, captions,
+                                                                                       global_key="text")}
         evals = {"val": self.val_set()}
-        identity = stable_hash({"train": train.identity(), "val": evals["val"][0].ids, "vocab": vocab.itos,
-                                "bank": bank.words})
-        return Experiment(None, {"synthetic": train}, evals, bank, vocab, train.captions, None, None, None,
+        groups = caption_groups([r["caption_id"] for r in records])
+        identity = stable_hash({"train": sets["synthetic"].identity(), "val": evals["val"][0].ids,
+                                "vocab": vocab.itos, "bank": bank.words})
+        return Experiment(self.ablation_config(len(captions)), sets, evals, bank, vocab, captions,
+                          [[captions[j] for j in g] for g in groups], text, self.unpaired(),
                           SyntheticImages(self.out / "synthetic", records), cos, self.clip.temperature, identity,
-                          self.clip)
+                          self.clip, R.derived(R.backbone_of(self.clip), len(bank.words)), groups)
+
+    def ablation_config(self, n_train: int):
+        """The stage presets as the methods read them from ``exp.cfg`` (the sandbox's ``AblationConfig``)."""
+        from .config import AblationConfig
+        s = self.cfg.stages
+        return AblationConfig(n_train=max(n_train, 2), variants=self.methods(), seeds=self.cfg.run_seeds(),
+                              captioner_preset=s, train_preset=s, pcm_preset=s, world_preset=s, synthesis_preset=s,
+                              out_dir=str(self.out))
+
+    def methods(self) -> tuple:
+        from .methods import expand
+        return expand(list(self.cfg.methods))
 
     def train_config(self):
         return replace(self.cfg.stage("train"), seed=self.cfg.seed, run_dir=str(self.out / "runs"))
 
-    def train(self, exp):
-        """PCM-Net (the registered method, the stages' presets) on ``exp``, checkpoint picked on val."""
+    def train(self, exp, name: str = "pcm-net", seed=None):
+        """One registered method (the stages' presets) on ``exp``, through the runner every profile uses
+        (``ablation.fit_method``: ``Method.fit``, the checkpoint picked on val) -> (method, model)."""
+        from .ablation import fit_method
         from .methods import get
-        from .training import train_captioner
         t0, c = time.time(), self.cfg
-        method = get("pcm-net", c.stages)
-        model = method.build(exp, c.stage("captioner"), c.stage("pcm"), c.seed)
-        self.tcfg = method.train_config(self.train_config())
+        seed = c.seed if seed is None else seed
+        method = get(name, c.stages)
+        self.tcfg = replace(method.train_config(self.train_config()), seed=seed)
+        model, hist = fit_method(method, exp, c.stage("captioner"), c.stage("pcm"), self.tcfg, seed, self.progress)
         val = exp.evals["val"][0]
-        hist = train_captioner(model, exp.vocab, method.train_set(exp), val, self.tcfg, f"pcm-net-s{c.seed}",
-                               progress=self.progress)
-        self._done("training", t0, pairs=len(exp.captions), val_images=len(val.ids), epochs=len(hist["val_cider"]),
+        self._done("training", t0, method=method.name, seed=seed, pairs=len(exp.captions), val_images=len(val.ids),
+                   epochs=len(hist["val_cider"]),
                    best_val_cider=round(max(hist["val_cider"]), 4) if hist["val_cider"] else None)
-        return model.eval()
+        return method, model.eval()
 
-    def save(self, model, vocab) -> None:
+    def save(self, model, vocab, folder: str = "captioner") -> None:
+        """The trained captioner as a folder ``pretrained.load_pretrained`` reads (a plain ``Captioner``; a method
+        that wraps it, e.g. SynTIC's or ViECap's, keeps its checkpoint under ``runs/``)."""
+        from .captioner import Captioner
         from .pretrained import save_pretrained
         t0 = time.time()
-        folder = save_pretrained(model, vocab, self.out / "captioner", clip=self.clip, configs={
+        if not isinstance(model, Captioner):
+            self._done("captioner", t0, folder=None, note=f"{type(model).__name__}: checkpoint under runs/ only")
+            return
+        out = save_pretrained(model, vocab, self.out / folder, clip=self.clip, configs={
             "pipeline": self.state["config"], "train": asdict(self.tcfg),
             "synthesis": asdict(self.synthesis_config()), "counts": self.state["stages"][0]})
-        self._done("captioner", t0, folder=str(folder))
+        self._done("captioner", t0, folder=str(out))
 
-    def evaluate(self, model, vocab) -> list:
-        """Every test set scored (or reported missing); rows carry the set's counts; cached by a key of the
-        captioner's weights and the set."""
+    def tag(self, method, seed: int) -> str:
+        """'' for a run of one method and one seed (its files keep their plain names), else '<method>-s<seed>-'."""
+        from .methods import file_stem
+        single = len(self.methods()) == 1 and len(self.cfg.run_seeds()) == 1
+        return "" if single else f"{file_stem(method.name)}-s{seed}-"
+
+    def evaluate(self, model, vocab, method=None, exp=None, seed=None) -> list:
+        """Every test set scored (or reported missing) through ``method``'s inference recipe; rows carry the set's
+        counts, the method and the seed; cached by a key of the captioner's weights, the method and the set."""
         from .data import caption_file_counts
-        from .evaluation import write_table
         from .paths import weights_fingerprint
-        from .protocols import run_protocol
+        from .protocols import images_identity, run_protocol
         t0, c = time.time(), self.cfg
-        cache = self.out / "results.json"
-        from .protocols import images_identity
+        seed = c.seed if seed is None else seed
+        tag = self.tag(method, seed) if method is not None else ""
+        cache = self.out / (f"results/{tag}results.json" if tag else "results.json")
         key = stable_hash({"weights": weights_fingerprint(model), "tests": [asdict(t) for t in c.test_sets],
                            "images": [images_identity(t) for t in c.test_sets],     # which images are there
-                           "max": c.max_test_images, "beam": c.beam})
+                           "max": c.max_test_images, "beam": c.beam,
+                           "method": [method.name, method.options()] if method is not None else None})
         if cache.exists() and json.loads(cache.read_text()).get("key") == key:
             rows = json.loads(cache.read_text())["rows"]
-        else:
-            proto = ProtocolConfig(train_corpus=c.train_corpus, test_sets=c.test_sets, max_images=c.max_test_images,
-                                   beam=c.beam, on_unreadable=c.on_unreadable)
-            rows = run_protocol(model, vocab, self.clip, proto, self.feat, progress=self.progress)
-            self._move_aside_stale({t.corpus for t in c.test_sets})
-            tests = {t.corpus: t for t in c.test_sets}
-            for row in rows:
-                test = tests[row["test_corpus"]]
-                if row["status"] == "scored" and "hyps" in row:          # a set's overall row (not a domain's)
-                    n = caption_file_counts(repo_path(test.captions_file), repo_path(test.image_dir))
-                    row.update({"captions": row["references"], "images_listed": n["images"],
-                                "images_present": n["images_present"], "images_missing": n["images_missing"]})
-                    hyps = row.pop("hyps")
-                    atomic_write_json(self.out / f"captions-{test.corpus}.json",       # COCO results format
-                                      [{"image_id": k, "caption": v} for k, v in hyps.items()])
-            atomic_write_json(cache, {"key": key, "rows": rows})
-        scored = [r for r in rows if r["status"] == "scored"]
-        md = write_table(scored, self.out / "results", group_key="protocol")["markdown"] if scored else ""
-        md = (md + "\n\n" + counts_markdown(rows)).strip() + "\n"
-        (self.out / "results.md").write_text(md)
-        self._done("evaluation", t0, sets=len(rows), scored=len(scored))
-        print(md)
+            self._done("evaluation", t0, method=getattr(method, "name", None), seed=seed, sets=len(rows), cached=True)
+            return rows
+        proto = ProtocolConfig(train_corpus=c.train_corpus, test_sets=c.test_sets, max_images=c.max_test_images,
+                               beam=c.beam, on_unreadable=c.on_unreadable)
+        rows = run_protocol(model, vocab, self.clip, proto, self.feat, progress=self.progress, method=method, exp=exp)
+        tests = {t.corpus: t for t in c.test_sets}
+        for row in rows:
+            test = tests[row["test_corpus"]]
+            if method is not None:
+                row.update({"model": method.name, "seed": seed, **method.describe()})
+            if row["status"] == "scored" and "hyps" in row:          # a set's overall row (not a domain's)
+                n = caption_file_counts(repo_path(test.captions_file), repo_path(test.image_dir))
+                row.update({"captions": row["references"], "images_listed": n["images"],
+                            "images_present": n["images_present"], "images_missing": n["images_missing"]})
+                hyps = row.pop("hyps")
+                atomic_write_json(self.out / f"captions-{tag}{test.corpus}.json",       # COCO results format
+                                  [{"image_id": k, "caption": v} for k, v in hyps.items()])
+        atomic_write_json(cache, {"key": key, "rows": rows})
+        self._done("evaluation", t0, method=getattr(method, "name", None), seed=seed, sets=len(rows),
+                   scored=sum(r["status"] == "scored" for r in rows))
         return rows
 
+    def report(self, rows: list) -> str:
+        """``results.md`` (and ``results.csv`` for one run): one run: the metric table by protocol; several
+        methods or seeds: one leaderboard per test protocol (mean ± sample std over seeds, the paper's reported
+        number beside each row). Then the counts table."""
+        from .ablation import leaderboard, leaderboard_markdown
+        from .evaluation import write_table
+        scored = [r for r in rows if r["status"] == "scored"]
+        if len(self.methods()) == 1 and len(self.cfg.run_seeds()) == 1:
+            md = write_table(scored, self.out / "results", group_key="protocol")["markdown"] if scored else ""
+        else:
+            parts = []
+            for proto in dict.fromkeys(r["protocol"] for r in scored):
+                board = leaderboard([r for r in scored if r["protocol"] == proto],
+                                    metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "CLIPScore"))
+                parts.append(f"### {proto}\n\n{leaderboard_markdown(board)}")
+            md = "\n\n".join(parts)
+        first = {}
+        for r in rows:                                         # the counts of each set, once
+            first.setdefault(r["protocol"], r)
+        md = (md + "\n\n" + counts_markdown(list(first.values()))).strip() + "\n"
+        (self.out / "results.md").write_text(md)
+        print(md)
+        return md
+
     def _move_aside_stale(self, corpora: set) -> None:
-        """Results this run no longer produces (captions of a test set dropped from ``--test``, the old tables) go to
+        """Results this run no longer produces (captions of a test set dropped from ``--test`` or of a method dropped
+        from ``--methods``: ``corpora`` names the ``<tag><corpus>`` this run writes; the old tables) go to
         ``stale/<time>/``: nothing beside the new table describes another run."""
         stale = [p for p in self.out.glob("captions-*.json") if p.stem[len("captions-"):] not in corpora]
         stale += [p for p in (self.out / "results.md", self.out / "results.csv") if p.exists()]
@@ -260,11 +351,18 @@ class Pipeline:
         try:
             self.preflight()
             exp = self.prepare()
-            model = self.train(exp)
-            rows = []
+            rows, expected = [], set()
+            for name in self.methods():
+                for seed in self.cfg.run_seeds():
+                    method, model = self.train(exp, name, seed)
+                    if self.main:
+                        tag = self.tag(method, seed)
+                        self.save(model, method.vocabulary(exp), f"captioners/{tag.rstrip('-')}" if tag else "captioner")
+                        rows += self.evaluate(model, method.vocabulary(exp), method, exp, seed)
+                        expected |= {f"{tag}{t.corpus}" for t in self.cfg.test_sets}
             if self.main:
-                self.save(model, exp.vocab)
-                rows = self.evaluate(model, exp.vocab)
+                self._move_aside_stale(expected)
+                self.report(rows)
         except BaseException as err:                   # the history keeps what failed, and the finished stages
             self.state["outcome"] = f"failed: {type(err).__name__}: {str(err)[:300]}"
             if self.out.exists():
@@ -309,7 +407,7 @@ STAGE_FLAGS = {"min_count": "concepts.min_count", "epochs": "train.epochs", "bat
                "warmup": "train.warmup_steps", "lr": "train.lr", "steps": "synthesis.steps",
                "guidance": "synthesis.guidance", "synthesis_batch": "synthesis.batch_size"}
 PIPELINE_FLAGS = ("train_captions", "n_train", "n_val", "max_test_images", "clip_pretrained", "synthesis_model",
-                  "beam", "seed", "on_unreadable")
+                  "beam", "seed", "on_unreadable", "unpaired_images", "n_unpaired")
 
 
 def config_from_args(args) -> PipelineConfig:
@@ -322,6 +420,11 @@ def config_from_args(args) -> PipelineConfig:
     if args.resolution is not None:
         sets += [("synthesis.height", args.resolution), ("synthesis.width", args.resolution)]
     sets += [parse_set(item) for item in args.set or []]
+    if args.methods is not None:
+        from .methods import expand
+        over["methods"] = expand(args.methods)              # refuses an unknown name with the list of names
+    if args.seeds is not None:
+        over["seeds"] = tuple(args.seeds)
     return PipelineConfig.for_corpora(args.profile, args.train, tuple(args.test), root=args.root,
                                       overrides=tuple(sets), **over)
 
@@ -353,6 +456,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--on-unreadable", choices=("skip", "fail"), default=None,
                     help="a test image that does not decode: skip it (named, counted; default) or fail")
     ap.add_argument("--seed", type=int, default=None)
+    ap.add_argument("--methods", default=None,
+                    help="registered methods to train and score: names, groups or 'all', comma-separated "
+                         "(default pcm-net; `workbench ablation --help` lists the groups)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None, help="seeds of every method (default: --seed)")
+    ap.add_argument("--unpaired-images", default=None,
+                    help="a folder of real images whose captions are not trained on (cmsa's RL, ucc+mean)")
+    ap.add_argument("--n-unpaired", type=int, default=None, help="first N unpaired images (default: all)")
     ap.add_argument("--set", action="append", metavar="STAGE.FIELD=VALUE",
                     help="any other stage setting, e.g. --set pcm.k=3 (stages: synthesis, train, concepts, "
                          "captioner, pcm, features, clip); repeatable; recorded in pipeline.json")
@@ -364,7 +474,8 @@ def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
     if args.profile == "sandbox":                 # the sandbox study: the same stages on the procedural world
         given = [f"--{k.replace('_', '-')}" for k in (*PIPELINE_FLAGS, "out", "root", *STAGE_FLAGS, "resolution",
-                                                      "set", "check") if getattr(args, k) not in (None, False)]
+                                                      "set", "check", "methods", "seeds")
+                 if getattr(args, k) not in (None, False)]
         if given:
             raise ValueError(f"--profile sandbox runs the sandbox study (`workbench ablation`), which takes no "
                              f"{', '.join(given)}; use `workbench ablation --help` for its options, or a paper profile.")

@@ -156,6 +156,24 @@ def _output(cfg: PipelineConfig, n: int, rep: Report) -> None:
                            "--out on a larger disk, or fewer captions (--n-train)"))
 
 
+def _methods(cfg: PipelineConfig, rep: Report) -> None:
+    """Names registered; the unpaired images folder there when a method trains or aligns on unpaired images."""
+    from . import methods
+    try:
+        names = methods.expand(list(cfg.methods))
+    except ValueError as err:
+        rep.errors.append((str(err), "--methods with registered names or groups (workbench ablation --help)"))
+        return
+    need = [n for n in names if methods.get(n).needs_unpaired()]
+    if need and cfg.unpaired_images is None:
+        rep.errors.append((f"{', '.join(need)} train or align on real images without their captions (unpaired "
+                           "images), and none are configured",
+                           "--unpaired-images FOLDER (real photos whose captions are not in the training text, e.g. "
+                           "MSCOCO train2014 images outside --n-train), or drop those methods"))
+    elif need and not repo_path(cfg.unpaired_images).is_dir():
+        rep.errors.append((f"unpaired_images={cfg.unpaired_images!r} is not a folder", "--unpaired-images FOLDER"))
+
+
 def check(cfg: PipelineConfig, processes: int = 1) -> Report:
     """Every problem a run of ``cfg`` on ``processes`` processes would meet, found before any stage runs."""
     rep = Report()
@@ -170,4 +188,5 @@ def check(cfg: PipelineConfig, processes: int = 1) -> Report:
         rep.errors.append(("no test set can be scored (see the warnings)", "--test with a prepared corpus"))
     _weights(cfg, rep)
     _output(cfg, len(caps), rep)
+    _methods(cfg, rep)
     return rep

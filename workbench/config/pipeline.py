@@ -116,6 +116,11 @@ class PipelineConfig(_Preset):
     out_dir: str = "runs/pipeline/paper_b32-mscoco"
     overrides: tuple = ()                  # (("train.epochs", 3), ...): stage-config fields over the presets
                                            # (``--set`` and the stage flags; see ``STAGE_CONFIGS``)
+    methods: tuple = ("pcm-net",)          # registered methods (names, groups, "all"; ``workbench.methods``)
+    seeds: tuple = ()                      # () -> (seed,)
+    unpaired_images: Optional[str] = None  # a folder of real images whose captions are never used (CMSA's RL,
+                                           # Unsupervised-ClipCap's mean alignment); None: those methods refuse
+    n_unpaired: Optional[int] = None       # first N of them (sorted names; None: all)
 
     def __post_init__(self):
         check_choice("stages", self.stages, PRESETS)
@@ -129,6 +134,13 @@ class PipelineConfig(_Preset):
         check_choice("on_unreadable", self.on_unreadable, ("skip", "fail"))
         for key, _ in self.overrides:
             stage_field(key)                                        # refuses an unknown stage or field
+        if not self.methods:
+            raise ValueError("methods is empty; give at least one registered method, e.g. ('pcm-net',).")
+        if self.n_unpaired is not None:
+            check_range("n_unpaired", self.n_unpaired, 2)
+
+    def run_seeds(self) -> tuple:
+        return tuple(self.seeds) or (self.seed,)
 
     def stage(self, name: str):
         """The ``stages`` preset of stage ``name`` (``STAGE_CONFIGS``) with this config's overrides applied."""
@@ -184,7 +196,7 @@ class PipelineConfig(_Preset):
             out["val"] = ReferenceSetConfig(**out["val"])
         if "test_sets" in out:
             out["test_sets"] = tuple(ReferenceSetConfig(**t) if isinstance(t, dict) else t for t in out["test_sets"])
-        for name in ("train_splits", "overrides"):
+        for name in ("train_splits", "overrides", "methods", "seeds"):
             if out.get(name) is not None:
                 out[name] = tuple(tuple(x) if isinstance(x, list) else x for x in out[name])
         return PipelineConfig(**out)

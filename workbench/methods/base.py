@@ -66,6 +66,10 @@ class Method:
         checkpoint serves them all (MacCap's inference ablation)."""
         return file_stem(self.name)
 
+    def needs_unpaired(self) -> bool:
+        """True when the method reads ``exp.unpaired`` (real images whose captions are never used)."""
+        return False
+
     def vocabulary(self, exp):
         """The word vocabulary the model emits (a frozen LM brings its own)."""
         return exp.vocab

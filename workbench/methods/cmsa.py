@@ -106,6 +106,9 @@ class CMSA(Method):
     def train_name(self) -> str:
         return self.name
 
+    def needs_unpaired(self) -> bool:
+        return True          # stage 2's RL images; the entity threshold is calibrated on them in every variant
+
     def _stage1_name(self, seed: int) -> str:
         """Stage 1's run folder: it depends only on the generator's inputs, so every row shares it."""
         stage1 = stable_hash({"image_feature": self.config.image_feature, "entities": self.config.entities})[:8]

@@ -97,6 +97,21 @@ def frequent_entities(retrieved: list, vocab, threshold: int, max_entities: int 
     return _pad(rows, vocab.pad, max_entities)
 
 
+def words_of(ids: torch.Tensor, vocab) -> list:
+    """[B, m] prompt ids -> the entity words of each row (padding dropped)."""
+    return [[vocab.itos[i] for i in row if i != vocab.pad] for row in ids.tolist()]
+
+
+def entity_table(columns: dict, n: int = 6) -> str:
+    """A markdown table of the first ``n`` rows of ``columns`` ({name: list of word lists or strings})."""
+    names = list(columns)
+    lines = ["| # | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    for i in range(min(n, min(len(v) for v in columns.values()))):
+        cells = [", ".join(v[i]) if isinstance(v[i], list) else str(v[i]) for v in columns.values()]
+        lines.append(f"| {i} | " + " | ".join(c.replace("|", "/") or "-" for c in cells) + " |")
+    return "\n".join(lines)
+
+
 class PromptedCaptioner(nn.Module):
     """A captioner that also reads a hard prompt of entity words: memory = [captioner memory; no-entity slot;
     LayerNorm(word embedding + prompt type) of each entity] (pad ids masked). ``fusion`` (IFCap) first fuses

@@ -158,21 +158,29 @@ class IFCap(Method):
         d = exp.evals["val"][0].global_.shape[1]
         return PromptedCaptioner(captioner, Fusion(d, self.config.heads))
 
-    def inference_set(self, exp, evalset, images=None):
+    def retrieve(self, exp, global_: torch.Tensor) -> tuple:
+        """Image features [B, D] -> (the k fused caption embeddings [B, k, D], entity word ids [B, m], the l
+        retrieved captions per image)."""
         c = self.config
         mem, caps = self.memory(exp)
         mem = F.normalize(mem, dim=-1)
-        tau = R.carried_temperature(exp.clip_temperature)
+        top = nearest(global_, mem, c.l)                                                 # [B, l]
+        retrieved = [[caps[j] for j in row] for row in top.tolist()]
+        if c.inference_entities == "fef":
+            ids = frequent_entities(retrieved, exp.vocab, c.fef_threshold, c.max_entities, c.people_to_person)
+        else:
+            ids = zero_shot_entities(global_, exp.bank.words, exp.bank.embeddings, exp.vocab,
+                                     R.carried_temperature(exp.clip_temperature), c.top_k, c.threshold,
+                                     c.people_to_person)
+        return mem[top[:, :c.k]], ids, retrieved
 
+    def entities(self, exp, global_: torch.Tensor) -> torch.Tensor:
+        return self.retrieve(exp, global_)[1]
+
+    def inference_set(self, exp, evalset, images=None):
         def recipe(g, t, p):
-            top = nearest(g, mem, c.l)                                                   # [B, l]
-            if c.inference_entities == "fef":
-                ids = frequent_entities([[caps[j] for j in row] for row in top.tolist()], exp.vocab,
-                                        c.fef_threshold, c.max_entities, c.people_to_person)
-            else:
-                ids = zero_shot_entities(g, exp.bank.words, exp.bank.embeddings, exp.vocab, tau, c.top_k,
-                                         c.threshold, c.people_to_person)
-            return g, mem[top[:, :c.k]], None, ids
+            fused, ids, _ = self.retrieve(exp, g)
+            return g, fused, None, ids
         return recipe_eval_set(evalset, recipe)
 
 

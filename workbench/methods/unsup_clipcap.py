@@ -38,24 +38,33 @@ class UCCConfig:
 
 @dataclass
 class ParaphraseSet(CaptionSet):
-    """Inputs: the embedding of a caption of scene i drawn each step from its other captions (torch's global
-    generator, reseeded per step by ``train_captioner``); targets: ``captions[i]``. ``store`` holds the five
-    captions of scene i at rows 5 i .. 5 i + 4; ``own[i]`` is the row of ``captions[i]``."""
+    """Inputs: the embedding of a caption of image i drawn each step from its other captions (torch's global
+    generator, reseeded per step by ``train_captioner``); targets: ``captions[i]``. ``own[i]`` is the store row
+    of ``captions[i]``; ``groups[i]`` the rows of every caption of its image (None: the sandbox's layout, the
+    five captions of scene i at rows 5 i .. 5 i + 4). An image with a single caption reads its own."""
     own: list = None
     mode: str = "other"
+    groups: list = None
 
     def identity(self) -> str:
         from ..paths import stable_hash
-        return stable_hash({"groups": super().identity(), "own": list(self.own), "mode": self.mode})
+        extra = {"group_rows": [list(g) for g in self.groups]} if self.groups is not None else {}
+        return stable_hash({"groups": super().identity(), "own": list(self.own), "mode": self.mode, **extra})
 
     def batch(self, idx: np.ndarray, vocab, use_patches: bool) -> dict:
         idx = np.asarray(idx)
         own = np.asarray(self.own)[idx]
         if self.mode == "self":
             src = own
-        else:
+        elif self.groups is None:
             shift = torch.randint(1, 5, (len(idx),)).numpy()           # one of the 4 other captions
             src = 5 * (own // 5) + (own % 5 + shift) % 5
+        else:
+            src = []
+            for i, o in zip(idx.tolist(), own.tolist()):
+                others = [r for r in self.groups[i] if r != o] or [o]
+                src.append(others[int(torch.randint(len(others), ()))])
+            src = np.asarray(src)
         f = self.store.get(src.tolist(), keys=["text"])
         return {"global_": f["text"], "tokens": None, "patches": None,
                 "words": vocab.encode_batch([self.captions[i] for i in idx]), "cos": None}
@@ -85,10 +94,16 @@ class UnsupervisedClipCap(Method):
         self.reported = (Reported("Unsupervised-ClipCap (seed 004) Table 1", 74.6, 22.1, 22.2, 48.0, 14.9)
                          if config.target == "other" and config.alignment == "none" else None)
 
+    def needs_unpaired(self) -> bool:
+        return self.config.alignment != "none"
+
     def train_set(self, exp):
-        own = [5 * i + i % 5 for i in range(len(exp.captions))]     # prepare_sandbox's choice of training caption
-        return ParaphraseSet(exp.group_store, list(range(len(exp.captions))), exp.captions, None, "text", own,
-                             self.config.target)
+        if exp.group_rows is None:                                   # the sandbox: five captions a scene
+            own = [5 * i + i % 5 for i in range(len(exp.captions))]     # prepare_sandbox's choice of training caption
+            return ParaphraseSet(exp.group_store, list(range(len(exp.captions))), exp.captions, None, "text", own,
+                                 self.config.target)
+        return ParaphraseSet(exp.group_store, list(range(len(exp.captions))), exp.captions, None, "text",
+                             list(range(len(exp.captions))), self.config.target, exp.group_rows)
 
     def inference_set(self, exp, evalset, images=None):
         fix = correction(exp, self.config.alignment, self.config.ot_targets)
@@ -99,6 +114,8 @@ class UnsupervisedClipCap(Method):
         if self.config.alignment != "none":
             return {}
         from ..evaluation import cider
+        if "test" not in exp.evals:                 # a corpus experiment: its test sets are the protocol's
+            return {}
         base = exp.evals["test"][0]
         out = {}
         for a in ALIGNMENTS[1:]:

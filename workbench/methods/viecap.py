@@ -132,16 +132,17 @@ class ViECap(Method):
     def tau(self, exp) -> float:
         return self.config.tau or R.carried_temperature(exp.clip_temperature)
 
+    def entities(self, exp, global_: torch.Tensor) -> torch.Tensor:
+        """[B, top_k] word ids of the entities CLIP finds in images of features ``global_`` [B, D]."""
+        words, emb = self.entity_vocabulary(exp)
+        c = self.config
+        return zero_shot_entities(global_, words, emb, exp.vocab, self.tau(exp), c.top_k, c.threshold,
+                                  c.people_to_person)
+
     def inference_set(self, exp, evalset, images=None):
         if not self.config.prompt:
             return evalset
-        words, emb = self.entity_vocabulary(exp)
-        c, tau = self.config, self.tau(exp)
-
-        def recipe(g, t, p):
-            ids = zero_shot_entities(g, words, emb, exp.vocab, tau, c.top_k, c.threshold, c.people_to_person)
-            return g, t, p, ids
-        return recipe_eval_set(evalset, recipe)
+        return recipe_eval_set(evalset, lambda g, t, p: (g, t, p, self.entities(exp, g)))
 
 
 # PCM-Net Table 4 (MSCOCO -> NoCaps val, ViT-B/32 + GPT-2 base), CIDEr / SPICE per domain, as reported
