@@ -166,3 +166,50 @@ def test_a_method_that_needs_unpaired_images_says_so(layout):
                   overrides=(("train.epochs", 1),))
     with pytest.raises(ValueError, match="cmsa train or align on real images without their captions"):
         Pipeline(cfg, progress=False).run()
+
+
+def test_bring_your_own_synthetic_images(layout, tmp_path):
+    """An existing synthetic set instead of synthesis: verified, hashed and scored into the engine's manifest;
+    a missing, a corrupt and a too-small file, a duplicate id, an id not in the corpus and an image the index
+    never names are each counted and named; a rerun scores nothing again."""
+    import numpy as np
+    from PIL import Image
+
+    from workbench.data import load_caption_corpus
+    caps, ids = load_caption_corpus(layout / "mscoco/karpathy/dataset_coco.json")
+    caps, ids = caps[:10], ids[:10]
+    folder = tmp_path / "sd"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    rows = ["caption_id,file"]
+    for k, cid in enumerate(ids[:8]):
+        name = f"img_{k}.png"
+        if k != 2:                                                       # k = 2: the index names a missing file
+            Image.fromarray(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)).save(folder / name)
+        rows.append(f"{cid},{name}")
+    (folder / "img_3.png").write_bytes(b"not a png")                     # corrupt
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(folder / "img_4.png")       # too small
+    Image.fromarray(np.zeros((96, 96, 3), np.uint8)).save(folder / "stray.png")       # never named
+    rows += [f"{ids[0]},img_1.png", "999999#0,img_5.png"]                # a duplicate id; an id not in the corpus
+    index = tmp_path / "index.csv"
+    index.write_text("\n".join(rows) + "\n")
+    cfg = _config(layout, out_dir=str(tmp_path / "out"), n_train=10, synthetic_images=str(folder),
+                  synthetic_index=str(index), synthesis_model=str(tmp_path / "no-sd-needed"),
+                  overrides=(("train.batch_size", 4),))
+    Pipeline(cfg, progress=False).run()
+    state = json.loads((tmp_path / "out" / "pipeline.json").read_text())
+    syn = next(s for s in state["stages"] if s["stage"] == "synthesis")
+    rep = syn["report"]
+    assert syn["images"] == rep["imported"] == 5                          # 8 indexed - missing, corrupt, too small
+    assert rep["captions_without_image"] == 5 and rep["duplicate_ids"] == [ids[0]]
+    assert rep["ids_not_in_corpus"] == ["999999#0"] and rep["images_not_in_index"] == ["stray.png"]
+    assert rep["bad_images"] == {"img_2.png": "missing", "img_3.png": "unreadable (UnidentifiedImageError)",
+                                 "img_4.png": "too small (20x20 < 64)"}
+    manifest = [json.loads(x) for x in (tmp_path / "out" / "synthetic" / "manifest.jsonl").read_text().splitlines()]
+    assert [r["caption_id"] for r in manifest] == [ids[k] for k in (0, 1, 5, 6, 7)]
+    assert all(-1 <= r["clip_cos"] <= 1 and len(r["sha256"]) == 64 for r in manifest)
+    train = next(s for s in state["stages"] if s["stage"] == "training")
+    assert train["pairs"] == 5
+    Pipeline(cfg, progress=False).run()                                   # resumable: nothing scored again
+    again = json.loads((tmp_path / "out" / "pipeline.json").read_text())
+    assert next(s for s in again["stages"] if s["stage"] == "synthesis")["report"]["newly_scored"] == 0

@@ -1,13 +1,15 @@
 """One command from a caption corpus to in-domain and cross-domain tables, for every profile.
 
     python -m workbench.pipeline --profile paper_l14 --train mscoco --test mscoco flickr30k
+    python -m workbench.pipeline --profile paper_b32 --methods all --seeds 0 1 2 --unpaired-images DIR
     python -m workbench.pipeline --profile sandbox            # the sandbox study (PCM-Net's ablation)
 
 Stages (each resumable and skipped when its outputs match): data (training text, val / test counts) ->
 synthesis (one image per caption, scored by the profile's CLIP) -> features (streamed from the image files)
--> concepts -> vocabulary -> training (PCM-Net, checkpoint picked on real val images) -> the saved captioner
-(``pretrained.save_pretrained``) -> evaluation of every test set (a missing set is reported, the others are
-scored). Everything lands in ``out_dir``: ``pipeline.json`` (the stages, their counts and seconds),
+-> caption embeddings -> concepts -> vocabulary -> (unpaired images) -> for every method x seed: training
+(through ``ablation.fit_method``, the sandbox's runner; checkpoint picked on real val images) -> the saved
+captioner (``pretrained.save_pretrained``) -> evaluation of every test set through the method's inference
+recipe (a missing set is reported, the others are scored) -> ``results.md``. Everything lands in ``out_dir``: ``pipeline.json`` (the stages, their counts and seconds),
 ``vocab.json``, ``synthetic/``, ``features/``, ``runs/``, ``captioner/``, ``results.{md,csv}`` and
 ``captions-<corpus>.json`` (COCO results format: ``[{image_id, caption}]``, scored by ``workbench score``). Paths and model ids are config fields (``PipelineConfig``); the real data layout is
 the one ``python -m workbench.prepare`` writes and checks.
@@ -89,6 +91,16 @@ class Pipeline:
     def synthesis(self, caps: list, ids: list) -> list:
         from .synthesis import SynthesisEngine, load_pipeline
         t0, syn_cfg = time.time(), self.synthesis_config()
+        if self.cfg.synthetic_images is not None:                # bring your own: verified, hashed, scored
+            if not self.main:
+                return []                                        # the main process imports; the others read
+            from .synthetic_import import format_report, import_images
+            records, report = import_images(self.cfg.synthetic_images, self.cfg.synthetic_index, caps, ids,
+                                            syn_cfg.out_dir, self.clip, syn_cfg.clipscore_w, progress=self.progress)
+            print(f"[synthesis] imported: {format_report(report)}")
+            self._done("synthesis", t0, images=len(records), imported_from=self.cfg.synthetic_images, report=report,
+                       scorer=f"{self.clip.cfg.model_name}:{self.clip.cfg.pretrained}")
+            return records
         pipe = self.pipe if self.pipe is not None else load_pipeline(syn_cfg)
         records = SynthesisEngine(pipe, syn_cfg, scorer=self.clip).run(caps, ids, progress=self.progress)
         self._done("synthesis", t0, images=len(records), model_id=syn_cfg.model_id,
@@ -407,7 +419,8 @@ STAGE_FLAGS = {"min_count": "concepts.min_count", "epochs": "train.epochs", "bat
                "warmup": "train.warmup_steps", "lr": "train.lr", "steps": "synthesis.steps",
                "guidance": "synthesis.guidance", "synthesis_batch": "synthesis.batch_size"}
 PIPELINE_FLAGS = ("train_captions", "n_train", "n_val", "max_test_images", "clip_pretrained", "synthesis_model",
-                  "beam", "seed", "on_unreadable", "unpaired_images", "n_unpaired")
+                  "beam", "seed", "on_unreadable", "unpaired_images", "n_unpaired", "synthetic_images",
+                  "synthetic_index")
 
 
 def config_from_args(args) -> PipelineConfig:
@@ -463,6 +476,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--unpaired-images", default=None,
                     help="a folder of real images whose captions are not trained on (cmsa's RL, ucc+mean)")
     ap.add_argument("--n-unpaired", type=int, default=None, help="first N unpaired images (default: all)")
+    ap.add_argument("--synthetic-images", default=None,
+                    help="use this folder of existing synthetic images instead of synthesising (with --synthetic-index)")
+    ap.add_argument("--synthetic-index", default=None,
+                    help="JSON / CSV mapping caption id -> image file relative to --synthetic-images")
     ap.add_argument("--set", action="append", metavar="STAGE.FIELD=VALUE",
                     help="any other stage setting, e.g. --set pcm.k=3 (stages: synthesis, train, concepts, "
                          "captioner, pcm, features, clip); repeatable; recorded in pipeline.json")

@@ -128,6 +128,14 @@ def _weights(cfg: PipelineConfig, rep: Report) -> None:
         rep.warnings.append((f"CLIP weights {clip.model_name}:{p} come from the Hugging Face cache (offline)",
                              "--clip-pretrained FILE if the cache does not hold them"))
     model = cfg.synthesis_model or cfg.stage("synthesis").model_id
+    if cfg.synthetic_images is not None:                          # bring your own: no text-to-image model needed
+        for what, path, kind in (("synthetic_images", cfg.synthetic_images, "dir"),
+                                 ("synthetic_index", cfg.synthetic_index, "file")):
+            p = repo_path(path)
+            if not (p.is_dir() if kind == "dir" else p.is_file()):
+                rep.errors.append((f"{what}={path!r} is not a {'folder' if kind == 'dir' else 'file'}",
+                                   f"--{what.replace('_', '-')} {'FOLDER' if kind == 'dir' else 'FILE'}"))
+        return
     if _is_path(model):
         if not (repo_path(model) / "model_index.json").is_file():
             rep.errors.append((f"{repo_path(model)} is not a diffusers pipeline folder (no model_index.json)",
@@ -148,7 +156,7 @@ def _output(cfg: PipelineConfig, n: int, rep: Report) -> None:
         rep.errors.append((f"output folder {out} is not writable ({err})", "--out FOLDER"))
         return
     syn = cfg.stage("synthesis")
-    need = int(n * syn.height * syn.width * 3 * 0.5)            # PNG files: about half the raw bytes
+    need = 0 if cfg.synthetic_images else int(n * syn.height * syn.width * 3 * 0.5)   # PNGs: about half the raw bytes
     have = shutil.disk_usage(out).free
     rep.facts["synthetic_bytes_estimate"] = need
     if need > have:

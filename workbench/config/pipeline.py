@@ -121,6 +121,8 @@ class PipelineConfig(_Preset):
     unpaired_images: Optional[str] = None  # a folder of real images whose captions are never used (CMSA's RL,
                                            # Unsupervised-ClipCap's mean alignment); None: those methods refuse
     n_unpaired: Optional[int] = None       # first N of them (sorted names; None: all)
+    synthetic_images: Optional[str] = None # an existing synthetic set instead of synthesis (``synthetic_import``)
+    synthetic_index: Optional[str] = None  # its JSON / CSV index: caption id -> file relative to the folder
 
     def __post_init__(self):
         check_choice("stages", self.stages, PRESETS)
@@ -138,6 +140,9 @@ class PipelineConfig(_Preset):
             raise ValueError("methods is empty; give at least one registered method, e.g. ('pcm-net',).")
         if self.n_unpaired is not None:
             check_range("n_unpaired", self.n_unpaired, 2)
+        if (self.synthetic_images is None) != (self.synthetic_index is None):
+            raise ValueError(f"synthetic_images={self.synthetic_images!r} and synthetic_index={self.synthetic_index!r}"
+                             ": give both (the folder and its caption id -> file index) or neither.")
 
     def run_seeds(self) -> tuple:
         return tuple(self.seeds) or (self.seed,)
