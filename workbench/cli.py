@@ -28,7 +28,8 @@ class Command:
 
 
 COMMANDS = {
-    "run": Command("run_notebooks", "run every notebook top to bottom (the main job)", "workbench run --only 01 02"),
+    "run": Command("run_notebooks", "run every notebook top to bottom (the main job; quick scale unless --full)",
+                   "workbench run --only 01 02"),
     "leaderboard": Command("ablation", "every registered method x seeds on the sandbox, one table",
                            "workbench leaderboard --seeds 0 --jobs 2", True, (("--methods", "all"),)),
     "ablation": Command("ablation", "PCM-Net's ablation (or any --methods) on the sandbox",

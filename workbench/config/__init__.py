@@ -12,7 +12,7 @@ extras). ``from workbench import config as C`` gives all of them:
 """
 # flake8: noqa: F401 (re-exports)
 from .core import (PRESETS, PROFILES, _Preset, check_choice, check_range, clip_checkpoint_override,  # noqa: F401
-                   local_rank, profile, run_dir_override, scaled, smoke)
+                   SCALES, local_rank, profile, run_dir_override, scale, scale_note, scaled, smoke)
 from .world import (WorldConfig, ClipConfig, RealDataConfig, ReferenceSetConfig, ProtocolConfig)  # noqa: F401
 from .generation import (PretrainConfig, DiffusionConfig, SynthesisConfig)  # noqa: F401
 from .captioning import (GapConfig, FeatureConfig, ConceptConfig, PCMConfig, CaptionerConfig, noam_peak,  # noqa: F401

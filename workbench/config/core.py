@@ -3,6 +3,8 @@
 This is the only module of the workbench that reads environment variables:
 
 * ``WORKBENCH_SMOKE=1``  shrinks every notebook and job (sizes, steps, epochs) for CI.
+* ``WORKBENCH_SCALE``    ``full`` (default: the README's tables), ``quick`` (the main job's half-hour run: one
+  seed, smaller sets, shorter training; each notebook says what differs) or ``smoke`` (= ``WORKBENCH_SMOKE=1``).
 * ``WORKBENCH_PROFILE``  picks the profile: ``sandbox`` (default), ``paper_b32`` or ``paper_l14``.
 * ``WORKBENCH_PIPELINE``  a JSON file of ``PipelineConfig`` fields over a paper profile's (notebooks 02-05).
 * ``WORKBENCH_CLIP_CHECKPOINT`` points a paper profile at a local open_clip checkpoint file.
@@ -25,9 +27,35 @@ def smoke() -> bool:
     return os.environ.get("WORKBENCH_SMOKE", "0").strip().lower() in ("1", "true", "yes", "on")
 
 
-def scaled(full: int, smoke_value: int) -> int:
-    """``smoke_value`` under ``WORKBENCH_SMOKE=1``, else ``full``: the one knob notebooks use to shrink."""
-    return smoke_value if smoke() else full
+SCALES = ("full", "quick", "smoke")
+
+
+def scale() -> str:
+    """``smoke`` under ``WORKBENCH_SMOKE=1``, else ``WORKBENCH_SCALE`` (``full`` when unset)."""
+    if smoke():
+        return "smoke"
+    name = os.environ.get("WORKBENCH_SCALE", "full").strip().lower() or "full"
+    check_choice("WORKBENCH_SCALE", name, SCALES)
+    return name
+
+
+def scaled(full, smoke_value, quick=None):
+    """The value of the current ``scale()``: ``smoke_value`` under smoke, ``quick`` (when given, else ``full``)
+    under quick, else ``full``: the one knob notebooks and presets use to shrink."""
+    s = scale()
+    if s == "smoke":
+        return smoke_value
+    return quick if s == "quick" and quick is not None else full
+
+
+def scale_note() -> str:
+    """What the current scale changes against the full run (the notebooks print it in their parameters cell)."""
+    return {"full": "full scale: the sizes, seeds and budgets of the README's tables.",
+            "quick": "quick scale (the main job's half hour): 1,000 training captions (full: 4,000), 1 seed (3), 12 "
+                     "epochs (24), 100 val / 300 test scenes (300 / 1,000), fewer images inspected, the leaderboard "
+                     "group of methods (full: every registered row). Scores are lower than the README's and partly "
+                     "rank how fast a method learns; the README's tables come from the full scale.",
+            "smoke": "smoke scale (CI): a few dozen examples and one epoch; the numbers mean nothing."}[scale()]
 
 
 def profile() -> str:
