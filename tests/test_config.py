@@ -30,6 +30,39 @@ def test_smoke_switch(monkeypatch):
     assert C.smoke() and C.scaled(100, 5) == 5
 
 
+def test_scale_switch(monkeypatch):
+    monkeypatch.delenv("WORKBENCH_SMOKE", raising=False)
+    monkeypatch.setenv("WORKBENCH_SCALE", "quick")
+    assert C.scale() == "quick" and C.scaled(100, 5, 20) == 20 and C.scaled(100, 5) == 100
+    quick = C.AblationConfig.preset("sandbox")
+    assert (quick.n_train, quick.seeds, quick.out_dir) == (1000, (0,), "runs/ablation/sandbox-quick")
+    t = C.TrainConfig.preset("sandbox")
+    steps = t.epochs * quick.n_train // t.batch_size
+    assert t.warmup_steps / steps == pytest.approx(300 / (24 * 4000 // 64), abs=0.01)   # a fifth of the run, as full
+    assert "1,000 training captions" in C.scale_note()
+    monkeypatch.setenv("WORKBENCH_SMOKE", "1")                      # the smoke switch wins
+    assert C.scale() == "smoke" and C.scaled(100, 5, 20) == 5
+    monkeypatch.delenv("WORKBENCH_SMOKE")
+    monkeypatch.setenv("WORKBENCH_SCALE", "fast")
+    with pytest.raises(ValueError, match="WORKBENCH_SCALE='fast'"):
+        C.scale()
+    monkeypatch.delenv("WORKBENCH_SCALE")
+    assert C.scale() == "full" and C.AblationConfig.preset("sandbox").n_train == 4000
+
+
+def test_main_job_plan_reads_the_measured_times(monkeypatch, tmp_path):
+    from workbench import run_notebooks
+    monkeypatch.setattr(run_notebooks, "runs_dir", lambda: tmp_path)
+    paths = run_notebooks.notebook_paths(["01", "02"])
+    assert "not measured yet" in run_notebooks.plan(paths, "quick")
+    (tmp_path / "main").mkdir()
+    (tmp_path / "main" / "timings-quick.json").write_text('{"01_modality_gap.ipynb": 50, "02_synthesis.ipynb": 240}')
+    text = run_notebooks.plan(paths, "quick")
+    assert "about 50 s" in text and "about 4 min" in text and "total" in text and "about 5 min" in text
+    with pytest.raises(ValueError, match="scale='huge'"):
+        run_notebooks.run(["01"], "huge")
+
+
 def test_profile_switch(monkeypatch):
     monkeypatch.delenv("WORKBENCH_PROFILE", raising=False)
     assert C.profile() == "sandbox"

@@ -284,8 +284,11 @@ class AblationConfig(_Preset):
 
     @property
     def run_tag(self) -> str:
-        """'' for the train preset's budget, '-e<N>' for a ``train_epochs`` override."""
-        return "" if self.train_epochs is None else f"-e{self.train_epochs}"
+        """'' for the train preset's budget (also when ``train_epochs`` equals it: the same runs), '-e<N>' for
+        another ``train_epochs``."""
+        if self.train_epochs is None or self.train_epochs == TrainConfig.preset(self.train_preset).epochs:
+            return ""
+        return f"-e{self.train_epochs}"
 
     def __post_init__(self):
         for name in ("n_train", "n_val", "n_test", "n_test_unseen"):
