@@ -3,6 +3,7 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -185,3 +186,60 @@ def test_nocaps_layout_in_prepare_and_pipeline(tmp_path):
     assert cfg.test_sets[1].captions_file == str(tmp_path / "nocaps" / "nocaps_val_4500_captions.json")
     with pytest.raises(ValueError, match="train corpus='nocaps'"):
         PipelineConfig.for_corpora("tiny", "nocaps", ("mscoco",))
+
+
+@pytest.fixture(scope="module")
+def tiny_gpt2(tmp_path_factory, tiny_exp):
+    """A tiny random GPT-2 and a word-level tokenizer (the template's words included), saved locally: ViECap's
+    decoder through from_pretrained, offline."""
+    from tokenizers import Tokenizer, models as tm, pre_tokenizers
+    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    words = ["<|endoftext|>", "<unk>"] + list(dict.fromkeys(tiny_exp.vocab.itos[4:] + ["There", "are", "something",
+                                                                                      "in", "image", ",", "."]))
+    tok = Tokenizer(tm.WordLevel({w: i for i, w in enumerate(words)}, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<|endoftext|>", eos_token="<|endoftext|>",
+                                   unk_token="<unk>")
+    out = tmp_path_factory.mktemp("gpt2")
+    fast.save_pretrained(out)
+    torch.manual_seed(0)
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(words), n_embd=16, n_layer=1, n_head=2, n_positions=96,
+                               bos_token_id=0, eos_token_id=0)).save_pretrained(out)
+    return out
+
+
+def test_viecap_with_its_own_decoder_on_a_tiny_gpt2(tiny_exp, tiny_gpt2, tmp_path):
+    from dataclasses import replace
+
+    from workbench.config import CaptionerConfig, PCMConfig, TrainConfig
+    from workbench.methods.entity_lm import prompt_text
+    from workbench.prefix_lm import TokenizerVocab
+    assert prompt_text(["dog", "park"]) == "There are dog, park in image."          # ViECap's template
+    assert prompt_text([]) == "There are something in image."
+    m = methods.get("viecap-lm", "paper_b32")
+    m.config = replace(m.config, lm_model=str(tiny_gpt2), prefix_length=2, mapper_layers=1)
+    vocab = m.vocabulary(tiny_exp)
+    assert isinstance(vocab, TokenizerVocab)
+    model = m.build(tiny_exp, CaptionerConfig.preset("tiny"), PCMConfig.preset("tiny"), 0)
+    assert all(p.requires_grad for p in model.lm.parameters())                       # fine-tuned, as ViECap
+    g = tiny_exp.evals["test"][0].global_[:2]
+    p1 = torch.tensor([[tiny_exp.vocab.stoi[tiny_exp.bank.words[0]], 0], [0, 0]])
+    prefix, pad = model.encode(g, prompt=p1)
+    n_hard = [len(h) for h in model.hard_prompt_ids(p1)]
+    assert prefix.shape[1] == 2 + max(n_hard) and (~pad).sum(1).tolist() == [2 + n for n in n_hard]
+    words = vocab.encode_batch(["a cat", "a dog"])[:, :-1]
+    a = model(words, g, prompt=p1)
+    b = model(words, g, prompt=torch.zeros_like(p1))
+    assert not torch.allclose(a[0], b[0]) and torch.allclose(a[1], b[1], atol=1e-5)   # the prompt reaches the LM
+    # incremental decoding equals teacher forcing on the whole prefix (left padding, positions, cache)
+    model.eval()
+    with torch.no_grad():
+        full = model(words, g, prompt=p1, mode="inference")
+        state = model.start(*model.encode(g, prompt=p1, mode="inference"))
+        steps = [model.step(words[:, t], state) for t in range(words.shape[1])]
+    assert torch.allclose(torch.stack(steps, 1), full, atol=1e-4)
+    tcfg = replace(m.train_config(TrainConfig.preset("tiny")), epochs=1, batch_size=4, run_dir=str(tmp_path))
+    hist = m.fit(model, tiny_exp, tcfg, "viecap-lm", progress=False)
+    assert np.isfinite(hist["loss"]).all()
+    caps = m.eval_set(tiny_exp, "test").captions(model, vocab, 2)
+    assert len(caps) == 4 and all(isinstance(c, str) for c in caps)

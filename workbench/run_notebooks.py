@@ -20,9 +20,11 @@ from pathlib import Path
 
 from .paths import REPO_ROOT, atomic_write, atomic_write_json, runs_dir
 
-# seconds per notebook measured from a fresh clone on the 2-core machine (README "The main job"); the plan
-# shows these until this machine has measured its own
-MEASURED = {"quick": {}, "full": {}, "smoke": {}}
+# seconds per notebook measured from a fresh clone (empty runs/) on the 2-core machine (README "The main job"; 05:
+# its measured 938 s less the 96 s the sweep saved at 300 captions instead of 500, measured alone); the plan shows
+# these until this machine has measured its own
+MEASURED = {"quick": {"01_modality_gap.ipynb": 44, "02_synthesis.ipynb": 29, "03_patch_concepts.ipynb": 27,
+                      "04_training.ipynb": 93, "05_evaluation.ipynb": 842, "06_methods.ipynb": 526}}
 
 
 def notebook_paths(only=None) -> list:

@@ -320,5 +320,5 @@ class AblationConfig(_Preset):
                               n_test=scaled(1000, 24, 300), n_test_unseen=scaled(300, 8, 100),
                               seeds=scaled((0, 1, 2), (0,), (0,)),
                               sweep_strengths=scaled((0.05, 0.7, 0.8, 1.0), (0.05, 1.0), (0.05, 1.0)),
-                              sweep_n_train=scaled(2000, 64, 500), sweep_n_profile=scaled(60, 4, 20),
+                              sweep_n_train=scaled(2000, 64, 300), sweep_n_profile=scaled(60, 4, 20),
                               out_dir="runs/ablation/sandbox" + {"full": ""}.get(scale(), f"-{scale()}"))

@@ -12,6 +12,9 @@
 Paper / code vs here, each an option with the code as default:
 * Decoder: ViECap fine-tunes GPT-2 base behind an 8-layer mapping network; here the workbench captioner, for
   comparability with every other row. The prompt is read as memory (``entities.PromptedCaptioner``).
+  ``decoder="lm"`` (row ``viecap-lm``) is ViECap's own: a causal LM fine-tuned on [soft prompt; "There are e1, e2
+  in image."; caption] (``entity_lm.py``); ``lm_model`` names it (paper profiles: ``gpt2``), else a small LM
+  pretrained on the training captions.
 * Entity vocabulary: ViECap filters training nouns by Visual Genome's objects and classifies over MSCOCO's 80
   categories (in-domain) or VinVL's VG+OI classes (NoCaps). Here both are the experiment's concept bank (the
   training text's frequent nouns, embedded with a prompt ensemble as ViECap's classes are), or the words of a
@@ -46,6 +49,12 @@ class ViECapConfig:
     people_to_person: bool = True
     entity_vocabulary: Optional[str] = None   # None: the concept bank; else a file of words
     prompt: bool = True                       # False: the soft prompt alone (CapDec's recipe on this decoder)
+    decoder: str = "workbench"                # "lm": ViECap's fine-tuned causal LM (``entity_lm``)
+    lm_model: Optional[str] = None            # decoder="lm": from_pretrained id / folder (paper: gpt2); None: a
+                                              # small LM the workbench pretrains on the training captions
+    lm_preset: str = "sandbox"                # that small LM's size (``PrefixLMConfig``)
+    prefix_length: int = 10                   # decoder="lm": soft-prompt tokens (ViECap: 10)
+    mapper_layers: int = 8                    # decoder="lm": the mapping network's layers (ViECap: 8)
 
     def __post_init__(self):
         check_choice("inputs", self.inputs, ("text", "synthetic"))
@@ -57,6 +66,12 @@ class ViECapConfig:
             check_range("noise_variance", self.noise_variance, 0.0, 1.0)
         if self.tau is not None:
             check_range("tau", self.tau, 1e-6)
+        check_choice("decoder", self.decoder, ("workbench", "lm"))
+        check_range("prefix_length", self.prefix_length, 1)
+        check_range("mapper_layers", self.mapper_layers, 1)
+        if self.decoder == "lm" and self.pcm:
+            raise ValueError("decoder='lm' reads the global feature only; PCM's patch mix-up needs the workbench "
+                             "decoder (decoder='workbench').")
         if self.pcm and self.inputs != "synthetic":
             raise ValueError("pcm=True mixes synthetic-image patches with text: set inputs='synthetic' (PCM-ViECap).")
 
@@ -125,7 +140,31 @@ class ViECap(Method):
         ids = caption_entities(base.captions, exp.vocab, words, self.config.max_entities, self.config.people_to_person)
         return PromptSet(base, ids, self.config.mask_prob)
 
+    def _lm(self, exp) -> tuple:
+        """(a fresh copy of the causal LM, its vocabulary): ``lm_model`` through ``from_pretrained``, or the small LM
+        pretrained on the training captions (cached on disk, shared with MacCap's)."""
+        from ..prefix_lm import PrefixLMConfig, load_lm, pretrain_lm
+        lcfg = PrefixLMConfig.preset(self.config.lm_preset, max_length=exp.vocab.max_length)
+        if self.config.lm_model:
+            return load_lm(self.config.lm_model, lcfg.max_length)
+        return pretrain_lm(exp.captions, exp.vocab, lcfg, f"{exp.cfg.out_dir}/lm")
+
+    def vocabulary(self, exp):
+        if self.config.decoder == "lm":
+            if "lm_vocab" not in self._cache:
+                self._cache["lm_vocab"] = self._lm(exp)[1]
+            return self._cache["lm_vocab"]
+        return exp.vocab
+
     def build(self, exp, cap_cfg, pcm_cfg, seed: int):
+        if self.config.decoder == "lm":
+            from .entity_lm import EntityLMCaptioner
+            lm, lm_vocab = self._lm(exp)
+            self._cache["lm_vocab"] = lm_vocab
+            torch.manual_seed(seed)
+            d = exp.evals["val"][0].global_.shape[1]
+            return EntityLMCaptioner(lm, lm_vocab, exp.vocab, d, self.config.prefix_length, self.config.mapper_layers,
+                                     max_length=lm_vocab.max_length)
         model = super().build(exp, cap_cfg, pcm_cfg, seed)
         return PromptedCaptioner(model) if self.config.prompt else model
 
@@ -160,4 +199,5 @@ METHODS = {
     "syn-viecap": lambda: ViECap(ViECapConfig(inputs="synthetic"), "syn-viecap"),
     "pcm-viecap": lambda: ViECap(ViECapConfig(inputs="synthetic", pcm=True), "pcm-viecap"),
 }
-PROFILES = {p: {"tau": 0.01} for p in ("paper_b32", "paper_l14")}      # the code's softmax at T = 0.01
+PROFILES = {p: {"tau": 0.01, "lm_model": "gpt2"} for p in ("paper_b32", "paper_l14")}  # T = 0.01; GPT-2 base
+METHODS["viecap-lm"] = lambda: ViECap(ViECapConfig(decoder="lm"), "viecap-lm")     # ViECap's own decoder

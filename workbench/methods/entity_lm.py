@@ -1,0 +1,130 @@
+"""ViECap's own decoder, an option of ``viecap`` / ``ifcap`` (``decoder="lm"``): a causal LM (GPT-2 base in the
+paper, through ``transformers``) reading [soft prompt; hard prompt; caption] and fine-tuned with them.
+
+* Soft prompt (ViECap's ``MappingNetwork``, ClipCap's transformer mapper): the CLIP embedding [B, D] -> Linear
+  -> P x W, concatenated with P learned constants, a Transformer encoder over the 2P tokens, the last P outputs.
+  ViECap: P = 10, 8 layers, 8 heads on GPT-2's W = 768.
+* Hard prompt: "There are e1, e2 in image." ("There are something in image." without entities), tokenised by
+  the LM's own tokenizer (ViECap's ``compose_discrete_prompts``); the entities are the word ids the method
+  passes (``prompt`` [B, m], the captioner vocabulary's), turned back into words.
+* The [soft; hard] prefix of each row is left-padded to the batch's longest, masked, and the positions count
+  only real tokens, so every caption continues its own prefix directly as in ViECap's right-padded batches.
+  The loss covers the caption tokens only (the training loop's cross-entropy on the logits after the prefix).
+
+It speaks the captioner protocol (``cfg``, ``forward``, ``encode``, ``start`` / ``step`` / ``reorder``), so
+``train_captioner`` and ``decoding`` drive it unchanged.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+
+@dataclass
+class EntityLMConfig:
+    """What the training loop and decoders read from ``model.cfg``."""
+    max_length: int
+    lm: str
+    prefix_length: int = 10
+    mapper_layers: int = 8
+    use_patches: bool = False
+    mixup: bool = False
+    noise_variance: float = 0.0
+
+
+def prompt_text(words: list) -> str:
+    """ViECap's discrete prompt (utils.compose_discrete_prompts)."""
+    return "There are" + (",".join(" " + w for w in words) if words else " something") + " in image."
+
+
+def text_ids(vocab, text: str) -> list:
+    """``text`` in the ids of the LM's vocabulary: its tokenizer (``TokenizerVocab``) or the workbench's words."""
+    if hasattr(vocab, "tok"):
+        return vocab.tok(text, add_special_tokens=False)["input_ids"]
+    from ..vocab import tokenize
+    return [vocab.stoi.get(w, vocab.unk) for w in tokenize(text)]
+
+
+class EntityLMCaptioner(nn.Module):
+    def __init__(self, lm: nn.Module, lm_vocab, word_vocab, embed_dim: int, prefix_length: int = 10,
+                 mapper_layers: int = 8, heads: int = 8, max_length: int = 20):
+        super().__init__()
+        self.lm, self.lm_vocab, self.word_vocab = lm, lm_vocab, word_vocab
+        for p in self.lm.parameters():                 # ViECap fine-tunes GPT-2 (no --frozen_gpt in its scripts)
+            p.requires_grad_(True)
+        width = lm.get_input_embeddings().embedding_dim
+        name = str(getattr(lm.config, "_name_or_path", "")) or lm.config.model_type
+        self.cfg = EntityLMConfig(max_length, name, prefix_length, mapper_layers)
+        self.project = nn.Linear(embed_dim, prefix_length * width)
+        self.const = nn.Parameter(torch.randn(prefix_length, width))
+        layer = nn.TransformerEncoderLayer(width, heads if width % heads == 0 else 1, 2 * width, 0.0,
+                                           batch_first=True, norm_first=True)
+        self.mapper = nn.TransformerEncoder(layer, mapper_layers)
+
+    def soft_prompt(self, global_: torch.Tensor) -> torch.Tensor:
+        """[B, D] -> [B, P, W]."""
+        p = self.cfg.prefix_length
+        x = self.project(global_.float()).view(global_.shape[0], p, -1)
+        x = torch.cat([x, self.const.unsqueeze(0).expand(x.shape[0], -1, -1)], dim=1)
+        return self.mapper(x)[:, p:]
+
+    def hard_prompt_ids(self, prompt) -> list:
+        """Per row, the LM ids of "There are e1, e2 in image." for the entity word ids ``prompt`` [B, m]."""
+        pad = self.word_vocab.pad
+        rows = prompt.tolist() if prompt is not None else []
+        return [text_ids(self.lm_vocab, prompt_text([self.word_vocab.itos[i] for i in r if i != pad])) for r in rows]
+
+    def encode(self, global_, tokens=None, patches=None, mode: str = "train", prompt=None) -> tuple:
+        """-> (prefix [B, T, W] left-padded, padding mask [B, T] True = pad)."""
+        soft = self.soft_prompt(global_)
+        b, p, dev = soft.shape[0], soft.shape[1], soft.device
+        hard = self.hard_prompt_ids(prompt) if prompt is not None else [[] for _ in range(b)]
+        t = p + max(len(h) for h in hard)
+        emb = self.lm.get_input_embeddings()
+        out = torch.zeros(b, t, soft.shape[2], device=dev, dtype=soft.dtype)
+        pad = torch.ones(b, t, dtype=torch.bool, device=dev)
+        for i, h in enumerate(hard):
+            n = p + len(h)
+            ids = torch.tensor(h, dtype=torch.long, device=dev)
+            out[i, t - n:] = torch.cat([soft[i], emb(ids).to(soft.dtype)]) if h else soft[i]
+            pad[i, t - n:] = False
+        return out, pad
+
+    def forward(self, words, global_, tokens=None, patches=None, mode: str = "train", prompt=None):
+        prefix, pad = self.encode(global_, tokens, patches, mode, prompt)
+        x = torch.cat([prefix, self.lm.get_input_embeddings()(words)], dim=1)
+        mask = torch.cat([~pad, torch.ones(words.shape, dtype=torch.bool, device=words.device)], dim=1).long()
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)
+        return self.lm(inputs_embeds=x, attention_mask=mask, position_ids=positions).logits[:, prefix.shape[1]:]
+
+    def start(self, memory, memory_pad, group: int = 1) -> dict:
+        keep = (~memory_pad).long().repeat_interleave(group, dim=0)
+        return {"prefix": memory.repeat_interleave(group, dim=0), "mask": keep, "past": None,
+                "next": keep.sum(-1)}
+
+    def step(self, last_words: torch.Tensor, state: dict) -> torch.Tensor:
+        x = self.lm.get_input_embeddings()(last_words.unsqueeze(1))
+        ones = torch.ones(x.shape[0], 1, dtype=torch.long, device=x.device)
+        if state["past"] is None:                       # the first step feeds the prefix and BOS
+            x = torch.cat([state["prefix"], x], dim=1)
+            state["mask"] = torch.cat([state["mask"], ones], dim=1)
+            positions = (state["mask"].cumsum(-1) - 1).clamp(min=0)
+        else:
+            state["mask"] = torch.cat([state["mask"], ones], dim=1)
+            positions = state["next"].unsqueeze(1)
+            state["next"] = state["next"] + 1
+        if state["past"] is None:
+            state["next"] = state["next"] + 1
+        out = self.lm(inputs_embeds=x, attention_mask=state["mask"], position_ids=positions,
+                      past_key_values=state["past"], use_cache=True)
+        state["past"] = out.past_key_values
+        return out.logits[:, -1]
+
+    @staticmethod
+    def reorder(state: dict, index: torch.Tensor) -> dict:
+        """Follow the beams: cache rows, masks and positions ``index`` (within a group the masks are equal)."""
+        state["past"].reorder_cache(index)
+        state["mask"], state["next"] = state["mask"].index_select(0, index), state["next"].index_select(0, index)
+        return state
