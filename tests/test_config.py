@@ -54,10 +54,11 @@ def test_main_job_plan_reads_the_measured_times(monkeypatch, tmp_path):
     from workbench import run_notebooks
     monkeypatch.setattr(run_notebooks, "runs_dir", lambda: tmp_path)
     paths = run_notebooks.notebook_paths(["01", "02"])
-    assert "not measured yet" in run_notebooks.plan(paths, "quick")
+    assert "not measured yet" in run_notebooks.plan(paths, "full")
+    assert "about 44 s" in run_notebooks.plan(paths, "quick")                     # the README's measured times
     (tmp_path / "main").mkdir()
     (tmp_path / "main" / "timings-quick.json").write_text('{"01_modality_gap.ipynb": 50, "02_synthesis.ipynb": 240}')
-    text = run_notebooks.plan(paths, "quick")
+    text = run_notebooks.plan(paths, "quick")                                     # this machine's last run wins
     assert "about 50 s" in text and "about 4 min" in text and "total" in text and "about 5 min" in text
     with pytest.raises(ValueError, match="scale='huge'"):
         run_notebooks.run(["01"], "huge")

@@ -61,7 +61,7 @@ class EntityLMCaptioner(nn.Module):
         self.const = nn.Parameter(torch.randn(prefix_length, width))
         layer = nn.TransformerEncoderLayer(width, heads if width % heads == 0 else 1, 2 * width, 0.0,
                                            batch_first=True, norm_first=True)
-        self.mapper = nn.TransformerEncoder(layer, mapper_layers)
+        self.mapper = nn.TransformerEncoder(layer, mapper_layers, enable_nested_tensor=False)
 
     def soft_prompt(self, global_: torch.Tensor) -> torch.Tensor:
         """[B, D] -> [B, P, W]."""

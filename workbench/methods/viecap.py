@@ -142,9 +142,11 @@ class ViECap(Method):
 
     def _lm(self, exp) -> tuple:
         """(a fresh copy of the causal LM, its vocabulary): ``lm_model`` through ``from_pretrained``, or the small LM
-        pretrained on the training captions (cached on disk, shared with MacCap's)."""
+        pretrained on the training captions (cached on disk; its positions cover the soft and hard prompts)."""
         from ..prefix_lm import PrefixLMConfig, load_lm, pretrain_lm
-        lcfg = PrefixLMConfig.preset(self.config.lm_preset, max_length=exp.vocab.max_length)
+        c = self.config
+        room = c.prefix_length + 2 * max(c.max_entities, c.top_k) + 8          # soft + "There are e1, ... in image."
+        lcfg = PrefixLMConfig.preset(c.lm_preset, max_length=exp.vocab.max_length, n_queries=room)
         if self.config.lm_model:
             return load_lm(self.config.lm_model, lcfg.max_length)
         return pretrain_lm(exp.captions, exp.vocab, lcfg, f"{exp.cfg.out_dir}/lm")
