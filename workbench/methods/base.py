@@ -125,6 +125,33 @@ class Method:
         return f"{type(self).__name__}(name={self.name!r}, options={self.options()})"
 
 
+class CaptionerWrapper:
+    """Mix-in for a module that holds a workbench ``Captioner`` as ``self.captioner`` and changes only its encoder
+    side (``encode``): the decoding API (``cfg``, ``forward``, ``decode``, ``start`` / ``step`` / ``reorder``) is
+    the captioner's, so ``train_captioner`` and every decoder drive it unchanged (SynTIC's, ViECap's)."""
+
+    @property
+    def cfg(self):
+        return self.captioner.cfg
+
+    def forward(self, words, global_, tokens=None, patches=None, mode: str = "train", **extra):
+        return self.captioner.decode(words, *self.encode(global_, tokens, patches, mode, **extra))
+
+    def decode(self, words, memory, memory_pad):
+        return self.captioner.decode(words, memory, memory_pad)
+
+    def start(self, memory, memory_pad, group: int = 1):
+        return self.captioner.start(memory, memory_pad, group)
+
+    def step(self, last_words, state):
+        return self.captioner.step(last_words, state)
+
+    @staticmethod
+    def reorder(state, index):
+        from ..captioner import Captioner
+        return Captioner.reorder(state, index)
+
+
 def caption_memory(exp, size: Optional[int] = None, seed: int = 0):
     """[M, D] CLIP embeddings of the training captions (a seeded sample of ``size``): DeCap's memory, SynTIC's
     support set, the text side of Unsupervised-ClipCap's alignments."""

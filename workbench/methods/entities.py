@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .base import CaptionerWrapper
+
 # ViECap's CaptionsDataset.people_vocabs: every person word becomes "person" in the prompt
 PEOPLE_WORDS = ("people", "person", "man", "men", "woman", "women", "adult", "boy", "girl", "kid", "children",
                 "child", "baby", "guy", "player", "male", "female", "worker")
@@ -112,7 +114,7 @@ def entity_table(columns: dict, n: int = 6) -> str:
     return "\n".join(lines)
 
 
-class PromptedCaptioner(nn.Module):
+class PromptedCaptioner(CaptionerWrapper, nn.Module):
     """A captioner that also reads a hard prompt of entity words: memory = [captioner memory; no-entity slot;
     LayerNorm(word embedding + prompt type) of each entity] (pad ids masked). ``fusion`` (IFCap) first fuses
     the global input with retrieved caption embeddings passed in the ``tokens`` slot [B, k, D]. Exposes the
@@ -125,10 +127,6 @@ class PromptedCaptioner(nn.Module):
         self.prompt_type = nn.Parameter(torch.randn(1, 1, h) * 0.02)
         self.no_entity = nn.Parameter(torch.randn(1, 1, h) * 0.02)
         self.prompt_norm = nn.LayerNorm(h)
-
-    @property
-    def cfg(self):
-        return self.captioner.cfg
 
     def prompt_memory(self, prompt: Optional[torch.Tensor], batch: int, device) -> tuple:
         """prompt [B, m] word ids -> (tokens [B, 1 + m, H], padding mask [B, 1 + m])."""
@@ -146,22 +144,6 @@ class PromptedCaptioner(nn.Module):
         extra, extra_pad = self.prompt_memory(prompt, memory.shape[0], memory.device)
         return torch.cat([memory, extra.to(memory.dtype)], dim=1), torch.cat([pad, extra_pad], dim=1)
 
-    def forward(self, words, global_, tokens=None, patches=None, mode: str = "train", prompt=None):
-        return self.captioner.decode(words, *self.encode(global_, tokens, patches, mode, prompt))
-
-    def decode(self, words, memory, memory_pad):
-        return self.captioner.decode(words, memory, memory_pad)
-
-    def start(self, memory, memory_pad, group: int = 1):
-        return self.captioner.start(memory, memory_pad, group)
-
-    def step(self, last_words, state):
-        return self.captioner.step(last_words, state)
-
-    @staticmethod
-    def reorder(state, index):
-        from ..captioner import Captioner
-        return Captioner.reorder(state, index)
 
 
 class PromptSet:

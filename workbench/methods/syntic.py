@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from ..config import carryover as R
 from ..config import check_choice, check_range
 from ..paths import stable_hash
-from .base import Method, Reported, caption_memory, recipe_eval_set
+from .base import CaptionerWrapper, Method, Reported, caption_memory, recipe_eval_set
 from .common import support_projection
 
 
@@ -160,7 +160,7 @@ def mean_noun_count(captions: list, words: list) -> float:
 
 
 # ----------------------------------------------------------------------------- model
-class SynTICModel(nn.Module):
+class SynTICModel(CaptionerWrapper, nn.Module):
     """The captioner behind an auxiliary attention (Eq. 5): encode(v, tags [B, m, D], query [B, 1, D]) ->
     u = MHAttn(query, [no-object; tags]) -> captioner.encode(v, u). Exposes the captioner's decoding API."""
 
@@ -169,10 +169,6 @@ class SynTICModel(nn.Module):
         self.captioner = captioner
         self.aux = nn.MultiheadAttention(dim, heads, batch_first=True)
         self.no_object = nn.Parameter(torch.randn(1, 1, dim) * 0.02)
-
-    @property
-    def cfg(self):
-        return self.captioner.cfg
 
     def aux_feature(self, tags: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
         b = tags.shape[0]
@@ -184,22 +180,6 @@ class SynTICModel(nn.Module):
     def encode(self, global_, tokens=None, patches=None, mode: str = "train"):
         return self.captioner.encode(global_, self.aux_feature(tokens, patches), None, mode)
 
-    def forward(self, words, global_, tokens=None, patches=None, mode: str = "train"):
-        return self.captioner.decode(words, *self.encode(global_, tokens, patches, mode))
-
-    def decode(self, words, memory, memory_pad):
-        return self.captioner.decode(words, memory, memory_pad)
-
-    def start(self, memory, memory_pad, group: int = 1):
-        return self.captioner.start(memory, memory_pad, group)
-
-    def step(self, last_words, state):
-        return self.captioner.step(last_words, state)
-
-    @staticmethod
-    def reorder(state, index):
-        from ..captioner import Captioner
-        return Captioner.reorder(state, index)
 
 
 # ----------------------------------------------------------------------------- data
