@@ -243,3 +243,15 @@ def test_viecap_with_its_own_decoder_on_a_tiny_gpt2(tiny_exp, tiny_gpt2, tmp_pat
     assert np.isfinite(hist["loss"]).all()
     caps = m.eval_set(tiny_exp, "test").captions(model, vocab, 2)
     assert len(caps) == 4 and all(isinstance(c, str) for c in caps)
+
+
+def test_paper_settings_follow_the_training_corpus():
+    assert methods.get("syntic", "paper_b32", "flickr30k").config.tau == pytest.approx(1 / 80)
+    assert methods.get("syntic", "paper_b32", "mscoco").config.tau == 0.01
+    assert methods.get("syntic", None, "flickr30k").config.tau is None               # the sandbox keeps its rule
+    ifc = methods.get("ifcap", "paper_b32", "flickr30k").config
+    assert (ifc.l, ifc.fef_threshold) == (7, 3)
+    assert methods.get("maccap", "paper_b32").paper_training("mscoco") == {"batch_size": 128, "lr": 4e-4}
+    assert methods.get("maccap-s1").paper_training("mscoco") == {}                   # the workbench decoder
+    assert methods.get("viecap-lm").paper_training("flickr30k")["epochs"] == 30
+    assert methods.get("viecap").paper_training("mscoco") == {}

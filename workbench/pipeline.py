@@ -225,14 +225,20 @@ class Pipeline:
         return replace(self.cfg.stage("train"), seed=self.cfg.seed, run_dir=str(self.out / "runs"))
 
     def train(self, exp, name: str = "pcm-net", seed=None):
-        """One registered method (the stages' presets) on ``exp``, through the runner every profile uses
-        (``ablation.fit_method``: ``Method.fit``, the checkpoint picked on val) -> (method, model)."""
+        """One registered method (the stages' presets; on a paper profile its paper's settings for the training
+        corpus and, for a paper decoder, its paper's training hyperparameters, below the user's flags) on ``exp``,
+        through the runner every profile uses (``ablation.fit_method``: ``Method.fit``, the checkpoint picked on
+        val) -> (method, model)."""
         from .ablation import fit_method
+        from .config.pipeline import stage_field
         from .methods import get
         t0, c = time.time(), self.cfg
         seed = c.seed if seed is None else seed
-        method = get(name, c.stages)
-        self.tcfg = replace(method.train_config(self.train_config()), seed=seed)
+        method = get(name, c.stages, c.train_corpus)
+        paper = method.paper_training(c.train_corpus) if c.stages.startswith("paper") else {}
+        mine = {stage_field(k)[1] for k, _ in c.overrides if stage_field(k)[0] == "train"}   # the user's flags win
+        self.tcfg = replace(method.train_config(self.train_config()), seed=seed,
+                            **{k: v for k, v in paper.items() if k not in mine})
         model, hist = fit_method(method, exp, c.stage("captioner"), c.stage("pcm"), self.tcfg, seed, self.progress)
         val = exp.evals["val"][0]
         self._done("training", t0, method=method.name, seed=seed, pairs=len(exp.captions), val_images=len(val.ids),

@@ -32,9 +32,11 @@ def names() -> list:
     return list(registry())
 
 
-def get(name: str, profile: str | None = None) -> Method:
+def get(name: str, profile: str | None = None, corpus: str | None = None) -> Method:
     """A fresh instance of the method registered as ``name`` (or one of its aliases), with the settings its
-    paper gives for ``profile`` ("paper_b32", "paper_l14"; a module's ``PROFILES``) over the sandbox defaults.
+    paper gives for ``profile`` ("paper_b32", "paper_l14"; a module's ``PROFILES``) over the sandbox defaults,
+    and on a paper profile those it gives for the training ``corpus`` (a module's ``CORPORA``, e.g. SynTIC's
+    Flickr30k tau).
 
     ``name[field=value field=value]`` overrides fields of the method's config (a sweep point, e.g.
     ``capdec[noise_variance=0.016]`` or ``syntic+fo[fo_lr=0.001 fo_epochs=5]``); the row keeps the full name."""
@@ -48,6 +50,9 @@ def get(name: str, profile: str | None = None) -> Method:
     profile_overrides = getattr(import_module(type(method).__module__), "PROFILES", {}).get(profile or "", {})
     if profile_overrides:
         method.config = replace(method.config, **profile_overrides)
+    corpus_overrides = getattr(import_module(type(method).__module__), "CORPORA", {}).get(corpus or "", {})
+    if corpus_overrides and (profile or "").startswith("paper"):
+        method.config = replace(method.config, **corpus_overrides)
     if overrides:
         known = {f.name for f in fields(method.config)} if is_dataclass(method.config) else set()
         unknown = sorted(set(overrides) - known)

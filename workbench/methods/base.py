@@ -88,6 +88,12 @@ class Method:
     def train_config(self, cfg: TrainConfig) -> TrainConfig:
         return replace(cfg, cxe=False)
 
+    def paper_training(self, corpus: str) -> dict:
+        """TrainConfig fields the paper (or, where it is silent, its code) sets for training on ``corpus`` with its
+        own decoder: the pipeline applies them on a paper profile, below the user's explicit flags. {}: the
+        stage preset's (the workbench decoder is trained the same way for every row)."""
+        return {}
+
     def train_set(self, exp):
         raise NotImplementedError(f"{type(self).__name__} must say what it trains on (train_set).")
 

@@ -185,3 +185,4 @@ class IFCap(Method):
 
 
 METHODS = {"ifcap": IFCap}
+CORPORA = {"flickr30k": {"l": 7, "fef_threshold": 3}}        # IFCap's Flickr30k scripts (MSCOCO: l 9, >= 5)

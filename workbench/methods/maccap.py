@@ -243,6 +243,10 @@ class MacCap(Method):
                                  pretrain_lm(exp.captions, exp.vocab, lcfg, f"{exp.cfg.out_dir}/lm"))
         return self._cache["lm"], lcfg
 
+    def paper_training(self, corpus: str) -> dict:
+        """MacCap §4.1: batch 128, lr 4e-4 (its frozen-LM decoder; the workbench decoder keeps the preset's)."""
+        return {"batch_size": 128, "lr": 4e-4} if self.config.decoder == "frozen-lm" else {}
+
     def vocabulary(self, exp):
         return self._lm(exp)[0][1] if self.config.decoder == "frozen-lm" else exp.vocab
 

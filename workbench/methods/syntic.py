@@ -290,4 +290,5 @@ METHODS = dict([
     _row("syntic+fp+af", fo=False, fp=True, af=True),
     _row("syntic-loo", fo=True, fp=True, af=True, leave_one_out=True),
 ])
-PROFILES = {p: {"tau": 0.01, "tagger": "detr", "fo_lr": 1e-5, "fo_epochs": 1} for p in ("paper_b32", "paper_l14")}   # MSCOCO; Flickr30k: tau 1/80
+PROFILES = {p: {"tau": 0.01, "tagger": "detr", "fo_lr": 1e-5, "fo_epochs": 1} for p in ("paper_b32", "paper_l14")}   # MSCOCO
+CORPORA = {"flickr30k": {"tau": 1 / 80}}                         # SynTIC's Flickr30k projection temperature

@@ -151,6 +151,12 @@ class ViECap(Method):
             return load_lm(self.config.lm_model, lcfg.max_length)
         return pretrain_lm(exp.captions, exp.vocab, lcfg, f"{exp.cfg.out_dir}/lm")
 
+    def paper_training(self, corpus: str) -> dict:
+        """ViECap's scripts (its GPT-2 decoder): batch 80, lr 2e-5, 15 epochs on MSCOCO, 30 on Flickr30k."""
+        if self.config.decoder != "lm":
+            return {}
+        return {"batch_size": 80, "lr": 2e-5, "epochs": 30 if corpus == "flickr30k" else 15}
+
     def vocabulary(self, exp):
         if self.config.decoder == "lm":
             if "lm_vocab" not in self._cache:
