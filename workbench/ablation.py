@@ -164,7 +164,8 @@ def _run_workers(cfg: AblationConfig, exp, jobs: int, cap_cfg, pcm_cfg, progress
     threads = max(1, (os.cpu_count() or 1) // jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     running, failed = [], []
-    for name, seed in todo + [None] * jobs:
+    for item in todo + [None] * jobs:                      # None: drain the running workers at the end
+        name, seed = item if item is not None else (None, None)
         while len(running) >= jobs or (name is None and running):
             for proc, label, log in list(running):
                 if proc.poll() is not None:
