@@ -137,7 +137,7 @@ def test_the_sandbox_profile_runs_the_sandbox_study(monkeypatch):
     assert seen == [["--preset", "sandbox"]]
 
 
-def test_every_method_runs_on_the_corpus_through_the_one_runner(layout):
+def test_every_method_runs_on_the_corpus_through_the_one_runner(layout, monkeypatch):
     """Every registered method family trains on the real-format corpus (Karpathy: five captions an image, real
     COCO photos as val / test / unpaired images) through ``ablation.fit_method`` and is scored in-domain and
     cross-domain through its own inference recipe; the leaderboard per protocol has every row."""
@@ -146,7 +146,12 @@ def test_every_method_runs_on_the_corpus_through_the_one_runner(layout):
              "pcm-net")
     cfg = _config(layout, out_dir=str(layout / "out-methods"), n_train=15, methods=names, seeds=(1,),
                   unpaired_images=str(FIX / "coco_images"), overrides=(("train.epochs", 1),))
+    from workbench import protocols
+    loads = []
+    real_load = protocols.load_test_set
+    monkeypatch.setattr(protocols, "load_test_set", lambda *a, **k: loads.append(a[1].corpus) or real_load(*a, **k))
     rows = Pipeline(cfg, progress=False).run()
+    assert sorted(loads) == ["flickr30k", "mscoco", "mscoco"]   # val once, each test set once for all 11 methods
     out = layout / "out-methods"
     assert {(r["model"], r["seed"]) for r in rows} == {(n, 1) for n in names}
     assert all(r["status"] == "scored" for r in rows) and {r["domain"] for r in rows} == {"in-domain", "cross-domain"}

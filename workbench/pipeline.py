@@ -39,6 +39,7 @@ class Pipeline:
         self.history = self._previous_runs()
         self.feat = replace(cfg.stage("features"), root=str(self.out / "features"))
         self.main, self.ps = True, None
+        self._tests = {}                      # per run, shared by every method x seed: loaded sets, keys, counts
 
     # ------------------------------------------------------------------ bookkeeping
     def _previous_runs(self) -> list:
@@ -260,44 +261,65 @@ class Pipeline:
             "synthesis": asdict(self.synthesis_config()), "counts": self.state["stages"][0]})
         self._done("captioner", t0, folder=str(out))
 
+    def single(self) -> bool:
+        """One method and one seed: the run keeps the plain file names and the metric table of one captioner."""
+        return len(self.methods()) == 1 and len(self.cfg.run_seeds()) == 1
+
     def tag(self, method, seed: int) -> str:
-        """'' for a run of one method and one seed (its files keep their plain names), else '<method>-s<seed>-'."""
+        """'' for a single run (``single``), else '<method>-s<seed>-'."""
         from .methods import file_stem
-        single = len(self.methods()) == 1 and len(self.cfg.run_seeds()) == 1
-        return "" if single else f"{file_stem(method.name)}-s{seed}-"
+        return "" if self.single() else f"{file_stem(method.name)}-s{seed}-"
+
+    def protocol(self) -> ProtocolConfig:
+        c = self.cfg
+        return ProtocolConfig(train_corpus=c.train_corpus, test_sets=c.test_sets, max_images=c.max_test_images,
+                              beam=c.beam, on_unreadable=c.on_unreadable)
+
+    def test_sets(self, what: str):
+        """What every method x seed of this run reads of the test sets, computed once: ``"images"`` (which images
+        are there: the results' key), ``"counts"`` (each set's listed / present / missing images) and ``"loaded"``
+        (the sets themselves: images verified, features cached; only when some result must be computed)."""
+        from .data import caption_file_counts
+        from .protocols import images_identity, load_test_sets
+        if what not in self._tests:
+            tests = self.cfg.test_sets
+            if what == "images":
+                self._tests[what] = [images_identity(t) for t in tests]
+            elif what == "counts":
+                self._tests[what] = {t.corpus: caption_file_counts(repo_path(t.captions_file), repo_path(t.image_dir))
+                                     for t in tests}
+            else:
+                self._tests[what] = load_test_sets(self.clip, self.protocol(), self.feat, self.progress)
+        return self._tests[what]
 
     def evaluate(self, model, vocab, method=None, exp=None, seed=None) -> list:
         """Every test set scored (or reported missing) through ``method``'s inference recipe; rows carry the set's
         counts, the method and the seed; cached by a key of the captioner's weights, the method and the set."""
-        from .data import caption_file_counts
         from .paths import weights_fingerprint
-        from .protocols import images_identity, run_protocol
+        from .protocols import run_protocol
         t0, c = time.time(), self.cfg
         seed = c.seed if seed is None else seed
         tag = self.tag(method, seed) if method is not None else ""
         cache = self.out / (f"results/{tag}results.json" if tag else "results.json")
         key = stable_hash({"weights": weights_fingerprint(model), "tests": [asdict(t) for t in c.test_sets],
-                           "images": [images_identity(t) for t in c.test_sets],     # which images are there
+                           "images": self.test_sets("images"),                       # which images are there
                            "max": c.max_test_images, "beam": c.beam,
                            "method": [method.name, method.options()] if method is not None else None})
         if cache.exists() and json.loads(cache.read_text()).get("key") == key:
             rows = json.loads(cache.read_text())["rows"]
             self._done("evaluation", t0, method=getattr(method, "name", None), seed=seed, sets=len(rows), cached=True)
             return rows
-        proto = ProtocolConfig(train_corpus=c.train_corpus, test_sets=c.test_sets, max_images=c.max_test_images,
-                               beam=c.beam, on_unreadable=c.on_unreadable)
-        rows = run_protocol(model, vocab, self.clip, proto, self.feat, progress=self.progress, method=method, exp=exp)
-        tests = {t.corpus: t for t in c.test_sets}
+        rows = run_protocol(model, vocab, self.clip, self.protocol(), self.feat, progress=self.progress,
+                            method=method, exp=exp, loaded=self.test_sets("loaded"))
         for row in rows:
-            test = tests[row["test_corpus"]]
             if method is not None:
                 row.update({"model": method.name, "seed": seed, **method.describe()})
             if row["status"] == "scored" and "hyps" in row:          # a set's overall row (not a domain's)
-                n = caption_file_counts(repo_path(test.captions_file), repo_path(test.image_dir))
+                n = self.test_sets("counts")[row["test_corpus"]]
                 row.update({"captions": row["references"], "images_listed": n["images"],
                             "images_present": n["images_present"], "images_missing": n["images_missing"]})
                 hyps = row.pop("hyps")
-                atomic_write_json(self.out / f"captions-{tag}{test.corpus}.json",       # COCO results format
+                atomic_write_json(self.out / f"captions-{tag}{row['test_corpus']}.json",   # COCO results format
                                   [{"image_id": k, "caption": v} for k, v in hyps.items()])
         atomic_write_json(cache, {"key": key, "rows": rows})
         self._done("evaluation", t0, method=getattr(method, "name", None), seed=seed, sets=len(rows),
@@ -311,7 +333,7 @@ class Pipeline:
         from .ablation import leaderboard, leaderboard_markdown
         from .evaluation import write_table
         scored = [r for r in rows if r["status"] == "scored"]
-        if len(self.methods()) == 1 and len(self.cfg.run_seeds()) == 1:
+        if self.single():
             md = write_table(scored, self.out / "results", group_key="protocol")["markdown"] if scored else ""
         else:
             parts = []
@@ -366,6 +388,7 @@ class Pipeline:
         shards, training its batches (data-parallel); the concept, vocabulary and val caches are built on the main
         process first and the others read them;
         saving and evaluation run on the main process only (the others return [])."""
+        self._tests = {}                                  # read the test sets afresh for this run
         try:
             self.preflight()
             exp = self.prepare()
@@ -374,9 +397,9 @@ class Pipeline:
                 for seed in self.cfg.run_seeds():
                     method, model = self.train(exp, name, seed)
                     if self.main:
-                        tag = self.tag(method, seed)
-                        self.save(model, method.vocabulary(exp), f"captioners/{tag.rstrip('-')}" if tag else "captioner")
-                        rows += self.evaluate(model, method.vocabulary(exp), method, exp, seed)
+                        tag, vocab = self.tag(method, seed), method.vocabulary(exp)
+                        self.save(model, vocab, f"captioners/{tag.rstrip('-')}" if tag else "captioner")
+                        rows += self.evaluate(model, vocab, method, exp, seed)
                         expected |= {f"{tag}{t.corpus}" for t in self.cfg.test_sets}
             if self.main:
                 self._move_aside_stale(expected)

@@ -98,26 +98,42 @@ def subset_rows(evalset, hyps: list, domains: list, clip) -> list:
     return rows
 
 
+def load_test_sets(clip, cfg: ProtocolConfig, feature_cfg: Optional[FeatureConfig] = None,
+                   progress: bool = True) -> dict:
+    """Every test set of ``cfg`` loaded once (images verified, features cached): {corpus: ``TestSet``, or the
+    ``FileNotFoundError`` that says what is missing (with a warning)}. ``run_protocol`` scores any number of
+    captioners on the result without reading the images again."""
+    import warnings
+    feature_cfg = feature_cfg or FeatureConfig()
+    out = {}
+    for test in cfg.test_sets:
+        try:
+            out[test.corpus] = load_test_set(clip, test, feature_cfg, cfg.max_images, progress, cfg.on_unreadable)
+        except FileNotFoundError as e:
+            warnings.warn(f"test set {test.corpus} skipped: {e}")
+            out[test.corpus] = e
+    return out
+
+
 def run_protocol(model, vocab, clip, cfg: ProtocolConfig, feature_cfg: Optional[FeatureConfig] = None,
-                 progress: bool = True, method=None, exp=None) -> list:
+                 progress: bool = True, method=None, exp=None, loaded: Optional[dict] = None) -> list:
     """Caption and score every test set of ``cfg``; one row per set with its protocol, training and test
     corpus, the number of images and the metrics (plus the captions under ``hyps``). With ``method`` (a
     registered ``workbench.methods`` method and the ``exp`` it was trained on) each set is captioned through the
     method's inference recipe (projection, alignment, tags, ...). A test set whose images or references are
-    missing gets a row with ``status`` saying what is missing (and a warning); the other sets are still scored."""
-    import warnings
-    feature_cfg = feature_cfg or FeatureConfig()
+    missing gets a row with ``status`` saying what is missing (and a warning); the other sets are still scored.
+    A set whose images carry domain labels (NoCaps) gets its overall row (``subset: "overall"``, the one with
+    ``hyps``) followed by one row per domain (``subset_rows``). ``loaded``: ``load_test_sets``'s result, when the
+    caller scores several captioners on the same sets (None: loaded here)."""
+    loaded = loaded if loaded is not None else load_test_sets(clip, cfg, feature_cfg, progress)
     rows = []
     for test in cfg.test_sets:
         head = {"protocol": f"{cfg.domain(test.corpus)}: {cfg.train_corpus} -> {test.corpus}",
                 "domain": cfg.domain(test.corpus), "train_corpus": cfg.train_corpus, "test_corpus": test.corpus}
-        try:
-            evalset, paths, bad, domains = load_test_set(clip, test, feature_cfg, cfg.max_images, progress,
-                                                         cfg.on_unreadable)
-        except FileNotFoundError as e:
-            warnings.warn(f"test set {test.corpus} skipped: {e}")
-            rows.append({**head, "images": 0, "status": f"missing: {e}"})
+        if isinstance(loaded[test.corpus], FileNotFoundError):
+            rows.append({**head, "images": 0, "status": f"missing: {loaded[test.corpus]}"})
             continue
+        evalset, paths, bad, domains = loaded[test.corpus]
         if method is not None:
             evalset = method.inference_set(exp, evalset, paths)
         metrics, hyps = evaluate_captioner(model, vocab, evalset, clip, cfg.beam)
