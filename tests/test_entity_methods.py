@@ -11,7 +11,9 @@ import torch.nn.functional as F
 from workbench import methods
 from workbench.methods.entities import (PromptedCaptioner, caption_entities, entity_ids, frequent_entities,
                                         mask_entities, zero_shot_entities)
-from workbench.methods.ifcap import Fusion, nearest
+from workbench.methods.common import noise_injection
+from workbench.methods.ifcap import (Fusion, IFCapConfig, matched_retrieval_noise, nearest,
+                                     retrieval_overlap)
 from workbench.vocab import Vocabulary
 
 FIX = Path(__file__).parent / "fixtures"
@@ -245,6 +247,34 @@ def test_viecap_with_its_own_decoder_on_a_tiny_gpt2(tiny_exp, tiny_gpt2, tmp_pat
     assert len(caps) == 4 and all(isinstance(c, str) for c in caps)
 
 
+def test_ifcap_with_its_own_decoder_fuses_the_retrieved_captions_into_a_tiny_gpt2(tiny_exp, tiny_gpt2, tmp_path):
+    """``ifcap-lm``: IFCap's fused input through ViECap's mapper into a fine-tuned causal LM; the retrieved
+    captions reach the LM's logits; trains and captions end to end; IFCap's scripts' training settings."""
+    from dataclasses import replace
+
+    from workbench.config import CaptionerConfig, PCMConfig, TrainConfig
+    from workbench.prefix_lm import TokenizerVocab
+    m = methods.get("ifcap-lm", "paper_b32")
+    assert m.name == "ifcap-lm" and m.config.lm_model == "gpt2" and m.reported is None
+    assert m.paper_training("mscoco") == {"batch_size": 80, "lr": 2e-5, "epochs": 5}
+    m.config = replace(m.config, lm_model=str(tiny_gpt2), prefix_length=2, mapper_layers=1, heads=1)
+    vocab = m.vocabulary(tiny_exp)
+    assert isinstance(vocab, TokenizerVocab)
+    model = m.build(tiny_exp, CaptionerConfig.preset("tiny"), PCMConfig.preset("tiny"), 0)
+    assert model.fusion is not None and all(p.requires_grad for p in model.lm.parameters())
+    g = tiny_exp.evals["test"][0].global_[:2]
+    near = torch.randn(2, 3, g.shape[1])
+    words = vocab.encode_batch(["a cat", "a dog"])[:, :-1]
+    a = model(words, g, tokens=near)
+    b = model(words, g, tokens=torch.randn(2, 3, g.shape[1]))
+    assert not torch.allclose(a, b)                                                  # the retrieval reaches the LM
+    tcfg = replace(m.train_config(TrainConfig.preset("tiny")), epochs=1, batch_size=4, run_dir=str(tmp_path))
+    hist = m.fit(model, tiny_exp, tcfg, "ifcap-lm", progress=False)
+    assert np.isfinite(hist["loss"]).all()
+    caps = m.eval_set(tiny_exp, "test").captions(model, vocab, 2)
+    assert len(caps) == 4 and all(isinstance(c, str) for c in caps)
+
+
 def test_paper_settings_follow_the_training_corpus():
     assert methods.get("syntic", "paper_b32", "flickr30k").config.tau == pytest.approx(1 / 80)
     assert methods.get("syntic", "paper_b32", "mscoco").config.tau == 0.01
@@ -255,3 +285,57 @@ def test_paper_settings_follow_the_training_corpus():
     assert methods.get("maccap-s1").paper_training("mscoco") == {}                   # the workbench decoder
     assert methods.get("viecap-lm").paper_training("flickr30k")["epochs"] == 30
     assert methods.get("viecap").paper_training("mscoco") == {}
+
+
+def _caption_world(n_mem=2000, n_val=300, dim=64, spread=2.0, seed=0):
+    """Captions as unit vectors around 40 topic centres: memory [M, D] and val captions [B, D]."""
+    g = torch.Generator().manual_seed(seed)
+    centres = F.normalize(torch.randn(40, dim, generator=g), dim=-1)
+    def draw(n):
+        return F.normalize(centres[torch.randint(0, 40, (n,), generator=g)]
+                           + spread * torch.randn(n, dim, generator=g) / dim ** 0.5, dim=-1)
+    return draw(n_mem), draw(n_val)
+
+
+def test_retrieval_overlap_is_one_for_the_anchor_itself_and_falls_with_noise():
+    mem, txt = _caption_world()
+    assert retrieval_overlap(txt, txt, mem, 5, 50) == 1.0
+    g = torch.Generator().manual_seed(1)
+    shares = [retrieval_overlap(noise_injection(txt, v, generator=g), txt, mem, 5, 50) for v in (1e-3, 3e-2, 1.0)]
+    assert shares[0] > shares[1] > shares[2]
+    assert shares[2] < 0.1       # v = 1 on 64 dims: expected cosine 0.12, retrieval near chance (50 / 2000)
+
+
+def test_matched_retrieval_noise_recovers_the_noise_that_made_the_images():
+    """Where "images" are captions with known noise v*, the rule returns v* (IFCap's meaning: a noisy caption
+    retrieves as its image does)."""
+    mem, txt = _caption_world()
+    for v_star in (5e-3, 3e-2):
+        img = noise_injection(txt, v_star, generator=torch.Generator().manual_seed(7))
+        out = matched_retrieval_noise(img, txt, mem, k=5, neighbourhood=50)
+        assert v_star / 2 < out["variance"] < v_star * 2, (v_star, out)
+        assert abs(out["text_overlap"] - out["image_overlap"]) < 0.05
+        assert out["chance"] == 50 / 2000
+
+
+def test_carried_retrieval_noise_is_chance_on_tightly_packed_captions_and_the_matched_one_acts():
+    """The sandbox case: captions packed tightly (text-text cosine near 1) leave the carried variance (0.04 on
+    RN50x64 by expected cosine) at chance, while images that retrieve well get a noise that keeps retrieval."""
+    from workbench.config import carryover as R
+    mem, txt = _caption_world(spread=0.1)
+    mem = F.normalize(mem + 3 * F.normalize(torch.ones(64), dim=0), dim=-1)      # one tight cone
+    txt = F.normalize(txt + 3 * F.normalize(torch.ones(64), dim=0), dim=-1)
+    carried = R.noise_variance(R.Backbone("toy", 64, 100.0, 49), R.IFCAP_RETRIEVAL_NOISE)
+    g = torch.Generator().manual_seed(0)
+    at_carried = retrieval_overlap(noise_injection(txt, carried, generator=g), txt, mem, 5, 50)
+    img = noise_injection(txt, 1e-4, generator=torch.Generator().manual_seed(3))
+    out = matched_retrieval_noise(img, txt, mem, k=5, neighbourhood=50)
+    assert at_carried < 3 * out["chance"] and out["text_overlap"] > 10 * out["chance"]
+    assert out["variance"] < carried / 100
+
+
+def test_ifcap_config_refuses_an_unknown_retrieval_rule():
+    with pytest.raises(ValueError, match="retrieval_rule"):
+        IFCapConfig(retrieval_rule="paper")
+    with pytest.raises(ValueError, match="neighbourhood"):
+        IFCapConfig(neighbourhood=2)

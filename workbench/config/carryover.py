@@ -213,7 +213,8 @@ def derived(target: Backbone, bank_size: Optional[int] = None) -> list:
         {"name": "softmax temperature over cosines (PCM Eq. 1/3, DeCap, SynTIC, CMSA)", "paper": CLIP_TAU[0],
          "paper_backbone": CLIP_TAU[1].name, "value": temperature(target),
          "invariant": f"{CLIP_TAU[0] / CLIP_TAU[1].temperature:g} x the CLIP's own temperature 1/{target.logit_scale:.0f}"},
-        {"name": "IFCap retrieval-query noise variance", "paper": IFCAP_RETRIEVAL_NOISE[0],
+        {"name": "IFCap retrieval-query noise variance (retrieval_rule=carried; the default `matched` is chosen "
+                 "on val: a noisy caption retrieves as its image does)", "paper": IFCAP_RETRIEVAL_NOISE[0],
          "paper_backbone": IFCAP_RETRIEVAL_NOISE[1].name, "value": noise_variance(target, IFCAP_RETRIEVAL_NOISE),
          "invariant": f"expected clean-noisy cosine "
                       f"{expected_noise_cosine(noise_variance(target, IFCAP_RETRIEVAL_NOISE), target.dim):.3f}"},

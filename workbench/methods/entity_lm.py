@@ -11,12 +11,16 @@ paper, through ``transformers``) reading [soft prompt; hard prompt; caption] and
   only real tokens, so every caption continues its own prefix directly as in ViECap's right-padded batches.
   The loss covers the caption tokens only (the training loop's cross-entropy on the logits after the prefix).
 
+* IFCap (``ifcap-lm``) first fuses the input with its retrieved captions (``fusion``, given the retrieved
+  embeddings [B, k, D] in the ``tokens`` slot) and maps the fused vector; IFCap trains GPT-2 the same way.
+
 It speaks the captioner protocol (``cfg``, ``forward``, ``encode``, ``start`` / ``step`` / ``reorder``), so
 ``train_captioner`` and ``decoding`` drive it unchanged.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -49,9 +53,10 @@ def text_ids(vocab, text: str) -> list:
 
 class EntityLMCaptioner(nn.Module):
     def __init__(self, lm: nn.Module, lm_vocab, word_vocab, embed_dim: int, prefix_length: int = 10,
-                 mapper_layers: int = 8, heads: int = 8, max_length: int = 20):
+                 mapper_layers: int = 8, heads: int = 8, max_length: int = 20, fusion: Optional[nn.Module] = None):
         super().__init__()
         self.lm, self.lm_vocab, self.word_vocab = lm, lm_vocab, word_vocab
+        self.fusion = fusion     # IFCap: the input first attends to the retrieved captions (passed as ``tokens``)
         for p in self.lm.parameters():                 # ViECap fine-tunes GPT-2 (no --frozen_gpt in its scripts)
             p.requires_grad_(True)
         width = lm.get_input_embeddings().embedding_dim
@@ -78,6 +83,8 @@ class EntityLMCaptioner(nn.Module):
 
     def encode(self, global_, tokens=None, patches=None, mode: str = "train", prompt=None) -> tuple:
         """-> (prefix [B, T, W] left-padded, padding mask [B, T] True = pad)."""
+        if self.fusion is not None:
+            global_ = self.fusion(global_, tokens)
         soft = self.soft_prompt(global_)
         b, p, dev = soft.shape[0], soft.shape[1], soft.device
         hard = self.hard_prompt_ids(prompt) if prompt is not None else [[] for _ in range(b)]
@@ -128,3 +135,15 @@ class EntityLMCaptioner(nn.Module):
         state["past"].reorder_cache(index)
         state["mask"], state["next"] = state["mask"].index_select(0, index), state["next"].index_select(0, index)
         return state
+
+
+def entity_lm(exp, lm_model: Optional[str], lm_preset: str, prefix_length: int, n_entities: int) -> tuple:
+    """(a fresh copy of the causal LM, its vocabulary) for an entity-prompted decoder: ``lm_model`` through
+    ``from_pretrained``, or the small LM pretrained on the experiment's training captions (cached on disk), its
+    positions covering the soft prompt and "There are e1, ..., en in image."."""
+    from ..prefix_lm import PrefixLMConfig, load_lm, pretrain_lm
+    room = prefix_length + 2 * n_entities + 8
+    lcfg = PrefixLMConfig.preset(lm_preset, max_length=exp.vocab.max_length, n_queries=room)
+    if lm_model:
+        return load_lm(lm_model, lcfg.max_length)
+    return pretrain_lm(exp.captions, exp.vocab, lcfg, f"{exp.cfg.out_dir}/lm")

@@ -2,9 +2,15 @@
 frequency-based entity filtering, on ViECap's entity-prompted decoder.
 
 * **Image-like retrieval (training)**: each training caption's CLIP embedding, made "image-like" by noise
-  (normalise, add N(0, v_r I), normalise; v_r = 0.04 on the 1,024-d RN50x64 that IFCap retrieves with, carried by
-  its expected cosine), retrieves its ``k`` = 5 nearest training captions by cosine to the clean memory, itself
-  excluded (src/image_like_retrieval.py, precomputed once with a fixed seed).
+  (normalise, add N(0, v_r I), normalise), retrieves its ``k`` = 5 nearest training captions by cosine to the
+  clean memory, itself excluded (src/image_like_retrieval.py, precomputed once with a fixed seed). IFCap sets
+  v_r = 0.04 on the 1,024-d RN50x64 it retrieves with. Its meaning is the method's name: a noisy caption
+  retrieves *as its image does*. ``retrieval_rule="matched"`` (default) keeps that meaning on any backbone: v_r is
+  chosen on val pairs so that the share of a noisy caption's k retrieved captions lying among the caption's own
+  K = 50 nearest equals the same share for its image's k retrieved captions (``matched_retrieval_noise``).
+  ``retrieval_rule="carried"`` carries the number by its expected cosine instead (0.08 on ViT-B/32); it ignores
+  how tightly a backbone packs its captions, and on the sandbox CLIP (text-text cosine 0.97 against real CLIP's
+  0.51) it leaves training retrieval at chance (README, "IFCap's retrieval noise").
 * **Fusion**: the decoder input (the caption embedding with CapDec's noise, v = 0.016 on ViT-B/32, carried)
   attends to the k retrieved embeddings in one cross-attention layer (pre-LayerNorm on the query, residual, an
   MLP with residual: ClipCap.py's TransformerLayer); the fused vector is the captioner's input.
@@ -14,9 +20,10 @@ frequency-based entity filtering, on ViECap's entity-prompted decoder.
   entity_filtering.py). ``inference_entities="clip"`` uses ViECap's zero-shot classifier instead (IFCap's own
   NoCaps runs do: no ``--entity_filtering`` there).
 
-Paper / code vs here: the decoder is the workbench captioner (IFCap: a 1-layer fusion + 8-layer mapper into a
-fine-tuned GPT-2), the fusion acts in the CLIP space on the one global vector (IFCap maps it to 10 query tokens
-first); retrieval uses the experiment's CLIP (IFCap: RN50x64 for retrieval, ViT-B/32 for the fused features).
+Paper / code vs here: the decoder is the workbench captioner, as for every row; ``decoder="lm"`` (row
+``ifcap-lm``) is IFCap's own: the fused vector through ViECap's 8-layer mapper into a fine-tuned causal LM with the
+hard prompt (``entity_lm.py``; GPT-2 base on the paper profiles, its scripts' batch 80, lr 2e-5, 5 epochs). The
+fusion acts in the CLIP space on the one global vector (IFCap maps it to 10 query tokens first); retrieval uses the experiment's CLIP (IFCap: RN50x64 for retrieval, ViT-B/32 for the fused features).
 k, l and the FEF threshold are counts of captions and keep their numbers (MSCOCO's; Flickr30k: l = 7, >= 3).
 """
 from __future__ import annotations
@@ -38,7 +45,9 @@ from .entities import PromptedCaptioner, PromptSet, caption_entities, frequent_e
 
 @dataclass(frozen=True)
 class IFCapConfig:
-    retrieval_noise: Optional[float] = None   # None: carried from IFCap's 0.04 on RN50x64 (expected cosine)
+    retrieval_noise: Optional[float] = None   # None: by retrieval_rule; a number sets v_r itself
+    retrieval_rule: str = "matched"           # "matched": image-like on val; "carried": 0.04 on RN50x64 by cosine
+    neighbourhood: int = 50                   # K of the matched rule: the caption's own K nearest captions
     noise_variance: Optional[float] = None    # decoder input; None: the captioner preset's (B/32: 0.016)
     k: int = 5                                # retrieved captions fused
     l: int = 9                                # retrieved at inference for FEF (MSCOCO 9, Flickr30k 7)
@@ -51,6 +60,11 @@ class IFCapConfig:
     people_to_person: bool = True
     heads: int = 8
     retrieval_seed: int = 30                  # the noise of the precomputed training retrieval (IFCap's seed)
+    decoder: str = "workbench"                # "lm": IFCap's fine-tuned causal LM (``entity_lm``)
+    lm_model: Optional[str] = None            # decoder="lm": from_pretrained id / folder (paper: gpt2); None: small LM
+    lm_preset: str = "sandbox"
+    prefix_length: int = 10
+    mapper_layers: int = 8
 
     def __post_init__(self):
         for name in ("k", "l", "fef_threshold", "top_k", "max_entities", "heads"):
@@ -59,6 +73,9 @@ class IFCapConfig:
             raise ValueError(f"l={self.l} < k={self.k}: inference fuses the first k of the l retrieved captions; "
                              "set l >= k (IFCap: k=5, l=9).")
         check_choice("inference_entities", self.inference_entities, ("fef", "clip"))
+        check_choice("retrieval_rule", self.retrieval_rule, ("matched", "carried"))
+        check_choice("decoder", self.decoder, ("workbench", "lm"))
+        check_range("neighbourhood", self.neighbourhood, self.k)
         check_range("mask_prob", self.mask_prob, 0.0, 1.0)
         check_range("threshold", self.threshold, 0.0, 1.0)
         for name in ("retrieval_noise", "noise_variance"):
@@ -79,6 +96,48 @@ def nearest(queries: torch.Tensor, memory: torch.Tensor, n: int, exclude_self: b
             sims[torch.arange(len(sims)), rows] = float("-inf")
         out.append(sims.topk(min(n, mem.shape[0] - int(exclude_self)), dim=-1).indices)
     return torch.cat(out)
+
+
+def retrieval_overlap(queries: torch.Tensor, anchors: torch.Tensor, memory: torch.Tensor, k: int,
+                      neighbourhood: int) -> float:
+    """Mean share of each query's ``k`` retrieved memory rows that lie among its anchor's ``neighbourhood`` nearest
+    rows: queries, anchors [B, D] (row i of each belongs together), memory [M, D]. 1 = retrieves as the anchor
+    does; chance = neighbourhood / M."""
+    got = nearest(queries, memory, k)                                                    # [B, k]
+    near = nearest(anchors, memory, neighbourhood)                                       # [B, K]
+    return float((got[:, :, None] == near[:, None, :]).any(-1).float().mean())
+
+
+def matched_retrieval_noise(img: torch.Tensor, txt: torch.Tensor, memory: torch.Tensor, k: int = 5,
+                            neighbourhood: int = 50, seed: int = 30, steps: int = 18,
+                            bounds: tuple = (1e-6, 1.0)) -> dict:
+    """IFCap's query noise with its meaning kept: the variance v at which a noisy caption retrieves as its image
+    does. img, txt [B, D]: val images and one caption each; memory [M, D]: the training captions. The share of
+    the k captions retrieved by ``noise_injection(txt, v)`` that lie among the caption's own ``neighbourhood``
+    nearest falls as v grows; v is found by bisection on log v where it equals the share for the image's own k
+    retrieved captions. Returns {"variance", "image_overlap", "text_overlap", "chance"}; the variance is clipped
+    to ``bounds`` (the image retrieves better than the lowest noise: the lower bound)."""
+    if len(img) != len(txt):
+        raise ValueError(f"img has {len(img)} rows and txt {len(txt)}; give one caption per image, in order.")
+    check_range("neighbourhood", neighbourhood, k, len(memory))
+    target = retrieval_overlap(img, txt, memory, k, neighbourhood)
+
+    def text_overlap(v: float) -> float:
+        gen = torch.Generator().manual_seed(seed)
+        return retrieval_overlap(noise_injection(txt, v, generator=gen), txt, memory, k, neighbourhood)
+
+    lo, hi = (float(torch.tensor(b).log10()) for b in bounds)
+    if text_overlap(10 ** lo) <= target:
+        v = 10 ** lo
+    elif text_overlap(10 ** hi) >= target:
+        v = 10 ** hi
+    else:
+        for _ in range(steps):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if text_overlap(10 ** mid) > target else (lo, mid)
+        v = 10 ** ((lo + hi) / 2)
+    return {"variance": v, "image_overlap": target, "text_overlap": text_overlap(v),
+            "chance": neighbourhood / len(memory)}
 
 
 class Fusion(nn.Module):
@@ -120,8 +179,11 @@ class IFCap(Method):
     reported_nocaps = {"source": "IFCap's poster (NoCaps val, without FEF)", "in-domain": (70.1, 11.2),
                        "near-domain": (72.5, 10.9), "out-domain": (72.1, 9.6), "overall": (74.0, 10.5)}
 
-    def __init__(self, config: IFCapConfig = IFCapConfig()):
+    def __init__(self, config: IFCapConfig = IFCapConfig(), name: str = "ifcap"):
         super().__init__(config)
+        self.name = name
+        if name != "ifcap":
+            self.reported, self.reported_nocaps = None, None
         self._cache = {}
 
     def captioner_config(self, cfg):
@@ -134,9 +196,33 @@ class IFCap(Method):
         return CaptionerConfig.preset(exp.cfg.captioner_preset).noise_variance
 
     def retrieval_noise(self, exp) -> float:
-        if self.config.retrieval_noise is not None:
-            return self.config.retrieval_noise
-        return R.noise_variance(R.backbone_of(exp.clip), R.IFCAP_RETRIEVAL_NOISE)
+        """v_r of the training retrieval: the config's number, else by ``retrieval_rule`` (``retrieval_match``)."""
+        c = self.config
+        if c.retrieval_noise is not None:
+            return c.retrieval_noise
+        if c.retrieval_rule == "carried":
+            return R.noise_variance(R.backbone_of(exp.clip), R.IFCAP_RETRIEVAL_NOISE)
+        return self.retrieval_match(exp)["variance"]
+
+    def retrieval_match(self, exp) -> dict:
+        """``matched_retrieval_noise`` on the experiment's val images and their first captions against the
+        training-caption memory, with the carried value and its overlap beside it (cached per experiment)."""
+        key = ("match", id(exp))
+        if key not in self._cache:
+            c = self.config
+            val = exp.evals["val"][0]
+            with torch.no_grad():
+                txt = exp.clip.text_features([r[0] for r in val.refs]).float().cpu()        # [B, D]
+            mem = F.normalize(self.memory(exp)[0], dim=-1)
+            n = max(c.k, min(c.neighbourhood, len(mem) // 2))          # a small memory: half of it at most
+            out = matched_retrieval_noise(val.global_.float(), txt, mem, c.k, n, c.retrieval_seed)
+            carried = R.noise_variance(R.backbone_of(exp.clip), R.IFCAP_RETRIEVAL_NOISE)
+            gen = torch.Generator().manual_seed(c.retrieval_seed)
+            out["carried_variance"] = carried
+            out["carried_overlap"] = retrieval_overlap(noise_injection(txt, carried, generator=gen), txt, mem,
+                                                       c.k, n)
+            self._cache[key] = out
+        return self._cache[key]
 
     def memory(self, exp) -> tuple:
         """(embeddings [N, D] of the training captions, the captions), in the same order."""
@@ -153,9 +239,32 @@ class IFCap(Method):
         ids = caption_entities(base.captions, exp.vocab, exp.bank.words, c.max_entities, c.people_to_person)
         return IFCapTrainSet(base, ids, c.mask_prob, F.normalize(mem, dim=-1), retrieved)
 
+    def _lm(self, exp) -> tuple:
+        from .entity_lm import entity_lm
+        c = self.config
+        return entity_lm(exp, c.lm_model, c.lm_preset, c.prefix_length, max(c.max_entities, c.top_k))
+
+    def vocabulary(self, exp):
+        if self.config.decoder == "lm":
+            if "lm_vocab" not in self._cache:
+                self._cache["lm_vocab"] = self._lm(exp)[1]
+            return self._cache["lm_vocab"]
+        return exp.vocab
+
+    def paper_training(self, corpus: str) -> dict:
+        """IFCap's scripts (its GPT-2 decoder): batch 80, lr 2e-5, 5 epochs (train_coco.sh / train_flickr30k.sh)."""
+        return {"batch_size": 80, "lr": 2e-5, "epochs": 5} if self.config.decoder == "lm" else {}
+
     def build(self, exp, cap_cfg, pcm_cfg, seed: int):
-        captioner = super().build(exp, cap_cfg, pcm_cfg, seed)
         d = exp.evals["val"][0].global_.shape[1]
+        if self.config.decoder == "lm":
+            from .entity_lm import EntityLMCaptioner
+            lm, lm_vocab = self._lm(exp)
+            self._cache["lm_vocab"] = lm_vocab
+            torch.manual_seed(seed)
+            return EntityLMCaptioner(lm, lm_vocab, exp.vocab, d, self.config.prefix_length, self.config.mapper_layers,
+                                     max_length=lm_vocab.max_length, fusion=Fusion(d, self.config.heads))
+        captioner = super().build(exp, cap_cfg, pcm_cfg, seed)
         return PromptedCaptioner(captioner, Fusion(d, self.config.heads))
 
     def retrieve(self, exp, global_: torch.Tensor) -> tuple:
@@ -177,6 +286,15 @@ class IFCap(Method):
     def entities(self, exp, global_: torch.Tensor) -> torch.Tensor:
         return self.retrieve(exp, global_)[1]
 
+    def extra_metrics(self, model, exp, clip, beam: int) -> dict:
+        """The training retrieval's noise and how image-like it is (val overlaps; see ``matched_retrieval_noise``)."""
+        out = {"retrieval_noise": self.retrieval_noise(exp)}
+        if self.config.retrieval_noise is None:
+            m = self.retrieval_match(exp)
+            out.update(retrieval_overlap_image=m["image_overlap"], retrieval_overlap_text=m["text_overlap"],
+                       retrieval_overlap_carried=m["carried_overlap"], retrieval_overlap_chance=m["chance"])
+        return out
+
     def inference_set(self, exp, evalset, images=None):
         def recipe(g, t, p):
             fused, ids, _ = self.retrieve(exp, g)
@@ -184,5 +302,6 @@ class IFCap(Method):
         return recipe_eval_set(evalset, recipe)
 
 
-METHODS = {"ifcap": IFCap}
+METHODS = {"ifcap": IFCap, "ifcap-lm": lambda: IFCap(IFCapConfig(decoder="lm"), "ifcap-lm")}
+PROFILES = {p: {"lm_model": "gpt2"} for p in ("paper_b32", "paper_l14")}                  # GPT-2 base
 CORPORA = {"flickr30k": {"l": 7, "fef_threshold": 3}}        # IFCap's Flickr30k scripts (MSCOCO: l 9, >= 5)

@@ -34,6 +34,7 @@ from ..config import check_choice, check_range
 from .base import Method, Reported, recipe_eval_set
 from .capdec import noisy_text_set
 from .entities import PromptedCaptioner, PromptSet, caption_entities, zero_shot_entities
+from .entity_lm import entity_lm
 
 
 @dataclass(frozen=True)
@@ -141,15 +142,8 @@ class ViECap(Method):
         return PromptSet(base, ids, self.config.mask_prob)
 
     def _lm(self, exp) -> tuple:
-        """(a fresh copy of the causal LM, its vocabulary): ``lm_model`` through ``from_pretrained``, or the small LM
-        pretrained on the training captions (cached on disk; its positions cover the soft and hard prompts)."""
-        from ..prefix_lm import PrefixLMConfig, load_lm, pretrain_lm
         c = self.config
-        room = c.prefix_length + 2 * max(c.max_entities, c.top_k) + 8          # soft + "There are e1, ... in image."
-        lcfg = PrefixLMConfig.preset(c.lm_preset, max_length=exp.vocab.max_length, n_queries=room)
-        if self.config.lm_model:
-            return load_lm(self.config.lm_model, lcfg.max_length)
-        return pretrain_lm(exp.captions, exp.vocab, lcfg, f"{exp.cfg.out_dir}/lm")
+        return entity_lm(exp, c.lm_model, c.lm_preset, c.prefix_length, max(c.max_entities, c.top_k))
 
     def paper_training(self, corpus: str) -> dict:
         """ViECap's scripts (its GPT-2 decoder): batch 80, lr 2e-5, 15 epochs on MSCOCO, 30 on Flickr30k."""
