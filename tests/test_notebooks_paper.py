@@ -4,6 +4,7 @@ locally and loaded back through their real loaders), named by ``WORKBENCH_PIPELI
 import json
 import os
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import nbformat
@@ -17,21 +18,30 @@ from pipeline_job import config  # noqa: E402
 NOTEBOOKS = ("02_synthesis", "03_patch_concepts", "04_training", "05_evaluation")
 
 
-@pytest.fixture
-def paper_env(paper_layout, tmp_path):
-    out = tmp_path / "nb-out"
+@contextmanager
+def _paper_env(cfg, tmp_path):
+    """WORKBENCH_PROFILE=paper_b32 with the pipeline config ``cfg`` (written to a file the profile reads)."""
     override = tmp_path / "pipeline.json"
-    override.write_text(json.dumps(config(paper_layout, out_dir=str(out)).to_dict()))
+    override.write_text(json.dumps(cfg.to_dict()))
     env = {"WORKBENCH_PROFILE": "paper_b32", "WORKBENCH_PIPELINE": str(override), "WORKBENCH_SMOKE": "1",
            "WORKBENCH_RUN_DIR": str(tmp_path / "figures"), "HF_HUB_OFFLINE": "1"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
-    yield out
-    for k, v in saved.items():
-        if v is None:
-            os.environ.pop(k, None)
-        else:
-            os.environ[k] = v
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+@pytest.fixture
+def paper_env(paper_layout, tmp_path):
+    out = tmp_path / "nb-out"
+    with _paper_env(config(paper_layout, out_dir=str(out)), tmp_path):
+        yield out
 
 
 def _run(name: str) -> nbformat.NotebookNode:
@@ -63,3 +73,19 @@ def test_notebooks_02_to_05_run_the_paper_profile(paper_env):
     md = (out / "results.md").read_text()
     assert "in-domain: mscoco -> mscoco" in md and "cross-domain: mscoco -> flickr30k" in md
     assert "| images scored |" in md
+
+
+def test_notebook_06_runs_the_paper_profile(paper_layout, tmp_path):
+    """The leaderboard notebook on a paper profile: every method of its smoke list through the pipeline (the
+    oracle, which trains on renders of the training captions, skipped and said), one board per test protocol."""
+    out = tmp_path / "nb06"
+    cfg = config(paper_layout, out_dir=str(out), n_train=15, unpaired_images=str(HERE / "fixtures" / "coco_images"),
+                 overrides=(("train.epochs", 1),))
+    with _paper_env(cfg, tmp_path):
+        text = _text(_run("06_methods"))
+    assert "Study(profile='paper_b32'" in text
+    assert "skipped on paper_b32: oracle" in text
+    assert "in-domain: mscoco -> mscoco" in text and "cross-domain: mscoco -> flickr30k" in text
+    md = (out / "results.md").read_text()
+    for name in ("capdec", "decap", "ucc+mean", "maccap", "syntic", "cmsa", "viecap", "ifcap", "pcm-net"):
+        assert f"| {name} |" in md, name

@@ -171,6 +171,9 @@ def test_a_method_that_needs_unpaired_images_says_so(layout):
                   overrides=(("train.epochs", 1),))
     with pytest.raises(ValueError, match="cmsa train or align on real images without their captions"):
         Pipeline(cfg, progress=False).run()
+    cfg = replace(cfg, methods=("oracle",), unpaired_images=str(FIX / "coco_images"))
+    with pytest.raises(ValueError, match="oracle train on real renders of the training captions' own scenes"):
+        Pipeline(cfg, progress=False).run()
 
 
 def test_bring_your_own_synthetic_images(layout, tmp_path):

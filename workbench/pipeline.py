@@ -330,18 +330,14 @@ class Pipeline:
         """``results.md`` (and ``results.csv`` for one run): one run: the metric table by protocol; several
         methods or seeds: one leaderboard per test protocol (mean ± sample std over seeds, the paper's reported
         number beside each row). Then the counts table."""
-        from .ablation import leaderboard, leaderboard_markdown
+        from .ablation import leaderboard_markdown
         from .evaluation import write_table
         scored = [r for r in rows if r["status"] == "scored"]
         if self.single():
             md = write_table(scored, self.out / "results", group_key="protocol")["markdown"] if scored else ""
         else:
-            parts = []
-            for proto in dict.fromkeys(r["protocol"] for r in scored):
-                board = leaderboard([r for r in scored if r["protocol"] == proto],
-                                    metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "CLIPScore"))
-                parts.append(f"### {proto}\n\n{leaderboard_markdown(board)}")
-            md = "\n\n".join(parts)
+            md = "\n\n".join(f"### {proto}\n\n{leaderboard_markdown(board)}"
+                             for proto, board in protocol_boards(rows).items())
         first = {}
         for r in rows:                                         # the counts of each set, once
             first.setdefault(r["protocol"], r)
@@ -429,6 +425,15 @@ class SyntheticImages:
         items = self.records[index]
         return load_images(self.root, items if isinstance(items, list) else [items])[0 if isinstance(index, int) else
                                                                                       slice(None)]
+
+
+def protocol_boards(rows: list) -> dict:
+    """{protocol: leaderboard} of the scored ``rows`` (mean ± sample std over seeds, one row per method)."""
+    from .ablation import leaderboard
+    scored = [r for r in rows if r["status"] == "scored"]
+    return {p: leaderboard([r for r in scored if r["protocol"] == p],
+                           metrics=("CIDEr", "Bleu_4", "METEOR", "ROUGE_L", "CLIPScore"))
+            for p in dict.fromkeys(r["protocol"] for r in scored)}
 
 
 def counts_markdown(rows: list) -> str:

@@ -172,6 +172,11 @@ def _methods(cfg: PipelineConfig, rep: Report) -> None:
     except ValueError as err:
         rep.errors.append((str(err), "--methods with registered names or groups (workbench ablation --help)"))
         return
+    real = [n for n in names if methods.get(n).training_data == "real"]
+    if real:
+        rep.errors.append((f"{', '.join(real)} train on real renders of the training captions' own scenes, which only "
+                           "the sandbox world has (a caption corpus has no image drawn from each caption)",
+                           "drop them from --methods (the sandbox leaderboard has them: workbench ablation)"))
     need = [n for n in names if methods.get(n).needs_unpaired()]
     if need and cfg.unpaired_images is None:
         rep.errors.append((f"{', '.join(need)} train or align on real images without their captions (unpaired "

@@ -133,6 +133,34 @@ class Study:
         return self.pipeline.prepare()
 
 
+    def leaderboard(self, names, abl: Optional[AblationConfig] = None, seeds: Optional[tuple] = None) -> dict:
+        """Every method of ``names`` (names, groups, "all") x seeds trained through the one runner and scored:
+        sandbox: ``run_ablation`` on ``abl``'s experiment (seeds: ``abl.seeds``); paper: the pipeline with those
+        methods (seeds: the pipeline config's). -> {"rows", "boards" ({protocol: leaderboard rows}), "experiment"
+        (sandbox only; the paper pipeline's lives on disk)}."""
+        from dataclasses import replace
+
+        from . import methods
+        from .ablation import leaderboard, run_ablation
+        variants = methods.expand(list(names) if not isinstance(names, str) else names)
+        if self.sandbox:
+            from .experiment import prepare_sandbox
+            cfg = replace(abl or AblationConfig.preset("sandbox"), variants=variants,
+                          **({"seeds": tuple(seeds)} if seeds else {}))
+            exp = prepare_sandbox(cfg, self.clip, progress=self.progress)
+            rows = run_ablation(cfg, self.clip, exp, progress=self.progress)
+            return {"rows": rows, "boards": {"sandbox test": leaderboard(rows)}, "experiment": exp, "config": cfg}
+        from .pipeline import Pipeline, protocol_boards
+        real = [v for v in variants if methods.get(v).training_data == "real"]
+        if real:                   # the oracle rows train on renders of the training captions: sandbox only
+            print(f"skipped on {self.profile}: {', '.join(real)} (trained on real renders of the training captions, "
+                  "which only the sandbox has)")
+            variants = tuple(v for v in variants if v not in real)
+        cfg = replace(self.pipeline_cfg, methods=variants, **({"seeds": tuple(seeds)} if seeds else {}))
+        rows = Pipeline(cfg, clip=self.clip, progress=self.progress).run()
+        return {"rows": rows, "boards": protocol_boards(rows), "experiment": None, "config": cfg}
+
+
 def open(profile: Optional[str] = None, **kwargs) -> Study:  # noqa: A001 - study.open() reads as intended
     """The study of ``profile`` (default: ``WORKBENCH_PROFILE``, sandbox when unset)."""
     return Study(profile or active_profile(), **kwargs)
