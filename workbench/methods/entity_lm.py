@@ -147,3 +147,29 @@ def entity_lm(exp, lm_model: Optional[str], lm_preset: str, prefix_length: int, 
     if lm_model:
         return load_lm(lm_model, lcfg.max_length)
     return pretrain_lm(exp.captions, exp.vocab, lcfg, f"{exp.cfg.out_dir}/lm")
+
+
+class EntityLMDecoder:
+    """The ``decoder="lm"`` option of an entity-prompted method (ViECap, IFCap): a mixin over ``Method`` whose
+    config has ``decoder``, ``lm_model``, ``lm_preset``, ``prefix_length``, ``mapper_layers``, ``max_entities``,
+    ``top_k`` and whose instance has a ``_cache`` dict."""
+
+    def _lm(self, exp) -> tuple:
+        c = self.config
+        return entity_lm(exp, c.lm_model, c.lm_preset, c.prefix_length, max(c.max_entities, c.top_k))
+
+    def vocabulary(self, exp):
+        if self.config.decoder == "lm":
+            if "lm_vocab" not in self._cache:
+                self._cache["lm_vocab"] = self._lm(exp)[1]
+            return self._cache["lm_vocab"]
+        return exp.vocab
+
+    def lm_captioner(self, exp, seed: int, fusion: Optional[nn.Module] = None) -> "EntityLMCaptioner":
+        """A fresh ``EntityLMCaptioner`` on a fresh copy of the LM (weights seeded by ``seed``)."""
+        lm, lm_vocab = self._lm(exp)
+        self._cache["lm_vocab"] = lm_vocab
+        torch.manual_seed(seed)
+        d = exp.evals["val"][0].global_.shape[1]
+        return EntityLMCaptioner(lm, lm_vocab, exp.vocab, d, self.config.prefix_length, self.config.mapper_layers,
+                                 max_length=lm_vocab.max_length, fusion=fusion)

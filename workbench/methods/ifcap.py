@@ -41,6 +41,7 @@ from .base import Method, Reported, recipe_eval_set
 from .capdec import noisy_text_set
 from .common import noise_injection
 from .entities import PromptedCaptioner, PromptSet, caption_entities, frequent_entities, zero_shot_entities
+from .entity_lm import EntityLMDecoder
 
 
 @dataclass(frozen=True)
@@ -173,7 +174,7 @@ class IFCapTrainSet(PromptSet):
         return out
 
 
-class IFCap(Method):
+class IFCap(EntityLMDecoder, Method):
     name, family, block, training_data = "ifcap", "IFCap", "text only", "text"
     reported = Reported("IFCap (EMNLP'24), ViT-B/32 + GPT-2, its poster", 108.0, 30.8, 26.7, None, 20.3)
     reported_nocaps = {"source": "IFCap's poster (NoCaps val, without FEF)", "in-domain": (70.1, 11.2),
@@ -239,18 +240,6 @@ class IFCap(Method):
         ids = caption_entities(base.captions, exp.vocab, exp.bank.words, c.max_entities, c.people_to_person)
         return IFCapTrainSet(base, ids, c.mask_prob, F.normalize(mem, dim=-1), retrieved)
 
-    def _lm(self, exp) -> tuple:
-        from .entity_lm import entity_lm
-        c = self.config
-        return entity_lm(exp, c.lm_model, c.lm_preset, c.prefix_length, max(c.max_entities, c.top_k))
-
-    def vocabulary(self, exp):
-        if self.config.decoder == "lm":
-            if "lm_vocab" not in self._cache:
-                self._cache["lm_vocab"] = self._lm(exp)[1]
-            return self._cache["lm_vocab"]
-        return exp.vocab
-
     def paper_training(self, corpus: str) -> dict:
         """IFCap's scripts (its GPT-2 decoder): batch 80, lr 2e-5, 5 epochs (train_coco.sh / train_flickr30k.sh)."""
         return {"batch_size": 80, "lr": 2e-5, "epochs": 5} if self.config.decoder == "lm" else {}
@@ -258,12 +247,7 @@ class IFCap(Method):
     def build(self, exp, cap_cfg, pcm_cfg, seed: int):
         d = exp.evals["val"][0].global_.shape[1]
         if self.config.decoder == "lm":
-            from .entity_lm import EntityLMCaptioner
-            lm, lm_vocab = self._lm(exp)
-            self._cache["lm_vocab"] = lm_vocab
-            torch.manual_seed(seed)
-            return EntityLMCaptioner(lm, lm_vocab, exp.vocab, d, self.config.prefix_length, self.config.mapper_layers,
-                                     max_length=lm_vocab.max_length, fusion=Fusion(d, self.config.heads))
+            return self.lm_captioner(exp, seed, fusion=Fusion(d, self.config.heads))
         captioner = super().build(exp, cap_cfg, pcm_cfg, seed)
         return PromptedCaptioner(captioner, Fusion(d, self.config.heads))
 

@@ -34,7 +34,7 @@ from ..config import check_choice, check_range
 from .base import Method, Reported, recipe_eval_set
 from .capdec import noisy_text_set
 from .entities import PromptedCaptioner, PromptSet, caption_entities, zero_shot_entities
-from .entity_lm import entity_lm
+from .entity_lm import EntityLMDecoder
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def read_words(path: str) -> list:
     return words
 
 
-class ViECap(Method):
+class ViECap(EntityLMDecoder, Method):
     family = "ViECap"
 
     def __init__(self, config: ViECapConfig = ViECapConfig(), name: str = "viecap"):
@@ -141,32 +141,15 @@ class ViECap(Method):
         ids = caption_entities(base.captions, exp.vocab, words, self.config.max_entities, self.config.people_to_person)
         return PromptSet(base, ids, self.config.mask_prob)
 
-    def _lm(self, exp) -> tuple:
-        c = self.config
-        return entity_lm(exp, c.lm_model, c.lm_preset, c.prefix_length, max(c.max_entities, c.top_k))
-
     def paper_training(self, corpus: str) -> dict:
         """ViECap's scripts (its GPT-2 decoder): batch 80, lr 2e-5, 15 epochs on MSCOCO, 30 on Flickr30k."""
         if self.config.decoder != "lm":
             return {}
         return {"batch_size": 80, "lr": 2e-5, "epochs": 30 if corpus == "flickr30k" else 15}
 
-    def vocabulary(self, exp):
-        if self.config.decoder == "lm":
-            if "lm_vocab" not in self._cache:
-                self._cache["lm_vocab"] = self._lm(exp)[1]
-            return self._cache["lm_vocab"]
-        return exp.vocab
-
     def build(self, exp, cap_cfg, pcm_cfg, seed: int):
         if self.config.decoder == "lm":
-            from .entity_lm import EntityLMCaptioner
-            lm, lm_vocab = self._lm(exp)
-            self._cache["lm_vocab"] = lm_vocab
-            torch.manual_seed(seed)
-            d = exp.evals["val"][0].global_.shape[1]
-            return EntityLMCaptioner(lm, lm_vocab, exp.vocab, d, self.config.prefix_length, self.config.mapper_layers,
-                                     max_length=lm_vocab.max_length)
+            return self.lm_captioner(exp, seed)
         model = super().build(exp, cap_cfg, pcm_cfg, seed)
         return PromptedCaptioner(model) if self.config.prompt else model
 
