@@ -172,7 +172,7 @@ def _methods(cfg: PipelineConfig, rep: Report) -> None:
     except ValueError as err:
         rep.errors.append((str(err), "--methods with registered names or groups (workbench ablation --help)"))
         return
-    real = [n for n in names if methods.get(n).training_data == "real"]
+    real = [n for n in names if methods.get(n).needs_scene_renders()]
     if real:
         rep.errors.append((f"{', '.join(real)} train on real renders of the training captions' own scenes, which only "
                            "the sandbox world has (a caption corpus has no image drawn from each caption)",

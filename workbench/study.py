@@ -132,7 +132,6 @@ class Study:
         self.clip
         return self.pipeline.prepare()
 
-
     def leaderboard(self, names, abl: Optional[AblationConfig] = None, seeds: Optional[tuple] = None) -> dict:
         """Every method of ``names`` (names, groups, "all") x seeds trained through the one runner and scored:
         sandbox: ``run_ablation`` on ``abl``'s experiment (seeds: ``abl.seeds``); paper: the pipeline with those
@@ -151,7 +150,7 @@ class Study:
             rows = run_ablation(cfg, self.clip, exp, progress=self.progress)
             return {"rows": rows, "boards": {"sandbox test": leaderboard(rows)}, "experiment": exp, "config": cfg}
         from .pipeline import Pipeline, protocol_boards
-        real = [v for v in variants if methods.get(v).training_data == "real"]
+        real = [v for v in variants if methods.get(v).needs_scene_renders()]
         if real:                   # the oracle rows train on renders of the training captions: sandbox only
             print(f"skipped on {self.profile}: {', '.join(real)} (trained on real renders of the training captions, "
                   "which only the sandbox has)")

@@ -70,6 +70,11 @@ class Method:
         """True when the method reads ``exp.unpaired`` (real images whose captions are never used)."""
         return False
 
+    def needs_scene_renders(self) -> bool:
+        """True when the method trains on real renders of the training captions' own scenes (``exp.sets["real"]``),
+        which only the sandbox world has: a caption corpus has no image drawn from each caption."""
+        return self.training_data == "real"
+
     def vocabulary(self, exp):
         """The word vocabulary the model emits (a frozen LM brings its own)."""
         return exp.vocab

@@ -10,7 +10,7 @@ frequency-based entity filtering, on ViECap's entity-prompted decoder.
   K = 50 nearest equals the same share for its image's k retrieved captions (``matched_retrieval_noise``).
   ``retrieval_rule="carried"`` carries the number by its expected cosine instead (0.08 on ViT-B/32); it ignores
   how tightly a backbone packs its captions, and on the sandbox CLIP (text-text cosine 0.97 against real CLIP's
-  0.51) it leaves training retrieval at chance (README, "IFCap's retrieval noise").
+  0.51) it leaves training retrieval at chance (README, "A first reading of the entity-prompt rows").
 * **Fusion**: the decoder input (the caption embedding with CapDec's noise, v = 0.016 on ViT-B/32, carried)
   attends to the k retrieved embeddings in one cross-attention layer (pre-LayerNorm on the query, residual, an
   MLP with residual: ClipCap.py's TransformerLayer); the fused vector is the captioner's input.
@@ -23,11 +23,13 @@ frequency-based entity filtering, on ViECap's entity-prompted decoder.
 Paper / code vs here: the decoder is the workbench captioner, as for every row; ``decoder="lm"`` (row
 ``ifcap-lm``) is IFCap's own: the fused vector through ViECap's 8-layer mapper into a fine-tuned causal LM with the
 hard prompt (``entity_lm.py``; GPT-2 base on the paper profiles, its scripts' batch 80, lr 2e-5, 5 epochs). The
-fusion acts in the CLIP space on the one global vector (IFCap maps it to 10 query tokens first); retrieval uses the experiment's CLIP (IFCap: RN50x64 for retrieval, ViT-B/32 for the fused features).
+fusion acts in the CLIP space on the one global vector (IFCap maps it to 10 query tokens first); retrieval uses
+the experiment's CLIP (IFCap: RN50x64 for retrieval, ViT-B/32 for the fused features).
 k, l and the FEF threshold are counts of captions and keep their numbers (MSCOCO's; Flickr30k: l = 7, >= 3).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Optional
 
@@ -127,7 +129,7 @@ def matched_retrieval_noise(img: torch.Tensor, txt: torch.Tensor, memory: torch.
         gen = torch.Generator().manual_seed(seed)
         return retrieval_overlap(noise_injection(txt, v, generator=gen), txt, memory, k, neighbourhood)
 
-    lo, hi = (float(torch.tensor(b).log10()) for b in bounds)
+    lo, hi = (math.log10(b) for b in bounds)
     if text_overlap(10 ** lo) <= target:
         v = 10 ** lo
     elif text_overlap(10 ** hi) >= target:
