@@ -35,10 +35,10 @@ def test_step_seed_keeps_the_single_process_seed_and_differs_per_process():
     assert len(seeds) == 8000
 
 
-def _launch(out: Path, batch_size: int, processes: int, stop_after=None) -> subprocess.Popen:
+def _launch(out: Path, batch_size: int, processes: int, stop_after=None, script: str = "dp_job.py") -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(HERE.parent), "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1",
            "OMP_NUM_THREADS": "1"}
-    job = [str(HERE / "dp_job.py"), str(out), str(batch_size), str(EPOCHS)] + ([str(stop_after)] if stop_after else [])
+    job = [str(HERE / script), str(out), str(batch_size), str(EPOCHS)] + ([str(stop_after)] if stop_after else [])
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
     return subprocess.Popen([sys.executable] + (launcher if processes > 1 else []) + job, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
@@ -101,6 +101,59 @@ def test_two_processes_equal_one_with_twice_the_batch(tmp_path):
     assert files == {"last.pt", "best.pt", "progress.json", "history.json"}
     assert set(logs[0]["writes"]) == files
     assert json.loads((two / "runs/job/history.json").read_text())["num_processes"] == 2
+
+
+def test_a_non_pcm_method_two_processes_equal_one_with_twice_the_batch(tmp_path):
+    """DeCap (a registered method without PCM) through Method.fit on a tiny sandbox experiment: 2 processes at batch
+    B train the same weights as 1 process at 2 B (same losses, same val CIDEr, same best checkpoint)."""
+    env = {**os.environ, "PYTHONPATH": str(HERE.parent), "CUDA_VISIBLE_DEVICES": "", "HF_HUB_OFFLINE": "1",
+           "OMP_NUM_THREADS": "1"}
+    exp_dir = tmp_path / "exp"
+
+    def run(out: Path, batch: int, processes: int) -> dict:
+        launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
+        job = subprocess.Popen([sys.executable] + (launcher if processes > 1 else [])
+                               + [str(HERE / "method_job.py"), str(exp_dir), str(out), str(batch), "2"],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+        _wait(job)
+        return {r: json.loads((out / f"rank{r}.json").read_text()) for r in range(processes)}
+
+    one = run(tmp_path / "one", 8, 1)                 # prepares the experiment, then trains: 24 pairs, 3 steps an epoch
+    two = run(tmp_path / "two", 4, 2)
+    assert [two[r]["world"] for r in range(2)] == [2, 2] and two[0]["history"] == two[1]["history"]
+    np.testing.assert_allclose(two[0]["history"]["loss"], one[0]["history"]["loss"], atol=1e-5)
+    assert len(one[0]["history"]["loss"]) == 6
+    np.testing.assert_allclose(two[0]["history"]["val_cider"], one[0]["history"]["val_cider"], atol=1e-6)
+    single = _weights(tmp_path / "one/weights0.pt")
+    for r in range(2):
+        _assert_close(_weights(tmp_path / f"two/weights{r}.pt"), single)
+
+
+def test_scst_two_processes_shard_the_images_and_hold_the_same_weights(tmp_path):
+    """CMSA's RL stage under torch.distributed.run: each process its chunk of every global batch of images, the
+    captioner's and the discriminator's gradients averaged (every process ends with the same weights, which
+    moved), the main process alone writes; one process with twice the batch takes the same steps."""
+    two, one = tmp_path / "two", tmp_path / "one"
+    for job in [_launch(two, 6, 2, script="rl_job.py"), _launch(one, 12, 1, script="rl_job.py")]:
+        _wait(job)
+    logs = [json.loads((two / f"rank{r}.json").read_text()) for r in range(2)]
+    single = json.loads((one / "rank0.json").read_text())
+    assert [log["world"] for log in logs] == [2, 2]
+    per_epoch = N // 12
+    assert len(logs[0]["seen"]) == len(single["seen"]) == per_epoch * EPOCHS
+    for step, batch in enumerate(single["seen"]):
+        halves = [log["seen"][step] for log in logs]
+        assert not set(halves[0]) & set(halves[1]) and halves[0] + halves[1] == batch
+    assert logs[0]["history"] == logs[1]["history"]                     # one history (rewards averaged, val shared)
+    np.testing.assert_allclose(logs[0]["sums"], logs[1]["sums"], rtol=0, atol=1e-6)    # the same weights every step
+    assert len(set(np.round(logs[0]["sums"], 6))) > 1
+    w = [_weights(two / f"weights{r}.pt") for r in range(2)]
+    _assert_close(w[0], w[1])
+    start = _weights(two / "start0.pt")
+    _assert_close(start, _weights(two / "start1.pt"))
+    assert max(float((w[0][k] - start[k]).abs().max()) for k in start) > 1e-3      # SCST moved the captioner
+    assert logs[1]["writes"] == [] and {"last.pt", "best.pt", "history.json"} <= set(logs[0]["writes"])
+    assert json.loads((two / "runs/rl/history.json").read_text())["num_processes"] == 2
 
 
 def test_feature_extraction_splits_its_shards_across_two_processes(tmp_path, tiny_clip):

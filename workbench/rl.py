@@ -10,6 +10,12 @@ trained alongside with BCE on corpus captions (real) against the samples (fake).
 
 Resumable like ``train_captioner`` (checkpoint of model, discriminator and both optimisers, per-step seeding),
 validation CIDEr after every epoch, the best epoch kept in ``best.pt`` and loaded at the end.
+
+Data-parallel like ``train_captioner`` under ``accelerate launch`` / ``torchrun``: ``RLConfig.batch_size`` images a
+process; every process draws the same seeded permutation of the epoch and takes its own chunk of each global
+batch (``training.shard``), samples with its own seeded generator (``training.step_seed``), and the gradients
+of the captioner and of the discriminator are averaged over the processes before each step, so every process
+holds the same weights. The main process alone validates (its CIDEr broadcast) and writes.
 """
 from __future__ import annotations
 
@@ -25,6 +31,7 @@ from .checkpoint import Checkpoint
 from .config import check_range
 from .decoding import greedy, sample
 from .paths import atomic_write, atomic_write_json, repo_path, stable_hash
+from .training import shard, step_seed
 
 
 @dataclass(frozen=True)
@@ -102,20 +109,41 @@ def pad_cat(seqs: list, pad: int) -> torch.Tensor:
     return torch.cat([torch.nn.functional.pad(s, (0, width - s.shape[1]), value=pad) for s in seqs], dim=0)
 
 
+def average_gradients(params, world: int) -> None:
+    """Average the gradients of ``params`` over the ``world`` processes (a missing gradient counts as zero);
+    nothing with one process."""
+    if world == 1:
+        return
+    import torch.distributed as dist
+    for p in params:
+        if p.grad is None:
+            p.grad = torch.zeros_like(p)
+        dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+        p.grad /= world
+
+
 def train_scst(model, vocab, inputs: Callable, n_images: int, corpus: torch.Tensor, reward: Callable, val,
                cfg: RLConfig, name: str, identity: str = "", progress: bool = True) -> dict:
     """SCST on ``n_images`` unpaired images. ``inputs(idx) -> (global_, tokens, patches, image_global)`` gives the
     model's inputs and the raw image feature (the CLIP reward's) of images ``idx``; ``corpus`` [M, L] word ids of
     real captions (the discriminator's "real"; BOS dropped); ``reward(image_global [B, D], captions list[str]) ->
     r_CLIP [B]`` (None when lam = 0). Returns the history (loss, rewards, val_cider per epoch)."""
+    from accelerate import PartialState
+    from accelerate.utils import broadcast_object_list, reduce
     from tqdm.auto import tqdm
+    state = PartialState(cpu=not torch.cuda.is_available())
+    rank, world, main = state.process_index, state.num_processes, state.is_main_process
     out = repo_path(cfg.run_dir) / name
     out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)                                  # the same discriminator on every process
     disc = Discriminator(len(vocab), vocab.pad, cfg.disc_width, cfg.disc_layers, model.cfg.max_length + 2)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     dopt = torch.optim.Adam(disc.parameters(), lr=cfg.disc_lr)
-    key = stable_hash({"cfg": asdict(cfg), "model": {k: list(v.shape) for k, v in model.state_dict().items()},
-                       "start": float(sum(p.detach().double().sum() for p in model.parameters())), "data": identity})
+    parts = {"cfg": asdict(cfg), "model": {k: list(v.shape) for k, v in model.state_dict().items()},
+             "start": float(sum(p.detach().double().sum() for p in model.parameters())), "data": identity}
+    if world != 1:                                # the global batch is batch_size x processes: another run
+        parts["processes"] = world
+    key = stable_hash(parts)
     last = Checkpoint(out / "last.pt", key)
     hist = {"loss": [], "reward": [], "reward_clip": [], "reward_fluency": [], "disc_loss": [], "val_cider": [],
             "epoch_step": []}
@@ -127,16 +155,20 @@ def train_scst(model, vocab, inputs: Callable, n_images: int, corpus: torch.Tens
         opt.load_state_dict(ck["opt"])
         dopt.load_state_dict(ck["dopt"])
         step, epoch0, hist, best = ck["step"], ck["epoch"], ck["history"], ck["best"]
-    per_epoch = max(1, n_images // cfg.batch_size)
+    state.wait_for_everyone()                               # every process has read last.pt before any rewrites it
+    per_epoch = max(1, n_images // cfg.batch_size) if world == 1 else n_images // (cfg.batch_size * world)
+    if per_epoch < 1:
+        raise ValueError(f"batch_size={cfg.batch_size} x {world} processes exceeds the {n_images} unpaired images; "
+                         "lower rl_batch or the number of processes.")
     total = per_epoch * cfg.epochs
     lam = cfg.reward_weight
-    bar = tqdm(total=total, initial=step, desc=f"SCST {name}", disable=not progress)
+    bar = tqdm(total=total, initial=step, desc=f"SCST {name}", disable=not (progress and main))
     for epoch in range(epoch0, cfg.epochs):
         order = np.random.default_rng([cfg.seed, epoch]).permutation(n_images)
         for b in range(step - epoch * per_epoch, per_epoch):
-            torch.manual_seed(cfg.seed * 1_000_003 + step)
-            gen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            torch.manual_seed(step_seed(cfg.seed, step, rank))
+            gen = torch.Generator().manual_seed(step_seed(cfg.seed, step, rank))
+            idx = shard(order, b, cfg.batch_size, rank, world)
             g, t, p, image = inputs(idx)
             model.eval()
             with torch.no_grad():
@@ -159,6 +191,7 @@ def train_scst(model, vocab, inputs: Callable, n_images: int, corpus: torch.Tens
             loss = scst_loss(logp, r[:n], r[n:].repeat_interleave(cfg.samples, 0))
             opt.zero_grad(set_to_none=True)
             loss.backward()
+            average_gradients(list(model.parameters()), world)
             torch.nn.utils.clip_grad_value_(model.parameters(), cfg.grad_clip)
             opt.step()
             dloss = torch.zeros(())
@@ -168,23 +201,31 @@ def train_scst(model, vocab, inputs: Callable, n_images: int, corpus: torch.Tens
                 dloss = disc.loss(real, samples)
                 dopt.zero_grad(set_to_none=True)
                 dloss.backward()
+                average_gradients(list(disc.parameters()), world)
                 dopt.step()
             step += 1
             for k, v in (("loss", loss), ("reward", r[:n].mean()), ("reward_clip", r_clip[:n].mean()),
                          ("reward_fluency", r_flu[:n].mean()), ("disc_loss", dloss)):
-                hist[k].append(float(v.detach()))
+                v = v.detach().float().reshape(())
+                hist[k].append(float(reduce(v, "mean")) if world > 1 else float(v))     # the processes' mean
             bar.update(1)
             bar.set_postfix(reward=f"{np.mean(hist['reward'][-20:]):.3f}", epoch=epoch)
-        score, _ = val.score(model, vocab, cfg.beam_size)
+        score = val.score(model, vocab, cfg.beam_size)[0] if main else None
+        score = broadcast_object_list([score])[0] if world > 1 else score     # every process keeps one history
         hist["val_cider"].append(score)
         hist["epoch_step"].append(step)
         if score > best["cider"]:
             best = {"cider": score, "epoch": epoch, "step": step}
-            weights = {k: v.cpu() for k, v in model.state_dict().items()}
-            atomic_write(out / "best.pt", lambda tmp: torch.save(weights, tmp))
-        last.save(model=model.state_dict(), disc=disc.state_dict(), opt=opt.state_dict(), dopt=dopt.state_dict(),
-                  step=step, epoch=epoch + 1, history=hist, best=best)
+            if main:
+                weights = {k: v.cpu() for k, v in model.state_dict().items()}
+                atomic_write(out / "best.pt", lambda tmp: torch.save(weights, tmp))
+        if main:
+            last.save(model=model.state_dict(), disc=disc.state_dict(), opt=opt.state_dict(),
+                      dopt=dopt.state_dict(), step=step, epoch=epoch + 1, history=hist, best=best)
     bar.close()
+    state.wait_for_everyone()                                                   # best.pt is complete
     model.load_state_dict(torch.load(out / "best.pt", map_location="cpu"))
-    atomic_write_json(out / "history.json", {"history": hist, "best": best, "config": asdict(cfg), "key": key})
+    if main:
+        atomic_write_json(out / "history.json", {"history": hist, "best": best, "config": asdict(cfg), "key": key,
+                                                 "num_processes": world})
     return hist

@@ -205,9 +205,11 @@ class SynthesisEngine:
             process_index: Optional[int] = None, num_processes: Optional[int] = None) -> list:
         """Make sure every caption has a valid image; returns the consolidated manifest records.
 
-        Processes split the shards: by default the ``accelerate`` state decides (``accelerate launch``);
-        ``process_index``/``num_processes`` split by hand (e.g. one job per node). Without a shared barrier,
-        the process that finishes last consolidates the manifest; the others return their own records.
+        Processes split the shards: by default the ``accelerate`` state decides (``accelerate launch``); after
+        the barrier the main process writes the manifest and every process returns all the records (so the
+        features, the training set and every cache key that follows are the same on every process).
+        ``process_index``/``num_processes`` split by hand (e.g. one job per node): without a shared barrier, the
+        process that finishes last consolidates the manifest; the others return their own records.
         """
         from tqdm.auto import tqdm
         ids = [str(i) for i in (caption_ids or range(len(captions)))]
@@ -253,10 +255,10 @@ class SynthesisEngine:
             except RuntimeError:
                 print("other processes' shards are not finished yet; the last one to finish writes manifest.jsonl")
                 return [done[ids[i]] for i in range(len(ids)) if self._shard_of(i) in mine]
-        return self.consolidate(ids) if state.is_main_process else list(done.values())
+        return self.consolidate(ids) if state.is_main_process else self.records(ids)
 
-    def consolidate(self, ids: list) -> list:
-        """Merge the shard manifests into ``manifest.jsonl`` (one record per caption, in caption order)."""
+    def records(self, ids: list) -> list:
+        """Every caption's record from the shard manifests, in caption order (nothing written)."""
         n_shards = (len(ids) + self.cfg.shard_size - 1) // self.cfg.shard_size
         recs = {}
         for s in range(n_shards):
@@ -264,7 +266,11 @@ class SynthesisEngine:
         missing = [i for i in ids if i not in recs]
         if missing:
             raise RuntimeError(f"{len(missing)} captions have no valid image yet (e.g. {missing[:3]}); rerun.")
-        ordered = [recs[i] for i in ids]
+        return [recs[i] for i in ids]
+
+    def consolidate(self, ids: list) -> list:
+        """Merge the shard manifests into ``manifest.jsonl`` (one record per caption, in caption order)."""
+        ordered = self.records(ids)
         atomic_write(self.out / "manifest.jsonl",
                      lambda tmp: Path(tmp).write_text("".join(json.dumps(r) + "\n" for r in ordered)))
         return ordered

@@ -136,8 +136,9 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
     ``cfg.batch_size`` is the batch of each process; every process draws the same seeded permutation of the
     epoch and trains on its own chunk of each global batch (``shard``); the epoch's tail short of a whole global
     batch is dropped, so all processes take the same steps. DDP (``acc.prepare``) averages the gradients, then
-    they are clipped by value. The loss in the history is the mean of the processes' losses (the global batch's
-    loss when every process has the same number of caption tokens). Only the main process validates and writes
+    they are clipped by value. Each process's token-mean loss is weighted by its share of the global batch's
+    caption tokens, so the averaged gradient and the loss in the history are the global batch's token mean (the
+    same as one process on the combined batch). Only the main process validates and writes
     ``last.pt``, ``best.pt``, ``progress.json`` and ``history.json``; the val CIDEr is broadcast so every
     process returns the same history and ends with ``best.pt`` loaded."""
     from accelerate import Accelerator, DistributedDataParallelKwargs
@@ -184,6 +185,9 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
                 logits = model(words[:, :-1], *args, mode="train", **prompt)        # [B, L + 1, V]
                 weights = cxe_weights(batch["cos"], cfg.cxe_w).to(dev) if cfg.cxe and batch["cos"] is not None else None
                 loss = caption_loss(logits, words[:, 1:], vocab.pad, weights, cfg.label_smoothing, cfg.focal_gamma)
+            if world > 1:       # weight each process by its share of the global batch's tokens: DDP's average
+                tokens = (words[:, 1:] != vocab.pad).sum().float()                 # is then the global token mean
+                loss = loss * tokens * world / acc.reduce(tokens.clone(), "sum")
             opt.zero_grad(set_to_none=True)
             acc.backward(loss)                                                      # DDP: gradients averaged here
             acc.clip_grad_value_(model.parameters(), cfg.grad_clip)
