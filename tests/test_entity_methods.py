@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench import methods
+from workbench.methods.viecap import ViECapConfig
 from workbench.methods.entities import (PromptedCaptioner, caption_entities, entity_ids, frequent_entities,
                                         mask_entities, zero_shot_entities)
 from workbench.methods.common import noise_injection
@@ -117,6 +118,31 @@ def test_new_methods_are_registered_with_their_reported_numbers():
         methods.get("viecap[pcm=true]")
     with pytest.raises(ValueError, match="l=3 < k=5"):
         methods.get("ifcap[l=3]")
+
+
+def test_viecap_takes_its_codes_entity_threshold_per_test_corpus(tiny_clip, tmp_path, monkeypatch):
+    m = methods.get("pcm-viecap")
+    assert m.for_test_set("mscoco") is m and m.for_test_set("sandbox") is m and m.config.threshold == 0.4
+    flickr, nocaps = m.for_test_set("flickr30k"), m.for_test_set("nocaps")
+    assert (flickr.config.threshold, nocaps.config.threshold) == (0.3, 0.2)          # eval_flickr30k / eval_nocaps.sh
+    assert flickr.name == "pcm-viecap" and flickr.config.pcm and m.config.threshold == 0.4   # the original unchanged
+    assert methods.get("capdec").for_test_set("flickr30k").name == "capdec"                # others: the same
+    with pytest.raises(ValueError, match="test_thresholds"):
+        ViECapConfig(test_thresholds=(("nocaps", 1.5),))
+    # the protocol asks for each test set's settings before captioning it
+    from workbench import protocols
+    from workbench.config import ProtocolConfig, ReferenceSetConfig
+    seen = []
+    m = methods.get("viecap")
+    monkeypatch.setattr(type(m), "inference_set", lambda self, exp, ev, images=None: seen.append(
+        self.config.threshold) or ev)
+    monkeypatch.setattr(protocols, "evaluate_captioner", lambda *a, **k: ({"CIDEr": 0.0}, ["x"] * len(a[2].ids)))
+    sets = tuple(ReferenceSetConfig(c, "imgs", "refs.json") for c in ("mscoco", "flickr30k", "nocaps"))
+    ev = type("E", (), {"ids": [1], "refs": [["a"]]})()
+    loaded = {t.corpus: (ev, ["p"], [], [None]) for t in sets}
+    protocols.run_protocol(None, None, tiny_clip, ProtocolConfig(train_corpus="mscoco", test_sets=sets), method=m,
+                           exp=None, loaded=loaded, progress=False)
+    assert seen == [0.4, 0.3, 0.2]
 
 
 def test_ifcap_retrieval_noise_rule():

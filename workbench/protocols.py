@@ -134,8 +134,8 @@ def run_protocol(model, vocab, clip, cfg: ProtocolConfig, feature_cfg: Optional[
             rows.append({**head, "images": 0, "status": f"missing: {loaded[test.corpus]}"})
             continue
         evalset, paths, bad, domains = loaded[test.corpus]
-        if method is not None:
-            evalset = method.inference_set(exp, evalset, paths)
+        if method is not None:                              # the method's settings for this test corpus
+            evalset = method.for_test_set(test.corpus).inference_set(exp, evalset, paths)
         metrics, hyps = evaluate_captioner(model, vocab, evalset, clip, cfg.beam)
         subsets = subset_rows(evalset, hyps, domains, clip)
         overall = {"protocol": f"{head['protocol']} (overall)", "subset": "overall"} if subsets else {}

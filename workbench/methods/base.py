@@ -119,6 +119,12 @@ class Method:
         base, data = exp.evals[split]
         return self.inference_set(exp, base, getattr(data, "images", None))
 
+    def for_test_set(self, corpus: str) -> "Method":
+        """This method as its paper runs it on test corpus ``corpus`` (e.g. ViECap's entity threshold: 0.4 on
+        MSCOCO, 0.3 on Flickr30k, 0.2 on NoCaps); the protocol asks before captioning each test set. Default: the
+        same settings on every set."""
+        return self
+
     def inference_set(self, exp, evalset, images=None):
         """Any EvalSet (cached features of real images, e.g. a protocol's test set; ``images`` for methods that
         look at pixels, such as a detector) as this method captions it (default: the raw image features)."""

@@ -5,7 +5,9 @@
   hard prompt of entities: in training the caption's own nouns (lemmatised, in the object vocabulary, people
   words as "person", at most 10), each masked with p = 0.4; at inference CLIP's zero-shot classification of the
   image over the entity vocabulary, softmax(cos / tau) with tau = 0.01 (CLIP's own temperature, carried), the
-  top 3 kept when their probability is at least 0.4 (eval_coco.sh; 0.2 for cross-domain and NoCaps).
+  top 3 kept when their probability is at least the test corpus's threshold: 0.4 on MSCOCO (scripts/eval_coco.sh),
+  0.3 on Flickr30k (eval_flickr30k.sh), 0.2 on NoCaps (eval_nocaps.sh); ``test_thresholds`` holds the others, and
+  the protocol applies them per test set (``for_test_set``). The sandbox's test sets use ``threshold``.
 * **syn-viecap**: the same with the CLIP image features of the captions' synthetic images as input.
 * **pcm-viecap**: syn-viecap with PCM-Net's patch-wise mix-up and CLIP-weighted cross-entropy.
 
@@ -45,7 +47,8 @@ class ViECapConfig:
     mask_prob: float = 0.4                    # training: each entity dropped with this probability
     max_entities: int = 10
     top_k: int = 3                            # inference: zero-shot classification
-    threshold: float = 0.4                    # probability; eval_coco.sh 0.4, cross-domain / NoCaps 0.2
+    threshold: float = 0.4                    # probability (scripts/eval_coco.sh); the sandbox's too
+    test_thresholds: tuple = (("flickr30k", 0.3), ("nocaps", 0.2))     # (test corpus, threshold): eval_*.sh
     tau: Optional[float] = None               # None: the backbone's temperature (paper: 0.01 on CLIP)
     people_to_person: bool = True
     entity_vocabulary: Optional[str] = None   # None: the concept bank; else a file of words
@@ -61,6 +64,11 @@ class ViECapConfig:
         check_choice("inputs", self.inputs, ("text", "synthetic"))
         check_range("mask_prob", self.mask_prob, 0.0, 1.0)
         check_range("threshold", self.threshold, 0.0, 1.0)
+        for pair in self.test_thresholds:
+            if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and isinstance(pair[0], str)):
+                raise ValueError(f"test_thresholds={self.test_thresholds!r} must be (corpus, threshold) pairs, "
+                                 "e.g. (('flickr30k', 0.3), ('nocaps', 0.2)).")
+            check_range(f"test_thresholds[{pair[0]!r}]", pair[1], 0.0, 1.0)
         check_range("top_k", self.top_k, 1)
         check_range("max_entities", self.max_entities, 1)
         if self.noise_variance is not None:
@@ -155,6 +163,16 @@ class ViECap(EntityLMDecoder, Method):
 
     def tau(self, exp) -> float:
         return self.config.tau or R.carried_temperature(exp.clip_temperature)
+
+    def for_test_set(self, corpus: str) -> "ViECap":
+        """ViECap with the entity threshold its code uses on ``corpus`` (``test_thresholds``; else ``threshold``)."""
+        t = dict((c, float(v)) for c, v in self.config.test_thresholds).get(corpus)
+        if t is None or t == self.config.threshold:
+            return self
+        import copy
+        other = copy.copy(self)                   # the same name, options and caches; another threshold
+        other.config = replace(self.config, threshold=t)
+        return other
 
     def entities(self, exp, global_: torch.Tensor) -> torch.Tensor:
         """[B, top_k] word ids of the entities CLIP finds in images of features ``global_`` [B, D]."""
