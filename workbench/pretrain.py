@@ -106,7 +106,7 @@ def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, de
 
     # the run is its config *and its data*: another world (renders or captions) is another run, never resumed
     import hashlib
-    data_id = {"texts": stable_hash(texts), "pixels": hashlib.sha256(data.images[:256].tobytes()).hexdigest()}
+    data_id = {"texts": stable_hash(data.captions), "pixels": hashlib.sha256(data.images[:256].tobytes()).hexdigest()}
     ckpt = Checkpoint(repo_path(cfg.run_dir) / "checkpoint.pt", stable_hash({"cfg": asdict(cfg), "data": data_id}))
     if cfg.logit_scale is not None:                  # fixed temperature: not a parameter any more
         model.logit_scale.requires_grad_(False)
