@@ -50,7 +50,9 @@ def _wait(job: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         os.killpg(job.pid, signal.SIGKILL)                             # the launcher and its workers
         raise
-    assert job.returncode == 0, text.decode()[-4000:]
+    out = text.decode()
+    first = out.find("Traceback")                                     # the first process to fail, then the end
+    assert job.returncode == 0, (out[first:first + 3000] + "\n...\n" if first >= 0 else "") + out[-2000:]
 
 
 def _weights(path: Path) -> dict:

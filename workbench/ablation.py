@@ -26,7 +26,7 @@ import torch
 from . import methods
 from .config import AblationConfig, CaptionerConfig, ClipConfig, PCMConfig, SynthesisConfig, TrainConfig, WorldConfig
 from .experiment import prepare_sandbox
-from .paths import atomic_write_json, repo_path, stable_hash
+from .paths import atomic_write, atomic_write_json, repo_path, stable_hash
 
 
 def row_key(cfg: AblationConfig, tcfg: TrainConfig, cap_cfg: CaptionerConfig, pcm_cfg: PCMConfig, method,
@@ -336,7 +336,8 @@ def main(argv=None) -> None:
     name = (f"methods-{methods.file_stem(args.methods.replace(',', '+'))}" if args.methods else "results") + cfg.run_tag
     paths = write_table(table_rows(rows), out / name)
     board = leaderboard(rows)
-    (out / f"{name}-board.md").write_text(leaderboard_markdown(board) + "\n")
+    text = leaderboard_markdown(board) + "\n"
+    atomic_write(out / f"{name}-board.md", lambda tmp: Path(tmp).write_text(text))
     atomic_write_json(out / f"{name}-summary.json", {
         "config": asdict(cfg), "seconds": round(time.time() - t0, 1), "board": board,
         "trained_seconds": round(sum(r["seconds"] for r in rows), 1),

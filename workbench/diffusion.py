@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from .checkpoint import Checkpoint
 from .config import DiffusionConfig
-from .paths import atomic_write_json, repo_path, stable_hash, weights_fingerprint
+from .paths import atomic_write, atomic_write_json, repo_path, stable_hash, weights_fingerprint
 
 
 # ----------------------------------------------------------------------------- tokenizer and text encoder
@@ -39,10 +39,11 @@ def hf_tokenizer_from_open_clip(context_length: int, out_dir: str | Path):
     simple = SimpleTokenizer()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "vocab.json").write_text(json.dumps(simple.encoder, ensure_ascii=False))
     merges = sorted(simple.bpe_ranks.items(), key=lambda kv: kv[1])
-    (out / "merges.txt").write_text("#version: 0.2\n" + "\n".join(f"{a} {b}" for (a, b), _ in merges) + "\n",
-                                    encoding="utf-8")
+    merges_text = "#version: 0.2\n" + "\n".join(f"{a} {b}" for (a, b), _ in merges) + "\n"
+    # atomic: processes of a launch write the same files while others may already read them
+    atomic_write(out / "vocab.json", lambda tmp: Path(tmp).write_text(json.dumps(simple.encoder, ensure_ascii=False)))
+    atomic_write(out / "merges.txt", lambda tmp: Path(tmp).write_text(merges_text, encoding="utf-8"))
     # open_clip pads with id 0 ("!"); keep that so the two tokenizers give identical id sequences.
     sot, eot = (simple.decoder[i] for i in (simple.sot_token_id, simple.eot_token_id))
     return CLIPTokenizer(str(out / "vocab.json"), str(out / "merges.txt"), model_max_length=context_length,

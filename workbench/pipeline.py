@@ -21,10 +21,11 @@ import json
 import os
 import time
 from dataclasses import asdict, replace
+from pathlib import Path
 
 from .config import carryover as R
 from .config import ClipConfig, PipelineConfig, ProtocolConfig
-from .paths import atomic_write_json, repo_path, stable_hash
+from .paths import atomic_write, atomic_write_json, repo_path, stable_hash
 
 
 class Pipeline:
@@ -342,7 +343,7 @@ class Pipeline:
         for r in rows:                                         # the counts of each set, once
             first.setdefault(r["protocol"], r)
         md = (md + "\n\n" + counts_markdown(list(first.values()))).strip() + "\n"
-        (self.out / "results.md").write_text(md)
+        atomic_write(self.out / "results.md", lambda tmp: Path(tmp).write_text(md))
         print(md)
         return md
 
