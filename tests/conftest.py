@@ -91,3 +91,18 @@ def paper_layout(tmp_path_factory, tiny_clip):
     save_clip_weights(tiny_clip, root / "clip.safetensors", half=False)
     build_untrained_pipeline(DiffusionConfig.preset("tiny"), tiny_clip, root / "tok").save_pretrained(root / "sd")
     return root
+
+
+@pytest.fixture()
+def other_captions():
+    """``wrap(load)``: a split loader (``load_sandbox_split``) whose splits keep their renders under other
+    captions (each caption + " with a kite"): a run keyed on its data must not take it for the same data."""
+    import copy
+
+    def wrap(load):
+        def loader(*args, **kwargs):
+            data = copy.copy(load(*args, **kwargs))
+            data.captions = [[c + " with a kite" for c in cs] for cs in data.captions]
+            return data
+        return loader
+    return wrap
