@@ -26,7 +26,7 @@ class PretrainConfig(_Preset):
     shape_negatives: bool = True         # NegCLIP-style hard negatives: each caption with a shape word swapped
     logit_scale: Optional[float] = None  # fixed logit scale (OpenAI CLIP ends at 100); None learns it (capped at 100)
     monitor_every: int = 0               # every N steps record the gap and zero-shot numbers on val (0: never)
-    text: str = "alt"                    # pretraining text: "alt" (web alt-text, as real CLIP) or "annotator"
+    text: str = "annotator"              # pretraining text: "annotator" (the references) or "alt" (web alt-text)
     world: WorldConfig = field(default_factory=WorldConfig)
 
     def __post_init__(self):
