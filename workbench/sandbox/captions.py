@@ -54,27 +54,11 @@ PLACE_WORDS = {   # "<objects> {place}"
     "street": ["on a street", "on the road", "in the street", "in a city street"],
     "room": ["in a room", "indoors", "inside a room", "on the floor of a room"],
     "snow": ["in the snow", "on a snowy field", "on the snow", "in a snowy landscape"],
-    "forest": ["in a forest", "in the woods", "among the trees of a forest", "in a wooded area"],
-    "desert": ["in a desert", "on the dunes", "in the desert sand", "on a sandy desert"],
-    "field": ["in a field", "in a wheat field", "on a farm field", "in a golden field"],
-}
-TIME_WORDS = {    # "<sentence> {time}"
-    "day": ["on a sunny day", "in the sunshine", "during the day", "under a blue sky"],
-    "sunset": ["at sunset", "at dusk", "in the evening light", "under an orange sky"],
-    "night": ["at night", "in the dark", "at nighttime", "under a starry sky"],
-    "overcast": ["on a cloudy day", "under a grey sky", "on an overcast day", "under clouds"],
-}
-POSITION_WORDS = {  # where a group sits in the picture: "<group> {position}"
-    "left": ["on the left side", "at the left"], "right": ["on the right side", "at the right"],
-    "top": ["at the top", "up high"], "bottom": ["at the bottom", "down low"],
-    "middle": ["in the middle", "in the centre"],
 }
 SCENE_WORDS = {   # "{scene} with <objects>"
     "park": ["a park", "a grassy park"], "beach": ["a beach", "a sandy beach"],
     "street": ["a street", "a city street"], "room": ["a room", "an indoor room"],
     "snow": ["a snowy field", "a snowy landscape"],
-    "forest": ["a forest", "a dense forest"], "desert": ["a desert", "a sandy desert"],
-    "field": ["a field", "a wheat field"],
 }
 BACKGROUND_WORDS = PLACE_WORDS   # older name: the background of a scene is its place
 
@@ -82,7 +66,6 @@ BACKGROUND_WORDS = PLACE_WORDS   # older name: the background of a scene is its 
 P_MENTION = (0.92, 0.6, 0.3, 0.2)    # P(mention group i): main, second, distractors
 P_COLOUR, P_SIZE, P_PATTERN = 0.7, 0.3, 0.5
 P_PLACE, P_RELATION, P_VAGUE_COUNT, P_GENERIC, P_TAIL = 0.55, 0.6, 0.3, 0.12, 0.12
-P_TIME, P_POSITION = 0.3, 0.25
 
 # {objs}: object phrases; {be}: is/are agreeing with the first phrase; {place}: where
 LIST_TEMPLATES = [
@@ -152,30 +135,15 @@ def _mentions(scene: Scene, rng) -> list:
     return chosen or [0]
 
 
-def position(scene: Scene, group: int) -> str:
-    """Where group ``group``'s objects sit in the picture: "left", "right", "top", "bottom" or "middle"."""
-    objs = [o for o in scene.objects if o.group == group]
-    x, y = float(np.mean([o.x for o in objs])), float(np.mean([o.y for o in objs]))
-    dx, dy = x - 0.5, y - 0.5
-    if max(abs(dx), abs(dy)) < 0.15:
-        return "middle"
-    if abs(dx) >= abs(dy):
-        return "left" if dx < 0 else "right"
-    return "top" if dy < 0 else "bottom"
-
-
 def _one_caption(scene: Scene, rng) -> str:
     chosen = _mentions(scene, rng)
     with_size, with_colour = rng.random() < P_SIZE, rng.random() < P_COLOUR
     with_pattern = rng.random() < P_PATTERN
 
     def phr(i: int, first: bool) -> str:
-        out = group_phrase(scene.groups[i], rng, with_size, with_colour, with_pattern,
-                           vague_count=rng.random() < P_VAGUE_COUNT,
-                           generic=(not first) and rng.random() < P_GENERIC)
-        if first and not related and rng.random() < P_POSITION:
-            out = f"{out} {_pick(rng, POSITION_WORDS[position(scene, i)])}"
-        return out
+        return group_phrase(scene.groups[i], rng, with_size, with_colour, with_pattern,
+                            vague_count=rng.random() < P_VAGUE_COUNT,
+                            generic=(not first) and rng.random() < P_GENERIC)
 
     place = _pick(rng, PLACE_WORDS[scene.background]) if rng.random() < P_PLACE else None
     related = scene.relation is not None and 0 in chosen and 1 in chosen and rng.random() < P_RELATION
@@ -203,8 +171,6 @@ def _one_caption(scene: Scene, rng) -> str:
                                                           pose=pose)
         else:
             main = _pick(rng, LIST_TEMPLATES).format(objs=_join(phrases), be=be, pose=pose)
-    if rng.random() < P_TIME:
-        main = f"{main} {_pick(rng, TIME_WORDS[scene.time])}"
     if len(chosen) < len(scene.groups) and rng.random() < P_TAIL:
         main = f"{main} {_pick(rng, TAILS)}"
     return main
@@ -268,7 +234,6 @@ ALT_SUFFIXES = ["", "", "", " stock photo", " isolated", " background", " wallpa
                 " texture", " free download", " 4k", " jpg"]
 P_ALT_MENTION = 0.55     # every group equally likely to be named: no annotator's subject
 P_ALT_PLACE = 0.45
-P_ALT_TIME = 0.3
 P_ALT_OFF = 0.1          # the text is about another picture (web pairs are noisy)
 P_ALT_SENTENCE = 0.2     # a caption-like sentence (some web text reads like an annotator's)
 
@@ -302,9 +267,6 @@ def alt_text(scene: Scene, rng, other: Scene | None = None) -> str:
     if rng.random() < P_ALT_PLACE:
         place = _pick(rng, PLACE_WORDS[scene.background]) if rng.random() < 0.5 else scene.background
         parts.insert(int(rng.integers(len(parts) + 1)), place)
-    if rng.random() < P_ALT_TIME:
-        word = scene.time if rng.random() < 0.5 else _pick(rng, TIME_WORDS[scene.time])
-        parts.insert(int(rng.integers(len(parts) + 1)), word)
     joiner = _pick(rng, [", ", " and ", " ", " | ", " with ", ", "])
     return (_pick(rng, ALT_PREFIXES) + joiner.join(parts) + _pick(rng, ALT_SUFFIXES)).strip()
 

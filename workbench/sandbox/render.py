@@ -166,36 +166,11 @@ def _tone(base, rng, jitter: float = 14.0) -> np.ndarray:
     return np.clip(np.array(base, np.float32) + rng.uniform(-jitter, jitter, 3), 0, 255)
 
 
-SKIES = {   # (top, horizon) colours of the sky at each time
-    "day": ((120, 170, 225), (185, 210, 235)), "sunset": ((95, 80, 150), (250, 150, 80)),
-    "night": ((10, 15, 45), (35, 45, 85)), "overcast": ((150, 150, 155), (195, 195, 198)),
-}
-TINT = {"day": (1.0, 1.0, 1.0), "sunset": (1.05, 0.93, 0.82), "night": (0.45, 0.5, 0.7),
-        "overcast": (0.85, 0.85, 0.88)}      # the light on everything (multiplies the finished picture)
-
-
-def _sky(time: str, side: int, h: float, rng, yy, xx) -> np.ndarray:
-    top, low = (np.array(c, np.float32) for c in SKIES[time])
-    t = np.clip(yy / max(h, 1e-3), 0, 1)[..., None]
-    sky = top * (1 - t) + low * t + rng.uniform(-10, 10, 3).astype(np.float32)
-    if time == "night":                                                  # stars
-        stars = (rng.random((side, side)) < 0.004)[..., None]
-        sky = np.where(stars, 230.0, sky)
-    if time in ("day", "sunset"):                                        # the sun, low at sunset
-        cx, cy = rng.uniform(0.15, 0.85), (h * rng.uniform(0.2, 0.5) if time == "day" else h * 0.85)
-        disc = ((xx - cx) ** 2 + (yy - cy) ** 2 < 0.006)[..., None]
-        sky = np.where(disc, np.array((255, 240, 170) if time == "day" else (255, 190, 90), np.float32), sky)
-    if time == "overcast":                                               # cloud bands
-        sky = sky * (0.93 + 0.07 * np.sin(xx * 11 + 4 * np.sin(yy * 17)))[..., None]
-    return sky
-
-
-def background(kind: str, side: int, rng, time: str = "day") -> np.ndarray:
-    """float32 [side, side, 3]: the place ``kind`` under the sky of ``time`` (a horizon at a random height,
-    textures, blotches)."""
+def background(kind: str, side: int, rng) -> np.ndarray:
+    """float32 [side, side, 3]: the place ``kind`` (a horizon at a random height, textures, blotches)."""
     yy, xx = np.mgrid[0:side, 0:side].astype(np.float32) / side
     h = float(rng.uniform(0.25, 0.45))                                   # horizon / wall line
-    sky = _sky(time, side, h, rng, yy, xx)
+    sky = _tone((150, 185, 215), rng) * (0.9 + 0.2 * yy[..., None])
     if kind == "park":
         grass = _tone((70, 120, 55), rng) * (0.9 + 0.15 * (np.sin(xx * 40 + yy * 9) > 0.6)[..., None])
         img = sky * _band(yy, 0, h) + grass * _band(yy, h, 2)
@@ -219,19 +194,6 @@ def background(kind: str, side: int, rng, time: str = "day") -> np.ndarray:
         grey = _tone((175, 180, 190), rng)
         snow = _tone((225, 230, 240), rng, 8) * (0.92 + 0.08 * np.sin(xx * 12 + yy * 5))[..., None]
         img = grey * _band(yy, 0, h) + snow * _band(yy, h, 2)
-    elif kind == "forest":
-        trunks = ((np.sin(xx * 70 + 2 * np.sin(yy * 5)) > 0.55) & (yy > h - 0.2)).astype(np.float32)[..., None]
-        leaves = _tone((35, 85, 40), rng) * (0.8 + 0.25 * (np.sin(xx * 23) * np.sin(yy * 29) > 0.2)[..., None])
-        floor = _tone((95, 75, 45), rng)
-        img = sky * _band(yy, 0, h - 0.2) + (leaves * (1 - trunks) + 70 * trunks) * _band(yy, h - 0.2, h + 0.1) \
-            + floor * _band(yy, h + 0.1, 2)
-    elif kind == "desert":
-        dune = h + 0.05 * np.sin(xx * 9 + float(rng.uniform(0, 6)))
-        sand = _tone((225, 170, 95), rng) * (0.88 + 0.12 * np.sin(xx * 25 + yy * 40))[..., None]
-        img = sky * (yy < dune)[..., None] + sand * (yy >= dune)[..., None]
-    elif kind == "field":
-        crop = _tone((210, 185, 70), rng) * (0.8 + 0.25 * (np.sin(xx * 90) > 0.3))[..., None]
-        img = sky * _band(yy, 0, h) + crop * _band(yy, h, 2)
     else:
         raise ValueError(f"background kind={kind!r} is unknown")
     low = Image.fromarray(rng.normal(0, 7, size=(4, 4)).astype(np.float32), mode="F")  # smooth blotches
@@ -243,7 +205,7 @@ def render_scene(scene: Scene, cfg: WorldConfig) -> np.ndarray:
     """uint8 [H, W, 3] image of ``scene``."""
     rng = np.random.default_rng(scene.render_seed)
     side = cfg.image_size * cfg.supersample
-    canvas = np.clip(background(scene.background, side, rng, scene.time), 0, 255)
+    canvas = np.clip(background(scene.background, side, rng), 0, 255)
     for obj in scene.objects:
         colour = np.clip(np.array(RGB[obj.colour]) + rng.uniform(-18, 18, 3), 0, 255).astype(np.float32)
         mask = _draw_mask(obj, side)
@@ -261,7 +223,7 @@ def render_scene(scene: Scene, cfg: WorldConfig) -> np.ndarray:
     yy, xx = np.mgrid[0:cfg.image_size, 0:cfg.image_size].astype(np.float32) / cfg.image_size - 0.5
     ang = rng.uniform(0, 2 * math.pi)
     light = rng.uniform(0.9, 1.1) * (1 + rng.uniform(0.0, 0.25) * (xx * math.cos(ang) + yy * math.sin(ang)))
-    img = img * light[..., None] * np.array(TINT[scene.time], np.float32) + rng.normal(0, cfg.noise_std, img.shape)
+    img = img * light[..., None] + rng.normal(0, cfg.noise_std, img.shape)
     return np.clip(np.rint(img), 0, 255).astype(np.uint8)
 
 

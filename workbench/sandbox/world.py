@@ -1,13 +1,11 @@
 """The sandbox scene world: seeded procedural scenes of things in places, and their deterministic splits.
 
-A scene is a *place* (park, beach, street, room, snowfield, forest, desert, field) under a *light* (day,
-sunset, night, overcast: the sky, the sun and a tint on everything) holding 1-4 *groups* of things: a group is
+A scene is a *place* (park, beach, street, room, snowfield) holding 1-4 *groups* of things: a group is
 1-3 objects of one category, colour, size and pattern ("two small striped red cats"). The 16 categories
 are drawn procedurally (animals, vehicles, furniture, plants); objects can be plain, striped or spotted.
 The first two groups stand in a spatial relation (left of, right of, above, below, next to); later groups
 are *distractors* anywhere in the picture. As in a photograph, a scene holds more than any one caption
-says: each of its five references (``captions.py``) mentions a different subset of what is there (and
-sometimes the light, or where the main thing sits in the picture).
+says: each of its five references (``captions.py``) mentions a different subset of what is there.
 
 Objects are centred on the cells of an 8x8 layout grid, aligned with the sandbox CLIP's 8x8 patch grid:
 a ViT trained from scratch on a few minutes of CPU cannot learn shapes whose pixels fall at arbitrary
@@ -44,9 +42,7 @@ COLOURS = ("red", "orange", "yellow", "green", "blue", "purple", "pink", "white"
 SIZES = ("small", "large")
 PATTERNS = ("plain", "striped", "spotted")
 RELATIONS = ("left of", "right of", "above", "below", "next to")
-BACKGROUNDS = ("park", "beach", "street", "room", "snow", "forest", "desert", "field")   # the place a scene is in
-TIMES = ("day", "sunset", "night", "overcast")     # the light a scene is in (sky, tint, brightness)
-TIME_P = (0.4, 0.2, 0.2, 0.2)
+BACKGROUNDS = ("park", "beach", "street", "room", "snow")           # the place a scene is in
 SPLITS = ("train", "val", "test", "test_unseen")
 
 # One held-out colour per category, each colour held out with two categories, so every category is still
@@ -60,7 +56,7 @@ MAX_COUNT = 3       # objects in one group
 N_GROUPS_P = (0.15, 0.35, 0.30, 0.20)     # P(1, 2, 3, 4 groups)
 COUNT_P = (0.72, 0.18, 0.10)              # P(1, 2, 3 objects in a group)
 PATTERN_P = (0.6, 0.2, 0.2)               # P(plain, striped, spotted)
-WORLD_VERSION = 6   # bump when scene sampling changes, so caches keyed on it are rebuilt
+WORLD_VERSION = 5   # bump when scene sampling changes, so caches keyed on it are rebuilt
 
 
 @dataclass(frozen=True)
@@ -97,7 +93,6 @@ class Scene:
     background: str           # the place (BACKGROUNDS)
     relation: Optional[str]   # relation of groups[0] to groups[1], or None with a single group
     render_seed: int
-    time: str = "day"         # the light (TIMES)
 
     @property
     def n_objects(self) -> int:
@@ -109,7 +104,7 @@ class Scene:
 
     def fingerprint(self) -> str:
         """Identity of the scene's content (everything but its id); equal fingerprints = same scene."""
-        blob = repr((self.groups, self.objects, self.background, self.relation, self.render_seed, self.time))
+        blob = repr((self.groups, self.objects, self.background, self.relation, self.render_seed))
         return hashlib.sha1(blob.encode()).hexdigest()
 
 
@@ -220,11 +215,10 @@ def make_scene(cfg: WorldConfig, split: str, index: int, n_objects: Optional[int
         if objects is not None:
             break
     background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
-    time = TIMES[int(rng.choice(len(TIMES), p=TIME_P))]
     tag = "" if n_objects is None else f"n{n_objects}-"
     return Scene(scene_id=f"{split}-{tag}{index:06d}", split=split, groups=tuple(groups),
                  objects=tuple(objects), background=background, relation=relation,
-                 render_seed=int(rng.integers(2**31 - 1)), time=time)
+                 render_seed=int(rng.integers(2**31 - 1)))
 
 
 def make_split(cfg: WorldConfig, split: str, n: Optional[int] = None, n_objects: Optional[int] = None) -> list:
