@@ -66,6 +66,10 @@ BACKGROUND_WORDS = PLACE_WORDS   # older name: the background of a scene is its 
 P_MENTION = (0.92, 0.6, 0.3, 0.2)    # P(mention group i): main, second, distractors
 P_COLOUR, P_SIZE, P_PATTERN = 0.7, 0.3, 0.5
 P_PLACE, P_RELATION, P_VAGUE_COUNT, P_GENERIC, P_TAIL = 0.55, 0.6, 0.3, 0.12, 0.12
+P_PROP = 0.5                          # P(mention each prop): the caption language's long tail
+# {main}: a sentence; {p}: the props an annotator names
+PROP_TEMPLATES = ["{main} with {p}", "{main} and {p}", "{main}, {p} nearby", "{main}, with {p} around",
+                  "{main} beside {p}", "{main} near {p}", "{main}; {p} can also be seen"]
 
 # {objs}: object phrases; {be}: is/are agreeing with the first phrase; {place}: where
 LIST_TEMPLATES = [
@@ -171,6 +175,9 @@ def _one_caption(scene: Scene, rng) -> str:
                                                           pose=pose)
         else:
             main = _pick(rng, LIST_TEMPLATES).format(objs=_join(phrases), be=be, pose=pose)
+    said = [p.kind for p in scene.props if rng.random() < P_PROP]
+    if said:
+        main = _pick(rng, PROP_TEMPLATES).format(main=main, p=_join([f"{_article(k)} {k}" for k in said]))
     if len(chosen) < len(scene.groups) and rng.random() < P_TAIL:
         main = f"{main} {_pick(rng, TAILS)}"
     return main

@@ -16,7 +16,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from ..config import WorldConfig
-from .world import Scene, SceneObject
+from .world import PROP_RADIUS, PROPS, Scene, SceneObject
 
 RGB = {"red": (220, 30, 35), "orange": (245, 130, 20), "yellow": (240, 225, 40), "green": (40, 175, 60),
        "blue": (35, 80, 225), "purple": (140, 45, 185), "pink": (250, 120, 190), "white": (245, 245, 245)}
@@ -96,6 +96,80 @@ DETAILS = {
               + [(DARK, _ell(x, y, 0.04, 0.04)) for x, y in ((0.0, -0.6), (0.0, -0.2), (0.0, 0.2), (-0.55, -0.2), (0.53, -0.5))],
     "leaf": [(DARK, _rect(-0.03, -0.8, 0.03, 1.0))],
 }
+
+
+# Props (``world.PROPS``): small icons in fixed tones, drawn as (tone, polygon) in unit coordinates. At 64 px a
+# prop spans about one CLIP patch: its silhouette and tones are what a model can tell apart, as real CLIP tells a
+# frisbee from a plate by little more.
+def _tri(a, b, c):
+    return [a, b, c]
+
+
+RED, BLUE, YELLOW, BROWN, GREY, BLACK, WHITE, GREEN_, ORANGE_, PINK_ = (
+    (200, 40, 40), (40, 70, 200), (235, 205, 40), (120, 75, 35), (140, 140, 150), (25, 25, 30), (240, 240, 240),
+    (40, 150, 60), (240, 140, 30), (235, 120, 180))
+PROP_PARTS = {
+    "ball": [(ORANGE_, _ell(0, 0, 0.8, 0.8)), (BLACK, _rect(-0.8, -0.06, 0.8, 0.06))],
+    "kite": [(RED, [(0, -1), (0.6, 0), (0, 0.6), (-0.6, 0)]), (BLACK, _rect(-0.04, 0.6, 0.04, 1))],
+    "umbrella": [(BLUE, [*_ell(0, 0, 0.9, 0.7, 10)[5:], (0.9, 0)]), (BLACK, _rect(-0.05, 0, 0.05, 0.9))],
+    "bench": [(BROWN, _rect(-1, -0.2, 1, 0.05)), (BLACK, _rect(-0.9, 0.05, -0.75, 0.6)), (BLACK, _rect(0.75, 0.05, 0.9, 0.6))],
+    "bicycle": [(BLACK, _ell(-0.55, 0.3, 0.4, 0.4)), (BLACK, _ell(0.55, 0.3, 0.4, 0.4)), (RED, _rect(-0.55, -0.1, 0.55, 0.05))],
+    "flag": [(GREY, _rect(-0.7, -1, -0.6, 1)), (RED, _rect(-0.6, -1, 0.8, -0.2))],
+    "sign": [(YELLOW, [(0, -1), (0.8, -0.2), (0, 0.6), (-0.8, -0.2)]), (GREY, _rect(-0.05, 0.4, 0.05, 1))],
+    "traffic cone": [(ORANGE_, _tri((0, -1), (0.6, 0.8), (-0.6, 0.8))), (WHITE, _rect(-0.35, 0, 0.35, 0.2))],
+    "box": [(BROWN, _rect(-0.7, -0.6, 0.7, 0.7)), (YELLOW, _rect(-0.7, -0.1, 0.7, 0.05))],
+    "bottle": [(GREEN_, _rect(-0.3, -0.3, 0.3, 0.9)), (GREEN_, _rect(-0.1, -0.9, 0.1, -0.3))],
+    "cup": [(WHITE, _rect(-0.5, -0.5, 0.4, 0.6)), (WHITE, _ell(0.55, 0, 0.25, 0.25))],
+    "book": [(BLUE, _rect(-0.7, -0.8, 0.6, 0.8)), (WHITE, _rect(0.6, -0.7, 0.75, 0.7))],
+    "clock": [(WHITE, _ell(0, 0, 0.85, 0.85)), (BLACK, _rect(-0.04, -0.6, 0.04, 0)), (BLACK, _rect(0, -0.04, 0.45, 0.04))],
+    "basket": [(BROWN, [(-0.8, -0.1), (0.8, -0.1), (0.55, 0.8), (-0.55, 0.8)]), (BROWN, _rect(-0.5, -0.8, 0.5, -0.65))],
+    "bucket": [(GREY, [(-0.7, -0.6), (0.7, -0.6), (0.5, 0.8), (-0.5, 0.8)])],
+    "ladder": [(BROWN, _rect(-0.6, -1, -0.45, 1)), (BROWN, _rect(0.45, -1, 0.6, 1))]
+              + [(BROWN, _rect(-0.5, y, 0.5, y + 0.12)) for y in (-0.7, -0.2, 0.3, 0.75)],
+    "fence": [(WHITE, _rect(x, -0.7, x + 0.22, 0.9)) for x in (-0.9, -0.4, 0.1, 0.6)] + [(WHITE, _rect(-1, -0.2, 1, -0.05))],
+    "mailbox": [(BLUE, _rect(-0.6, -0.7, 0.6, 0.1)), (GREY, _rect(-0.08, 0.1, 0.08, 1))],
+    "balloon": [(PINK_, _ell(0, -0.3, 0.55, 0.65)), (BLACK, _rect(-0.03, 0.35, 0.03, 1))],
+    "frisbee": [(YELLOW, _ell(0, 0, 0.9, 0.35))],
+    "skateboard": [(BLACK, _ell(0, -0.05, 1, 0.2)), (RED, _ell(-0.6, 0.25, 0.15, 0.15)), (RED, _ell(0.6, 0.25, 0.15, 0.15))],
+    "suitcase": [(BROWN, _rect(-0.8, -0.5, 0.8, 0.8)), (BLACK, _rect(-0.25, -0.8, 0.25, -0.5))],
+    "backpack": [(GREEN_, _ell(0, 0.1, 0.65, 0.85)), (BROWN, _rect(-0.4, 0.2, 0.4, 0.6))],
+    "hat": [(BLACK, _rect(-0.5, -0.8, 0.5, 0.2)), (BLACK, _rect(-0.95, 0.2, 0.95, 0.4)), (RED, _rect(-0.5, 0, 0.5, 0.15))],
+    "shoe": [(BROWN, [(-0.9, -0.3), (-0.3, -0.3), (0.1, 0.1), (0.9, 0.2), (0.9, 0.6), (-0.9, 0.6)])],
+    "pot": [(GREY, _ell(0, 0.2, 0.75, 0.6)), (BLACK, _rect(-0.9, -0.35, 0.9, -0.2))],
+    "vase": [(BLUE, _ell(0, 0.3, 0.55, 0.6)), (BLUE, _rect(-0.2, -0.9, 0.2, -0.2))],
+    "bowl": [(WHITE, _ell(0, 0, 0.9, 0.5, 10)[:6])],
+    "guitar": [(BROWN, _ell(0, 0.45, 0.5, 0.5)), (BROWN, _rect(-0.08, -1, 0.08, 0)), (BLACK, _ell(0, 0.4, 0.15, 0.15))],
+    "drum": [(RED, _rect(-0.7, -0.4, 0.7, 0.6)), (WHITE, _ell(0, -0.4, 0.7, 0.2))],
+    "bell": [(YELLOW, [(-0.2, -0.8), (0.2, -0.8), (0.4, 0.0), (0.8, 0.6), (-0.8, 0.6), (-0.4, 0.0)])],
+    "tent": [(GREEN_, _tri((0, -0.9), (1, 0.8), (-1, 0.8))), (BLACK, _tri((0, 0.1), (0.25, 0.8), (-0.25, 0.8)))],
+    "barrel": [(BROWN, _ell(0, 0, 0.6, 0.9)), (BLACK, _rect(-0.6, -0.45, 0.6, -0.35)), (BLACK, _rect(-0.6, 0.35, 0.6, 0.45))],
+    "crate": [(YELLOW, _rect(-0.75, -0.75, 0.75, 0.75)), (BROWN, [(-0.75, -0.6), (-0.6, -0.75), (0.75, 0.6), (0.6, 0.75)])],
+    "wheelbarrow": [(GREEN_, [(-0.9, -0.4), (0.5, -0.4), (0.2, 0.3), (-0.7, 0.3)]), (BLACK, _ell(0.5, 0.6, 0.25, 0.25))],
+    "shovel": [(GREY, [(-0.35, 0.2), (0.35, 0.2), (0.2, 0.95), (-0.2, 0.95)]), (BROWN, _rect(-0.06, -1, 0.06, 0.2))],
+    "broom": [(YELLOW, _tri((0, 0.2), (0.6, 1), (-0.6, 1))), (BROWN, _rect(-0.06, -1, 0.06, 0.3))],
+    "teapot": [(PINK_, _ell(0, 0.15, 0.6, 0.5)), (PINK_, _tri((0.5, 0.1), (1, -0.4), (0.6, 0.4))), (PINK_, _ell(0, -0.45, 0.15, 0.12))],
+    "candle": [(WHITE, _rect(-0.2, -0.4, 0.2, 1)), (ORANGE_, _ell(0, -0.65, 0.15, 0.25))],
+    "anchor": [(GREY, _rect(-0.08, -0.8, 0.08, 0.7)), (GREY, _ell(0, -0.85, 0.2, 0.2)), (GREY, _rect(-0.7, 0.5, 0.7, 0.7))],
+}
+
+
+assert set(PROP_PARTS) == set(PROPS), sorted(set(PROPS) ^ set(PROP_PARTS))
+
+
+def draw_props(canvas: np.ndarray, props, side: int) -> np.ndarray:
+    """Paint ``props`` (``world.Prop``) onto a float [side, side, 3] canvas, in place."""
+    for prop in props:
+        cx, cy, r = prop.x * side, prop.y * side, PROP_RADIUS * side
+        for tone, poly in PROP_PARTS[prop.kind]:
+            m = Image.new("L", (side, side), 0)
+            ImageDraw.Draw(m).polygon([(cx + r * x, cy + r * y) for x, y in poly], fill=255)
+            box = m.getbbox()
+            if box is None:
+                continue
+            x0, y0, x1, y1 = box
+            a = np.asarray(m.crop(box), np.float32)[..., None] / 255.0
+            canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] * (1 - a) + np.array(tone, np.float32) * a
+    return canvas
 
 
 def _placer(obj: SceneObject, side: int):
@@ -206,6 +280,7 @@ def render_scene(scene: Scene, cfg: WorldConfig) -> np.ndarray:
     rng = np.random.default_rng(scene.render_seed)
     side = cfg.image_size * cfg.supersample
     canvas = np.clip(background(scene.background, side, rng), 0, 255)
+    draw_props(canvas, scene.props, side)
     for obj in scene.objects:
         colour = np.clip(np.array(RGB[obj.colour]) + rng.uniform(-18, 18, 3), 0, 255).astype(np.float32)
         mask = _draw_mask(obj, side)

@@ -6,6 +6,10 @@ are drawn procedurally (animals, vehicles, furniture, plants); objects can be pl
 The first two groups stand in a spatial relation (left of, right of, above, below, next to); later groups
 are *distractors* anywhere in the picture. As in a photograph, a scene holds more than any one caption
 says: each of its five references (``captions.py``) mentions a different subset of what is there.
+Beside its things a scene holds 1-3 small *props* (a ball, a kite, a bench, ...: ``PROPS``, 40 kinds with
+long-tailed frequencies, each a fixed icon in fixed tones) that annotators mention now and then, as MSCOCO
+annotators name the frisbee or the umbrella: they give the caption language its long tail of specific words
+that no retrieved training caption is likely to share (README's calibration table).
 
 Objects are centred on the cells of an 8x8 layout grid, aligned with the sandbox CLIP's 8x8 patch grid:
 a ViT trained from scratch on a few minutes of CPU cannot learn shapes whose pixels fall at arbitrary
@@ -56,7 +60,16 @@ MAX_COUNT = 3       # objects in one group
 N_GROUPS_P = (0.15, 0.35, 0.30, 0.20)     # P(1, 2, 3, 4 groups)
 COUNT_P = (0.72, 0.18, 0.10)              # P(1, 2, 3 objects in a group)
 PATTERN_P = (0.6, 0.2, 0.2)               # P(plain, striped, spotted)
-WORLD_VERSION = 5   # bump when scene sampling changes, so caches keyed on it are rebuilt
+# Props: small fixed-look things on free cells (kinds Zipf-distributed: the first are common, the last rare).
+# No prop name contains a category, colour, size, pattern, place or relation word (the caption parser's).
+PROPS = ("ball", "kite", "umbrella", "bench", "bicycle", "flag", "sign", "traffic cone", "box", "bottle",
+         "cup", "book", "clock", "basket", "bucket", "ladder", "fence", "mailbox", "balloon", "frisbee",
+         "skateboard", "suitcase", "backpack", "hat", "shoe", "pot", "vase", "bowl", "guitar", "drum",
+         "bell", "tent", "barrel", "crate", "wheelbarrow", "shovel", "broom", "teapot", "candle", "anchor")
+PROP_ZIPF = 0.8                            # P(kind k) proportional to 1 / (k + 1) ** PROP_ZIPF
+N_PROPS_P = (0.3, 0.4, 0.3)                # P(1, 2, 3 props)
+PROP_RADIUS = 0.08
+WORLD_VERSION = 7   # bump when scene sampling changes, so caches keyed on it are rebuilt
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,13 @@ class Group:
 
 
 @dataclass(frozen=True)
+class Prop:
+    kind: str         # PROPS
+    x: float          # centre, fraction of width
+    y: float
+
+
+@dataclass(frozen=True)
 class Scene:
     scene_id: str
     split: str
@@ -93,6 +113,7 @@ class Scene:
     background: str           # the place (BACKGROUNDS)
     relation: Optional[str]   # relation of groups[0] to groups[1], or None with a single group
     render_seed: int
+    props: tuple = ()         # tuple[Prop]: small things beside the groups, named now and then
 
     @property
     def n_objects(self) -> int:
@@ -104,7 +125,7 @@ class Scene:
 
     def fingerprint(self) -> str:
         """Identity of the scene's content (everything but its id); equal fingerprints = same scene."""
-        blob = repr((self.groups, self.objects, self.background, self.relation, self.render_seed))
+        blob = repr((self.groups, self.objects, self.background, self.relation, self.render_seed, self.props))
         return hashlib.sha1(blob.encode()).hexdigest()
 
 
@@ -197,6 +218,26 @@ def _place(rng, groups, relation, max_rot) -> Optional[list]:
     return objects
 
 
+def _props(objects, render_seed: int) -> tuple:
+    """1-3 props on free layout cells (not touching any object); drawn from their own stream so the rest of a
+    scene is what it was before props existed."""
+    rng = np.random.default_rng([render_seed, 17])
+    p = 1.0 / np.arange(1, len(PROPS) + 1) ** PROP_ZIPF
+    k = int(rng.choice(len(N_PROPS_P), p=N_PROPS_P)) + 1
+    kinds = rng.choice(len(PROPS), size=k, replace=False, p=p / p.sum())
+    c = _cells(0.0, 1.0, PROP_RADIUS)
+    free = [(x, y) for x in c for y in c
+            if all((x - o.x) ** 2 + (y - o.y) ** 2 > (PROP_RADIUS + o.radius) ** 2 for o in objects)]
+    out = []
+    for i in kinds:
+        free = [(x, y) for x, y in free if all((x - q.x) ** 2 + (y - q.y) ** 2 > (2 * PROP_RADIUS) ** 2 for q in out)]
+        if not free:
+            break
+        x, y = free[int(rng.integers(len(free)))]
+        out.append(Prop(PROPS[int(i)], float(x), float(y)))
+    return tuple(out)
+
+
 def make_scene(cfg: WorldConfig, split: str, index: int, n_objects: Optional[int] = None) -> Scene:
     """Scene ``index`` of ``split``; ``n_objects`` forces the object count (else sampled, at most
     ``cfg.max_objects``)."""
@@ -216,9 +257,10 @@ def make_scene(cfg: WorldConfig, split: str, index: int, n_objects: Optional[int
             break
     background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]
     tag = "" if n_objects is None else f"n{n_objects}-"
+    seed = int(rng.integers(2**31 - 1))
     return Scene(scene_id=f"{split}-{tag}{index:06d}", split=split, groups=tuple(groups),
                  objects=tuple(objects), background=background, relation=relation,
-                 render_seed=int(rng.integers(2**31 - 1)))
+                 render_seed=seed, props=_props(objects, seed))
 
 
 def make_split(cfg: WorldConfig, split: str, n: Optional[int] = None, n_objects: Optional[int] = None) -> list:
