@@ -65,8 +65,8 @@ BACKGROUND_WORDS = PLACE_WORDS   # older name: the background of a scene is its 
 # How much an annotator says (see the module docstring).
 P_MENTION = (0.92, 0.6, 0.3, 0.2)    # P(mention group i): main, second, distractors
 P_COLOUR, P_SIZE, P_PATTERN = 0.7, 0.3, 0.5
-P_PLACE, P_RELATION, P_VAGUE_COUNT, P_GENERIC, P_TAIL = 0.55, 0.6, 0.3, 0.12, 0.12
-P_PROP = 0.5                          # P(mention each prop): the caption language's long tail
+P_PLACE, P_RELATION, P_VAGUE_COUNT, P_GENERIC, P_TAIL = 0.4, 0.6, 0.3, 0.12, 0.12
+P_PROP = 0.6                          # P(mention each prop): the caption language's long tail
 # {main}: a sentence; {p}: the props an annotator names
 PROP_TEMPLATES = ["{main} with {p}", "{main} and {p}", "{main}, {p} nearby", "{main}, with {p} around",
                   "{main} beside {p}", "{main} near {p}", "{main}; {p} can also be seen"]
