@@ -125,6 +125,51 @@ def test_caption_world_is_calibrated_on_a_sample():
     assert stats["text_retrieval_share"] < 0.8 and stats["verbatim_share"] < 0.05, stats
 
 
+def test_props_are_long_tailed_free_of_objects_and_sometimes_named():
+    from workbench.sandbox.layout import parse_caption
+    from workbench.sandbox.render import PROP_PARTS
+    from workbench.sandbox.world import PROP_RADIUS, PROPS
+    scenes = make_split(CFG, "val", 300)
+    kinds = [p.kind for s in scenes for p in s.props]
+    assert all(1 <= len(s.props) <= 3 for s in scenes) and set(PROP_PARTS) == set(PROPS)
+    freq = {k: kinds.count(k) for k in PROPS}
+    assert freq[PROPS[0]] > 5 * freq[PROPS[-1]] and sum(v > 0 for v in freq.values()) >= 30      # a long tail
+    for s in scenes:
+        for p in s.props:
+            assert all((p.x - o.x) ** 2 + (p.y - o.y) ** 2 > (PROP_RADIUS + o.radius) ** 2 for o in s.objects)
+    named = [sum(p.kind in c for c in reference_captions(s)) for s in scenes for p in s.props]
+    assert 0.4 < np.mean(named) / 5 < 0.8                    # each prop named by some annotators, not all
+    for s in scenes[:50]:                                    # prop words never read as things
+        for c in reference_captions(s):
+            assert all(g.shape in {x.shape for x in s.groups} for g in parse_caption(c).groups), c
+
+
+def test_props_leave_the_rest_of_a_scene_unchanged_and_show_in_the_image():
+    from dataclasses import replace
+    s = make_scene(CFG, "val", 3)
+    bare = replace(s, props=())
+    assert s.props and render_scene(s, CFG).astype(int).sum() != render_scene(bare, CFG).astype(int).sum()
+    diff = np.abs(render_scene(s, CFG).astype(int) - render_scene(bare, CFG).astype(int)).sum(-1)
+    for p in s.props:                                          # the change sits where the props are
+        y, x = int(p.y * CFG.image_size), int(p.x * CFG.image_size)
+        assert diff[max(0, y - 3):y + 4, max(0, x - 3):x + 4].mean() > 20
+
+
+def test_layout_reads_and_draws_the_named_props():
+    from workbench.sandbox.layout import layout, layout_props, parse_caption, render_sketch
+    p = parse_caption("a red cat next to a blue car on a beach, a kite and a teapot nearby")
+    assert p.props == ("kite", "teapot") and [g.shape for g in p.groups] == ["cat", "car"]
+    objects = layout(p, seed=2)
+    props = layout_props(p, objects, 2)
+    assert [q.kind for q in props] == ["kite", "teapot"]
+    with_props, bare = render_sketch(objects, 64, p.place, props), render_sketch(objects, 64, p.place)
+    diff = np.abs(with_props.astype(int) - bare.astype(int)).sum(-1)
+    for q in props:
+        y, x = int(q.y * 64), int(q.x * 64)
+        assert diff[max(0, y - 3):y + 4, max(0, x - 3):x + 4].mean() > 20
+    assert parse_caption("a teapot and a red cat").props == ("teapot",)      # "pot" is not read inside "teapot"
+
+
 def test_bad_arguments_name_the_problem():
     with pytest.raises(ValueError, match="split"):
         make_scene(CFG, "training", 0)

@@ -8,9 +8,10 @@ any scene of the world follows, as an LLM knows where things usually go), ``rend
 layout flat: exact things in their nominal colours, no rotation, on the named place (plain grey if none). The sketch is what the
 sandbox SD redraws through img2img (``workbench.layout_pipeline``).
 
-    parsed = parse_caption("two small red cats to the left of a blue car in a park")
+    parsed = parse_caption("two small red cats to the left of a blue car in a park, a kite nearby")
     objects = layout(parsed, seed=3)            # [SceneObject]
-    sketch = render_sketch(objects, 64)         # uint8 [64, 64, 3]
+    props = layout_props(parsed, objects, 3)    # (Prop,): the named props on free cells
+    sketch = render_sketch(objects, 64, props=props)   # uint8 [64, 64, 3]
 """
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ from PIL import Image
 
 from .captions import (COLOUR_WORDS, COUNT_WORDS, PATTERN_WORDS, PLACE_WORDS, RELATION_WORDS, SCENE_WORDS,
                        SHAPE_WORDS, SIZE_WORDS, VAGUE_COUNT_WORDS, _plural)
-from .render import RGB, _draw_mask, _pattern, background, draw_details
-from .world import COLOURS, SIZES, Group, _place
+from .render import RGB, _draw_mask, _pattern, background, draw_details, draw_props
+from .world import COLOURS, PROPS, SIZES, Group, _place, place_props
 
 SKETCH_BACKGROUND = (128, 128, 128)
 SKETCH_SUPERSAMPLE = 4
@@ -48,6 +49,7 @@ _GROUP_RE = re.compile(rf"\b({_alternation(_COUNT)})\s+(?:({_alternation(_SIZE)}
                        rf"(?:({_alternation(_COLOUR)})\s+)?(?:({_alternation(_PATTERN)})\s+)?({_alternation(_SHAPE)})\b")
 _RELATION_RE = re.compile(rf"\b({_alternation(_RELATION)})\b")
 _PLACE_RE = re.compile(rf"\b({_alternation(_PLACE)})\b")
+_PROP_RE = re.compile(rf"\b({_alternation(PROPS)})\b")
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class ParsedCaption:
     groups: tuple            # tuple[ParsedGroup], in the caption's order
     relation: Optional[str]  # relation of groups[0] to groups[1] as the caption states it, or None
     place: Optional[str] = None   # the place the caption names (BACKGROUNDS), or None
+    props: tuple = ()             # the props the caption names (world.PROPS), in order, each once
 
 
 def parse_caption(caption: str) -> ParsedCaption:
@@ -83,7 +86,8 @@ def parse_caption(caption: str) -> ParsedCaption:
         rel = _RELATION_RE.search(text, matches[0].end(), matches[1].start())
         relation = _RELATION[rel.group(1)] if rel else None
     place = _PLACE_RE.search(text)
-    return ParsedCaption(groups, relation, _PLACE[place.group(1)] if place else None)
+    props = tuple(dict.fromkeys(m.group(1) for m in _PROP_RE.finditer(text)))
+    return ParsedCaption(groups, relation, _PLACE[place.group(1)] if place else None, props)
 
 
 def layout(parsed: ParsedCaption, seed: int, max_rotation: float = 0.0, tries: int = 50) -> list:
@@ -102,15 +106,21 @@ def layout(parsed: ParsedCaption, seed: int, max_rotation: float = 0.0, tries: i
     raise ValueError(f"could not place {parsed} in {tries} tries; it holds more objects than fit in one image.")
 
 
-def render_sketch(objects, size: int = 64, place: Optional[str] = None) -> np.ndarray:
-    """uint8 [size, size, 3]: the objects flat in their nominal colours (with their patterns) on the named
-    place drawn without noise, or on plain grey (anti-aliased)."""
+def layout_props(parsed: ParsedCaption, objects, seed: int) -> tuple:
+    """The caption's props (``world.Prop``) on layout cells the objects leave free."""
+    return place_props(parsed.props, objects, np.random.default_rng([seed, 17]))
+
+
+def render_sketch(objects, size: int = 64, place: Optional[str] = None, props=()) -> np.ndarray:
+    """uint8 [size, size, 3]: the objects flat in their nominal colours (with their patterns) and the props on
+    the named place drawn without noise, or on plain grey (anti-aliased)."""
     side = size * SKETCH_SUPERSAMPLE
     if place is None:
         canvas = np.empty((side, side, 3), np.float32)
         canvas[:] = SKETCH_BACKGROUND
     else:
         canvas = np.clip(background(place, side, np.random.default_rng(0)), 0, 255)
+    draw_props(canvas, props, side)
     for obj in objects:
         mask = _draw_mask(obj, side)
         box = mask.getbbox()
@@ -128,4 +138,5 @@ def render_sketch(objects, size: int = 64, place: Optional[str] = None) -> np.nd
 def sketch_caption(caption: str, seed: int, size: int = 64) -> np.ndarray:
     """The sketch of one caption's parsed layout, uint8 [size, size, 3]."""
     parsed = parse_caption(caption)
-    return render_sketch(layout(parsed, seed), size, parsed.place)
+    objects = layout(parsed, seed)
+    return render_sketch(objects, size, parsed.place, layout_props(parsed, objects, seed))

@@ -218,24 +218,29 @@ def _place(rng, groups, relation, max_rot) -> Optional[list]:
     return objects
 
 
-def _props(objects, render_seed: int) -> tuple:
-    """1-3 props on free layout cells (not touching any object); drawn from their own stream so the rest of a
-    scene is what it was before props existed."""
-    rng = np.random.default_rng([render_seed, 17])
-    p = 1.0 / np.arange(1, len(PROPS) + 1) ** PROP_ZIPF
-    k = int(rng.choice(len(N_PROPS_P), p=N_PROPS_P)) + 1
-    kinds = rng.choice(len(PROPS), size=k, replace=False, p=p / p.sum())
+def place_props(kinds, objects, rng) -> tuple:
+    """``Prop``s of ``kinds`` on free layout cells (not touching any object nor each other); fewer if full."""
     c = _cells(0.0, 1.0, PROP_RADIUS)
     free = [(x, y) for x in c for y in c
             if all((x - o.x) ** 2 + (y - o.y) ** 2 > (PROP_RADIUS + o.radius) ** 2 for o in objects)]
     out = []
-    for i in kinds:
+    for kind in kinds:
         free = [(x, y) for x, y in free if all((x - q.x) ** 2 + (y - q.y) ** 2 > (2 * PROP_RADIUS) ** 2 for q in out)]
         if not free:
             break
         x, y = free[int(rng.integers(len(free)))]
-        out.append(Prop(PROPS[int(i)], float(x), float(y)))
+        out.append(Prop(kind, float(x), float(y)))
     return tuple(out)
+
+
+def _props(objects, render_seed: int) -> tuple:
+    """1-3 props of Zipf-distributed kinds; drawn from their own stream so the rest of a scene is what it was
+    before props existed."""
+    rng = np.random.default_rng([render_seed, 17])
+    p = 1.0 / np.arange(1, len(PROPS) + 1) ** PROP_ZIPF
+    k = int(rng.choice(len(N_PROPS_P), p=N_PROPS_P)) + 1
+    kinds = rng.choice(len(PROPS), size=k, replace=False, p=p / p.sum())
+    return place_props([PROPS[int(i)] for i in kinds], objects, rng)
 
 
 def make_scene(cfg: WorldConfig, split: str, index: int, n_objects: Optional[int] = None) -> Scene:
