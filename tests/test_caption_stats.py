@@ -41,6 +41,19 @@ def test_vocabulary_and_verbatim_share():
         cs.vocabulary([], {"x": ["a"]})
 
 
+def test_random_share_is_the_floor_any_caption_earns():
+    places = ["grass", "sofa", "beach"]
+    refs = {f"i{k}": [f"a {col} cat on the {places[k % 3]}", f"a small {col} cat on the {places[k % 3]}",
+                      f"the {col} kitten", f"a cat on a {places[k % 3]}", f"one {col} cat sitting"]
+            for k, col in enumerate(["red", "blue", "green", "white", "pink", "black", "grey", "brown", "gold"])}
+    shared = cs.random_share(refs, [v[0] for v in refs.values()], agreement=100.0)        # the world's own words
+    apart = cs.random_share(refs, ["two buses near a station", "trees by lakes"], agreement=100.0)
+    assert apart["random_cider"] == 0.0 and shared["random_cider"] > 5            # shared words are the floor
+    assert shared["random_share"] == pytest.approx(shared["random_cider"] / 100.0)
+    with pytest.raises(ValueError, match="memory is empty"):
+        cs.random_share(refs, [], agreement=100.0)
+
+
 def test_within_bounds_reads_each_target():
     real_i2t = cs.REAL_CAPTION_WORLD["recall_i2t"]["value"]
     ok = cs.within_bounds({"clip_retrieval_share": 0.2, "agreement_cider": 90.0,
@@ -54,13 +67,14 @@ def test_within_bounds_reads_each_target():
 def test_world_table_holds_every_statistic_beside_its_real_value():
     from workbench.calibrate import world_table
     rep = {"agreement_cider": 87.1, "clip_retrieval_cider": 15.0, "clip_retrieval_share": 0.17,
-           "text_retrieval_share": 0.51, "vocabulary": 275, "n_memory": 4000, "verbatim_share": 0.01,
+           "text_retrieval_share": 0.51, "random_share": 0.05, "vocabulary": 275, "n_memory": 4000, "verbatim_share": 0.01,
            "recall_i2t": (40.0, 70.0, 80.0), "recall_t2i": (20.0, 50.0, 60.0), "n_recall_images": 5000,
            "geometry": {"paired_cos": 0.35, "paired_cos_std": 0.03, "paired_cos_min": 0.2, "paired_cos_max": 0.45,
                         "paired_unpaired_margin": 0.1, "image_image_cos": 0.8, "text_text_cos": 0.85}}
     t = world_table(rep)
     assert "| annotator agreement (CIDEr) | 87.1 | 93.6 |" in t and "MAGIC" in t and "Mind the Gap" in t
-    assert t.count("\n") == 13                                          # header, rule, 12 statistics
+    assert t.count("\n") == 14                                          # header, rule, 13 statistics
+    assert "| a random training caption (the language's floor), share of agreement | 0.050 | 0.032 |" in t
     rep["pcm_inputs"] = {"eq1_top1_precision": 0.5, "eq1_topk_precision": 0.4, "k": 2, "eq2_map_correlation": 0.9,
                          "eq2_argmax_on_object": 0.3, "eq2_chance": 0.07}
-    assert world_table(rep).count("\n") == 15 and "0.300 (0.070)" in world_table(rep)
+    assert world_table(rep).count("\n") == 16 and "0.300 (0.070)" in world_table(rep)

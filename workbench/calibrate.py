@@ -97,6 +97,8 @@ def world_table(rep: dict) -> str:
          f"{rlo:g}-{rhi:g}", R["clip_retrieval_share"]["source"]),
         ("nearest training caption by text (TF-IDF), share of agreement", f"{rep['text_retrieval_share']:.2f}",
          f"{R['text_retrieval_share']['value']:.2f}", "reported", R["text_retrieval_share"]["source"]),
+        ("a random training caption (the language's floor), share of agreement", f"{rep['random_share']:.3f}",
+         f"{R['random_share']['value']:.3f}", "reported", R["random_share"]["source"]),
         (f"vocabulary of {rep['n_memory']:,} training captions", f"{rep['vocabulary']}", f"{R['vocabulary']['value']:,}",
          "reported", R["vocabulary"]["source"]),
         ("test references verbatim in training captions", f"{100 * rep['verbatim_share']:.1f} %",

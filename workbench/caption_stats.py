@@ -10,6 +10,8 @@ the CLIP's gap (``gap.py``) and the synthesis' faithfulness (``faithfulness.py``
   MSCOCO with ViT-B/32: 13.6 CIDEr (MAGIC, Su et al. 2022, Table 1) = 0.15 of agreement.
 * **text-side nearest caption**: the training caption most similar (TF-IDF) to a held-out *reference*, as a
   share of agreement (how re-usable captions are, without any image).
+* **random caption** (the language's floor): a training caption drawn at random for each image, as a share of
+  agreement: what any caption of the world earns from shared words alone. MSCOCO: 0.032.
 * **vocabulary**: distinct words of the training captions and the share of test references that occur verbatim
   among them.
 * **zero-shot retrieval recall** image -> text and text -> image, R@1/5/10 (5 captions an image).
@@ -37,6 +39,8 @@ REAL_CAPTION_WORLD = {
     "clip_retrieval_share": {"value": round(13.6 / 93.6, 3), "source": "13.6 / 93.6"},
     "text_retrieval_share": {"value": 0.64, "source": "MSCOCO, 4,000-caption memory, TF-IDF nearest to a "
                                                       "held-out reference (measured by the workbench)"},
+    "random_share": {"value": 0.032, "source": "MSCOCO, a random one of 4,000 Karpathy val captions for each of "
+                                               "1,000 Karpathy test images, seed 0 (caption_stats.random_share)"},
     "vocabulary": {"value": 3186, "source": "distinct words in 4,000 MSCOCO training captions"},
     "verbatim_share": {"value": 0.001, "source": "MSCOCO test references found verbatim among training captions"},
     # CLIP ViT-B/32 (OpenAI weights) zero-shot on the MSCOCO 5k test (5,000 images x 5 captions).
@@ -92,11 +96,24 @@ def text_retrieval(refs: dict, memory: list, seed: int = 0) -> dict:
     return {"text_retrieval_cider": 100 * cider(rest, {k: memory[i] for k, i in zip(held, nearest)})}
 
 
+def random_share(refs: dict, memory: list, agreement: float, seed: int = 0) -> dict:
+    """The caption language's floor: CIDEr of a random memory caption for each image (against the references
+    ``annotator_agreement`` keeps, seed ``seed``) and its share of ``agreement``."""
+    if not memory:
+        raise ValueError("memory is empty; give the training captions (one list of strings).")
+    _, rest = held_out_split(refs, seed)
+    pick = np.random.default_rng(seed).integers(len(memory), size=len(rest))
+    c = 100 * cider(rest, {k: memory[i] for k, i in zip(rest, pick)})
+    return {"random_cider": c, "random_share": c / agreement}
+
+
 def caption_world(refs: dict, memory: list, seed: int = 0) -> dict:
-    """Text-only statistics of a caption world: agreement, TF-IDF nearest caption (and its share), vocabulary."""
+    """Text-only statistics of a caption world: agreement, TF-IDF nearest caption (and its share), the random
+    caption's share (the floor), vocabulary."""
     out = {"agreement_cider": 100 * annotator_agreement(refs, seed=seed)["CIDEr"]}
     out.update(text_retrieval(refs, memory, seed))
     out["text_retrieval_share"] = out["text_retrieval_cider"] / out["agreement_cider"]
+    out.update(random_share(refs, memory, out["agreement_cider"], seed))
     out.update(vocabulary(memory, refs))
     return out
 
