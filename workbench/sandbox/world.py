@@ -6,7 +6,7 @@ are drawn procedurally (animals, vehicles, furniture, plants); objects can be pl
 The first two groups stand in a spatial relation (left of, right of, above, below, next to); later groups
 are *distractors* anywhere in the picture. As in a photograph, a scene holds more than any one caption
 says: each of its five references (``captions.py``) mentions a different subset of what is there.
-Beside its things a scene holds 1-3 small *props* (a ball, a kite, a bench, ...: ``PROPS``, 40 kinds with
+Beside its things a scene holds 2-4 small *props* (a ball, a kite, a bench, ...: ``PROPS``, 79 kinds with
 long-tailed frequencies, each a fixed icon in fixed tones) that annotators mention now and then, as MSCOCO
 annotators name the frisbee or the umbrella: they give the caption language its long tail of specific words
 that no retrieved training caption is likely to share (README's calibration table).
@@ -65,11 +65,15 @@ PATTERN_P = (0.6, 0.2, 0.2)               # P(plain, striped, spotted)
 PROPS = ("ball", "kite", "umbrella", "bench", "bicycle", "flag", "sign", "traffic cone", "box", "bottle",
          "cup", "book", "clock", "basket", "bucket", "ladder", "fence", "mailbox", "balloon", "frisbee",
          "skateboard", "suitcase", "backpack", "hat", "shoe", "pot", "vase", "bowl", "guitar", "drum",
-         "bell", "tent", "barrel", "crate", "wheelbarrow", "shovel", "broom", "teapot", "candle", "anchor")
-PROP_ZIPF = 0.8                            # P(kind k) proportional to 1 / (k + 1) ** PROP_ZIPF
-N_PROPS_P = (0.3, 0.4, 0.3)                # P(1, 2, 3 props)
+         "bell", "tent", "barrel", "crate", "wheelbarrow", "shovel", "broom", "teapot", "candle", "anchor",
+         "lantern", "trophy", "helmet", "rope", "ring", "key", "lock", "scarf", "glove", "sock",
+         "boot", "pillow", "blanket", "mirror", "window", "door", "chimney", "wagon", "sled", "kettle",
+         "pan", "fork", "spoon", "plate", "jar", "jug", "parcel", "tire", "wheel", "hammer",
+         "axe", "rake", "hose", "bin", "cart", "statue", "fountain", "pole", "banner")
+PROP_ZIPF = 0.5                            # P(kind k) proportional to 1 / (k + 1) ** PROP_ZIPF
+N_PROPS_P = (0.0, 0.3, 0.4, 0.3)           # P(1, 2, 3, 4 props)
 PROP_RADIUS = 0.08
-WORLD_VERSION = 7   # bump when scene sampling changes, so caches keyed on it are rebuilt
+WORLD_VERSION = 8   # bump when scene sampling changes, so caches keyed on it are rebuilt
 
 
 @dataclass(frozen=True)
