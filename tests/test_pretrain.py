@@ -27,6 +27,25 @@ def test_interrupted_run_resumes_identically(tmp_path):
         assert torch.equal(v, w), k
 
 
+def test_a_checkpoint_of_other_data_is_not_resumed(tmp_path, monkeypatch):
+    """The run is keyed on its data too: after the world's captions change, the same config starts afresh
+    instead of resuming (or skipping, when finished) a run made on the old world."""
+    import copy
+
+    import workbench.pretrain as P
+    cfg = replace(PretrainConfig.preset("tiny"), run_dir=str(tmp_path / "a"), steps=3)
+    first = pretrain(cfg, fresh=True, progress=False)
+    load = P.load_sandbox_split
+
+    def other_world(*a, **k):
+        data = copy.copy(load(*a, **k))
+        data.captions = [[c + " with a kite" for c in cs] for cs in data.captions]
+        return data
+    monkeypatch.setattr(P, "load_sandbox_split", other_world)
+    again = pretrain(cfg, progress=False)                    # not fresh: only the data differs
+    assert len(again.losses) == 3 and again.losses != first.losses
+
+
 def test_loss_decreases_and_weights_are_written(tmp_path):
     cfg = replace(PretrainConfig.preset("tiny"), steps=30, warmup_steps=3, run_dir=str(tmp_path / "r"),
                   out_weights=str(tmp_path / "w.safetensors"))

@@ -105,7 +105,10 @@ def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, de
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
 
-    ckpt = Checkpoint(repo_path(cfg.run_dir) / "checkpoint.pt", stable_hash(asdict(cfg)))
+    # the run is its config *and its data*: another world (renders or captions) is another run, never resumed
+    import hashlib
+    data_id = {"texts": stable_hash(texts), "pixels": hashlib.sha256(data.images[:256].tobytes()).hexdigest()}
+    ckpt = Checkpoint(repo_path(cfg.run_dir) / "checkpoint.pt", stable_hash({"cfg": asdict(cfg), "data": data_id}))
     if cfg.logit_scale is not None:                  # fixed temperature: not a parameter any more
         model.logit_scale.requires_grad_(False)
         with torch.no_grad():
