@@ -89,3 +89,27 @@ def test_decoder_stage_config_is_checked():
     with pytest.raises(ValueError, match="decoder_steps"):
         DiffusionConfig(decoder_steps=-1)
     assert DiffusionConfig(decoder_steps=0, decoder_renders=0, decoder_sketches=0).decoder_steps == 0
+
+
+def test_a_stage_run_on_other_data_is_not_resumed(tmp_path, tiny_clip, monkeypatch):
+    """VAE and UNet checkpoints are keyed on the world's renders and captions (and the CLIP): after the captions
+    change, the same config trains afresh instead of reloading the finished run of the old world."""
+    import copy
+    from dataclasses import replace
+
+    import workbench.data as D
+    from workbench.config import DiffusionConfig
+    from workbench.diffusion import train_sandbox_pipeline
+    cfg = replace(DiffusionConfig.preset("tiny"), run_dir=str(tmp_path / "run"), out_dir=str(tmp_path / "out"))
+    _, first = train_sandbox_pipeline(cfg, tiny_clip, progress=False)
+    _, same = train_sandbox_pipeline(cfg, tiny_clip, progress=False)                 # finished: reloaded
+    assert same["unet_losses"] == first["unet_losses"]
+    load = D.load_sandbox_split
+
+    def other_world(*a, **k):
+        data = copy.copy(load(*a, **k))
+        data.captions = [[c + " with a kite" for c in cs] for cs in data.captions]
+        return data
+    monkeypatch.setattr(D, "load_sandbox_split", other_world)
+    _, other = train_sandbox_pipeline(cfg, tiny_clip, progress=False)
+    assert len(other["unet_losses"]) == cfg.unet_steps and other["unet_losses"] != first["unet_losses"]

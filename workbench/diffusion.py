@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from .checkpoint import Checkpoint
 from .config import DiffusionConfig
-from .paths import atomic_write_json, repo_path, stable_hash
+from .paths import atomic_write_json, repo_path, stable_hash, weights_fingerprint
 
 
 # ----------------------------------------------------------------------------- tokenizer and text encoder
@@ -261,7 +261,12 @@ def train_sandbox_pipeline(cfg: DiffusionConfig, clip, progress: bool = True):
                 target = clip_tokens(x)
             loss = loss + cfg.vae_perceptual_weight * F.mse_loss(clip_tokens(rec), target)
         return loss
-    log["vae_losses"] = _checkpointed_loop("vae", cfg, cfg.vae_steps, run_dir, [vae], opt, vae_step, progress)
+    # a stage's run is its config *and* its data and CLIP: another world or CLIP is another run, never resumed
+    import hashlib
+    data_id = stable_hash({"captions": stable_hash(data.captions), "clip": weights_fingerprint(clip.model),
+                           "pixels": hashlib.sha256(data.images[:256].tobytes()).hexdigest()})
+    log["vae_losses"] = _checkpointed_loop("vae", cfg, cfg.vae_steps, run_dir, [vae], opt, vae_step, progress,
+                                           key=stable_hash({"stage": stage_key(cfg, "vae"), "data": data_id}))
     vae.eval().requires_grad_(False)
 
     # --- latents of every training image (posterior means), and the scaling factor
@@ -296,7 +301,8 @@ def train_sandbox_pipeline(cfg: DiffusionConfig, clip, progress: bool = True):
         t = torch.randint(0, noise_sched.config.num_train_timesteps, idx.shape, generator=g)
         pred = unet(noise_sched.add_noise(x0, noise, t), t, encoder_hidden_states=states[cap].float()).sample
         return F.mse_loss(pred, noise)
-    log["unet_losses"] = _checkpointed_loop("unet", cfg, cfg.unet_steps, run_dir, [unet], opt, unet_step, progress)
+    log["unet_losses"] = _checkpointed_loop("unet", cfg, cfg.unet_steps, run_dir, [unet], opt, unet_step, progress,
+                                            key=stable_hash({"stage": stage_key(cfg, "unet"), "data": data_id}))
     unet.eval()
 
     # --- stage 3: the decoder alone, on renders and layout sketches (the UNet's latent space is unchanged)
