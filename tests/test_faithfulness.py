@@ -6,70 +6,79 @@ import torch
 from workbench import faithfulness as fa
 from workbench.config import SynthesisConfig, WorldConfig
 from workbench.sandbox import make_scene, make_split, reference_captions
-from workbench.sandbox.captions import INVERSE
+from workbench.sandbox.captions import INVERSE, VAGUE_COUNT_WORDS
 from workbench.sandbox.layout import parse_caption, layout, render_sketch, sketch_caption
 from workbench.sandbox.render import RGB
 from workbench.sandbox.world import Group, Scene
 
 
 def test_parser_reads_every_reference_of_val_scenes():
-    """Groups (colour, shape, count) and the stated relation, from the words alone, on 1,000 captions."""
+    """What each reference says (colour where stated, thing, exact count), the stated relation and the place,
+    from the words alone, on 1,000 captions."""
     for s in make_split(WorldConfig.preset("sandbox"), "val", 200):
-        truth = sorted((g.colour, g.shape, g.count) for g in s.groups)
+        truth = {(g.colour, g.shape, g.count) for g in s.groups}
+        kinds = {g.shape for g in s.groups}
         for c in reference_captions(s):
             p = parse_caption(c)
-            got = sorted((g.colour, g.shape, g.count) for g in p.groups)
-            minor_dropped = sorted((g.colour, g.shape, g.count) for g in s.groups[:2])
-            assert got == truth or (len(s.groups) == 3 and got == minor_dropped), (c, got, truth)
-            if p.relation is not None:
+            for g in p.groups:
+                assert g.shape in kinds, (c, g)
+                if g.colour is not None and not any(w in c for w in VAGUE_COUNT_WORDS):
+                    assert (g.colour, g.shape, g.count) in truth, (c, g, truth)
+            if p.place is not None:
+                assert p.place == s.background, c
+            if p.relation is not None and not (p.groups[0].shape == p.groups[1].shape and p.groups[0].colour is None):
                 first = (p.groups[0].colour, p.groups[0].shape)
-                want = s.relation if first == (s.groups[0].colour, s.groups[0].shape) else INVERSE[s.relation]
+                a = s.groups[0]
+                want = s.relation if first[1] == a.shape and first[0] in (None, a.colour) else INVERSE[s.relation]
                 assert p.relation == want, c
 
 
 def test_parser_cases_and_errors():
-    p = parse_caption("A pair of big violet rhombuses placed beneath an orange moon over a striped background")
-    assert [(g.colour, g.shape, g.size, g.count) for g in p.groups] == [("purple", "diamond", "large", 2),
-                                                                          ("orange", "crescent", None, 1)]
-    assert p.relation == "below"                                  # "over" of the background is not a relation
-    assert parse_caption("a red circle and a blue star").relation is None
-    with pytest.raises(ValueError, match="caption='a dog on a couch'"):
-        parse_caption("a dog on a couch")
+    p = parse_caption("A pair of big violet striped buses placed beneath an orange kitten on the sand")
+    assert [(g.colour, g.shape, g.size, g.count, g.pattern) for g in p.groups] == [
+        ("purple", "bus", "large", 2, "striped"), ("orange", "cat", None, 1, None)]
+    assert p.relation == "below" and p.place == "beach"
+    q = parse_caption("a red cat and a table")
+    assert q.relation is None and q.place is None and q.groups[1].colour is None
+    with pytest.raises(ValueError, match="caption='a man on a couch'"):
+        parse_caption("a man on a couch")
 
 
 def test_layout_realises_the_relation_and_sketch_draws_it():
-    objs = layout(parse_caption("a large red square to the left of a small blue star"), seed=3)
-    assert [(o.colour, o.shape, o.size) for o in objs] == [("red", "square", "large"), ("blue", "star", "small")]
+    objs = layout(parse_caption("a large red car to the left of a small blue tree"), seed=3)
+    assert [(o.colour, o.shape, o.size) for o in objs] == [("red", "car", "large"), ("blue", "tree", "small")]
     assert objs[0].x < objs[1].x
     img = render_sketch(objs, 64).astype(int)
     assert img.shape == (64, 64, 3)
     red = (np.abs(img - RGB["red"]).sum(-1) < 10)
     blue = (np.abs(img - RGB["blue"]).sum(-1) < 10)
     grey = (np.abs(img - 128).sum(-1) < 6)
-    assert red.sum() > 100 and blue.sum() > 20 and grey.mean() > 0.6
+    assert red.sum() > 80 and blue.sum() > 20 and grey.mean() > 0.6
     assert np.nonzero(red)[1].mean() < np.nonzero(blue)[1].mean()       # red left of blue, in pixels
-    np.testing.assert_array_equal(sketch_caption("a red circle", 5), sketch_caption("a red circle", 5))
+    np.testing.assert_array_equal(sketch_caption("a red cat", 5), sketch_caption("a red cat", 5))
+    park = sketch_caption("a red cat in a park", 5).astype(int)          # the named place is drawn
+    assert (np.abs(park - 128).sum(-1) < 6).mean() < 0.1
 
 
 def _scene(groups, relation=None):
-    return Scene("t-0", "test", tuple(groups), (), "plain", relation, 0)
+    return Scene("t-0", "test", tuple(groups), (), "park", relation, 0)
 
 
 def test_contrast_captions_hand_cases():
-    one = _scene([Group("circle", "red", "small", 1)])
+    one = _scene([Group("cat", "red", "small", 1)])
     truth, alts = fa.contrasts("single_object", one)
-    assert truth == "a photo of a red circle" and len(alts) == 7 and "a photo of a red star" in alts
-    assert len(fa.contrasts("colour", one)[1]) == 14 and "a photo of an orange circle" in fa.contrasts("colour", one)[1]
-    three = _scene([Group("cross", "blue", "large", 3)])
+    assert truth == "a photo of a red cat" and len(alts) == 15 and "a photo of a red dog" in alts
+    assert len(fa.contrasts("colour", one)[1]) == 22 and "a photo of an orange cat" in fa.contrasts("colour", one)[1]
+    three = _scene([Group("bus", "blue", "large", 3)])
     truth, alts = fa.contrasts("counting", three)
-    assert truth == "a photo of three blue crosses"
-    assert {"a photo of two blue crosses", "a photo of four blue crosses"} <= set(alts)
-    two = _scene([Group("star", "red", "small", 1), Group("heart", "blue", "small", 1)], "above")
-    assert fa.contrasts("position", two) == ("a photo of a red star above a blue heart",
-                                             ["a photo of a red star below a blue heart"])
-    assert fa.contrasts("colour_attribution", two)[1] == ["a photo of a blue star and a red heart"]
+    assert truth == "a photo of three blue buses"
+    assert {"a photo of two blue buses", "a photo of four blue buses"} <= set(alts)
+    two = _scene([Group("cat", "red", "small", 1), Group("tree", "blue", "small", 1)], "above")
+    assert fa.contrasts("position", two) == ("a photo of a red cat above a blue tree",
+                                             ["a photo of a red cat below a blue tree"])
+    assert fa.contrasts("colour_attribution", two)[1] == ["a photo of a blue cat and a red tree"]
     truth, alts = fa.contrasts("two_objects", two)
-    assert "a photo of a red star" in alts and "a photo of a blue heart" in alts and len(alts) == 2 + 7 + 7
+    assert "a photo of a red cat" in alts and "a photo of a blue tree" in alts and len(alts) == 2 + 15 + 15
 
 
 class _TextClip:
@@ -95,16 +104,16 @@ class _TextClip:
 
 def test_profile_counts_a_pass_only_when_truth_beats_every_change_and_prerequisites_hold():
     clip = _TextClip()
-    one = [_scene([Group("circle", "red", "small", 1)]), _scene([Group("star", "blue", "small", 1)])]
-    two = [_scene([Group("star", "red", "small", 1), Group("heart", "blue", "small", 1)], "left of")] * 2
+    one = [_scene([Group("cat", "red", "small", 1)]), _scene([Group("dog", "blue", "small", 1)])]
+    two = [_scene([Group("dog", "red", "small", 1), Group("tree", "blue", "small", 1)], "left of")] * 2
     emb = lambda t: clip.text_features([t])[0]                                  # noqa: E731
     images = {
         # image 0 is its truth; image 1 looks like a shape swap -> fails single object and (therefore) colour
-        "single_object": np.stack([emb("a photo of a red circle"), emb("a photo of a blue heart")]),
-        "colour": np.stack([emb("a photo of a red circle"), emb("a photo of a blue heart")]),
+        "single_object": np.stack([emb("a photo of a red cat"), emb("a photo of a blue tree")]),
+        "colour": np.stack([emb("a photo of a red cat"), emb("a photo of a blue tree")]),
         # image 0: right objects, flipped relation -> fails position; image 1: right objects, right relation
-        "position": np.stack([emb("a photo of a red star right of a blue heart") + 2 * emb("a photo of a red star and a blue heart"),
-                              emb("a photo of a red star left of a blue heart") + 2 * emb("a photo of a red star and a blue heart")]),
+        "position": np.stack([emb("a photo of a red dog right of a blue tree") + 2 * emb("a photo of a red dog and a blue tree"),
+                              emb("a photo of a red dog left of a blue tree") + 2 * emb("a photo of a red dog and a blue tree")]),
     }
     cats = {"single_object": [(s, "") for s in one], "colour": [(s, "") for s in one],
             "position": [(s, "") for s in two]}
@@ -122,6 +131,7 @@ def test_category_scenes_have_the_structure_of_their_category():
     for c, items in cats.items():
         for scene, caption in items:
             assert c in fa.category_of(scene)
+            assert fa.states(caption, scene, c)                # the prompt says what the category tests
             if c == "position":
                 assert parse_caption(caption).relation is not None
 
@@ -141,7 +151,7 @@ def test_layout_strength_runs_img2img_and_is_part_of_the_settings(tiny_pipeline_
     from workbench.synthesis import SynthesisEngine, load_pipeline
     base = SynthesisConfig.preset("tiny", model_id=str(tiny_pipeline_dir), out_dir=str(tmp_path / "a"))
     pipe = load_pipeline(base, device="cpu")
-    caps = ["a red circle left of a blue star", "two green hearts"]
+    caps = ["a red cat left of a blue car", "two green trees in a park"]
     t2i = SynthesisEngine(pipe, base)
     lay = SynthesisEngine(pipe, SynthesisConfig.preset("tiny", model_id=str(tiny_pipeline_dir),
                                                        out_dir=str(tmp_path / "b"), layout_strength=0.5, steps=4))

@@ -48,6 +48,12 @@ class SandboxSplit:
         """Names the image set for a feature cache."""
         return f"sandbox-{self.split}"
 
+    def pixels_digest(self, n: int = 256) -> str:
+        """sha256 of the first ``n`` renders: with the captions, what keys a run trained on this split (another
+        world is another run, never resumed)."""
+        import hashlib
+        return hashlib.sha256(self.images[:n].tobytes()).hexdigest()
+
 
 class RealImages:
     """Real images named by file (a val or test set) with their references, the same interface as

@@ -263,9 +263,8 @@ def train_sandbox_pipeline(cfg: DiffusionConfig, clip, progress: bool = True):
             loss = loss + cfg.vae_perceptual_weight * F.mse_loss(clip_tokens(rec), target)
         return loss
     # a stage's run is its config *and* its data and CLIP: another world or CLIP is another run, never resumed
-    import hashlib
     data_id = stable_hash({"captions": stable_hash(data.captions), "clip": weights_fingerprint(clip.model),
-                           "pixels": hashlib.sha256(data.images[:256].tobytes()).hexdigest()})
+                           "pixels": data.pixels_digest()})
     log["vae_losses"] = _checkpointed_loop("vae", cfg, cfg.vae_steps, run_dir, [vae], opt, vae_step, progress,
                                            key=stable_hash({"stage": stage_key(cfg, "vae"), "data": data_id}))
     vae.eval().requires_grad_(False)

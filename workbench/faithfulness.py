@@ -9,10 +9,10 @@ objects themselves to be right.
 =====================  ==============================  ==============================================
 category               scenes                          passes when CLIP prefers the truth to ...
 =====================  ==============================  ==============================================
-single_object          one object                      its shape swapped (7 other shapes)
+single_object          one object                      its category swapped (15 other things)
 colour                 one object                      ... and its colour swapped (7 other colours)
 two_objects            two single objects              either object's shape swapped or either dropped
-counting               one group of 2-4                its shape swapped, the count changed by one
+counting               one group of 2-3                its category swapped, the count changed by one
 position               two objects, left/right/above   two_objects, and the relation flipped
                        /below, relation in the caption
 colour_attribution     two objects, distinct colours   two_objects, and the two colours exchanged
@@ -75,15 +75,28 @@ def category_of(scene) -> list:
     return cats
 
 
+def states(caption: str, scene, category: str) -> bool:
+    """Does ``caption`` say everything ``category`` tests of ``scene``? Every object named with its colour, the
+    exact count for ``counting``, the relation for ``position`` (a prompt can only be faithful to what it says)."""
+    try:
+        parsed = parse_caption(caption)
+    except ValueError:
+        return False
+    said = {(g.colour, g.shape, g.count) for g in parsed.groups}
+    if not all((g.colour, g.shape, g.count) in said for g in scene.groups):
+        return False
+    return category != "position" or parsed.relation is not None
+
+
 def category_scenes(world, split: str, n: int, max_scan: int = 20000) -> dict:
     """``{category: [(scene, caption)]}``, ``n`` each, from the first fitting scenes of ``split``.
 
-    The caption is the scene's first reference; for ``position`` the first reference that states the
-    relation (the prompt must say it). Scenes come from the split's own stream (forced object counts),
+    The caption is the scene's first reference that ``states`` what the category tests (each object with its
+    colour, exact counts, the relation for ``position``); scenes with none are skipped. Scenes come from the split's own stream (forced object counts),
     deterministic from the world seed."""
     want = {c: [] for c in CATEGORIES}
     streams = {1: ("single_object", "colour"), 2: ("two_objects", "position", "colour_attribution", "counting"),
-               3: ("counting",), 4: ("counting",)}
+               3: ("counting",)}
     for n_obj, cats in streams.items():
         for i in range(max_scan):
             if all(len(want[c]) >= n for c in cats):
@@ -93,12 +106,9 @@ def category_scenes(world, split: str, n: int, max_scan: int = 20000) -> dict:
             for c in category_of(scene):
                 if c not in cats or len(want[c]) >= n:
                     continue
-                if c == "position":
-                    stated = [k for k in caps if parse_caption(k).relation is not None]
-                    if stated:
-                        want[c].append((scene, stated[0]))
-                else:
-                    want[c].append((scene, caps[0]))
+                stated = [k for k in caps if states(k, scene, c)]
+                if stated:
+                    want[c].append((scene, stated[0]))
     if split != "test_unseen" and any(len(v) < n for v in want.values()):
         short = {c: len(v) for c, v in want.items() if len(v) < n}
         raise ValueError(f"split={split!r} gave too few scenes for n={n}: {short}; lower n or raise max_scan.")

@@ -6,7 +6,7 @@ the text-conditioned UNet over ``strength * steps`` steps; ``strength = 1`` is p
 synthesis engine then calls the text-to-image pipeline itself, so no trace of the sketch is left).
 
     pipe = LayoutSketchPipeline(**text_to_image_pipe.components)
-    out = pipe(["a red circle left of a blue star"], strength=0.5, sketch_seeds=[7], output_type="np")
+    out = pipe(["a red cat left of a blue car"], strength=0.5, sketch_seeds=[7], output_type="np")
 """
 from __future__ import annotations
 

@@ -31,7 +31,7 @@ from .config import ClipConfig, PretrainConfig
 from .data import load_sandbox_split
 from .gap import REAL_CLIP
 from .paths import atomic_write_json, repo_path, sha256_file, stable_hash
-from .sandbox.captions import swap_shape
+from .sandbox.captions import alt_texts, swap_shape
 
 
 def _param_groups(model: torch.nn.Module, weight_decay: float) -> list:
@@ -100,13 +100,13 @@ def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, de
     model = clip.model.train()
     data = load_sandbox_split(cfg.world, "train", progress=progress)
     pixels_all = torch.from_numpy(data.images)                                   # uint8 [N, H, W, 3]
-    tokens_all = torch.stack([clip.tokenize(c).cpu() for c in data.captions])   # [N, 5, L]
+    texts = alt_texts(data.scenes, seed=cfg.seed) if cfg.text == "alt" else data.captions  # [N][5] strings
+    tokens_all = torch.stack([clip.tokenize(c).cpu() for c in texts])           # [N, 5, L]
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
 
     # the run is its config *and its data*: another world (renders or captions) is another run, never resumed
-    import hashlib
-    data_id = {"texts": stable_hash(data.captions), "pixels": hashlib.sha256(data.images[:256].tobytes()).hexdigest()}
+    data_id = {"texts": stable_hash(texts), "pixels": data.pixels_digest()}
     ckpt = Checkpoint(repo_path(cfg.run_dir) / "checkpoint.pt", stable_hash({"cfg": asdict(cfg), "data": data_id}))
     if cfg.logit_scale is not None:                  # fixed temperature: not a parameter any more
         model.logit_scale.requires_grad_(False)
@@ -133,7 +133,7 @@ def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, de
         neg = None
         if cfg.shape_negatives:
             rng = np.random.default_rng([cfg.seed, step])
-            swapped = [swap_shape(data.captions[s][c], rng) for s, c in zip(si.tolist(), ci.tolist())]
+            swapped = [swap_shape(texts[s][c], rng) for s, c in zip(si.tolist(), ci.tolist())]
             neg = model.encode_text(clip.tokenize(swapped), normalize=True)
         loss = contrastive_loss(img, txt, scale, neg)
         opt.zero_grad(set_to_none=True)

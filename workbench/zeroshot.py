@@ -1,6 +1,6 @@
 """Zero-shot checks of a CLIP on the sandbox world (the sandbox CLIP's acceptance floors).
 
-* ``attribute_accuracy``: single-object images vs all 64 prompts "a photo of a {colour} {shape}";
+* ``attribute_accuracy``: single-object images vs all 128 prompts "a photo of a {colour} {shape}" (thing);
   the best prompt's colour and shape are scored separately.
 * ``caption_vs_other``: does an image's own caption outscore the caption of another scene?
 """
@@ -15,7 +15,7 @@ from .sandbox import COLOURS, SHAPES, canonical_prompt
 
 
 def _prompt_features(clip: ClipBackbone, template: str) -> tuple:
-    """All 64 (colour, shape) pairs and their normalised prompt embeddings [64, D]."""
+    """All (colour, thing) pairs and their normalised prompt embeddings [C * S, D]."""
     pairs = [(c, s) for c in COLOURS for s in SHAPES]
     text = F.normalize(clip.text_features([canonical_prompt(c, s, template) for c, s in pairs]), dim=-1)
     return pairs, text

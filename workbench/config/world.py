@@ -15,7 +15,7 @@ class WorldConfig(_Preset):
     image_size: int = 64                 # rendered "real" image side, pixels
     supersample: int = 4                 # draw at image_size*supersample then downsample (anti-aliasing)
     min_objects: int = 1
-    max_objects: int = 4
+    max_objects: int = 6
     n_train: int = 20000                 # scenes per split
     n_val: int = 1000
     n_test: int = 2000
@@ -26,8 +26,8 @@ class WorldConfig(_Preset):
     def __post_init__(self):
         check_range("image_size", self.image_size, 16, 1024)
         check_range("supersample", self.supersample, 1, 8)
-        check_range("min_objects", self.min_objects, 1, 4)
-        check_range("max_objects", self.max_objects, self.min_objects, 4)
+        check_range("min_objects", self.min_objects, 1, 8)
+        check_range("max_objects", self.max_objects, self.min_objects, 8)
         for name in ("n_train", "n_val", "n_test", "n_test_unseen"):
             check_range(name, getattr(self, name), 0)
         check_range("noise_std", self.noise_std, 0.0, 64.0)

@@ -2,15 +2,16 @@
 
 LLM-grounded diffusion and GLIGEN give Stable Diffusion a layout parsed from the prompt; the sandbox
 does the same with a parser of its caption grammar. ``parse_caption`` reads the object phrases (count,
-size, colour, shape), the relation stated between the first two and nothing else; it never sees the scene
-behind the caption. ``layout`` places the parsed groups with the world's layout prior (the placement rule
+size, colour, pattern, thing), the relation stated between the first two and the place; it never sees the
+scene behind the caption. ``layout`` places the parsed groups with the world's layout prior (the placement rule
 any scene of the world follows, as an LLM knows where things usually go), ``render_sketch`` draws the
-layout flat: exact shapes in their nominal colours, no rotation, on plain grey. The sketch is what the
+layout flat: exact things in their nominal colours, no rotation, on the named place (plain grey if none). The sketch is what the
 sandbox SD redraws through img2img (``workbench.layout_pipeline``).
 
-    parsed = parse_caption("two small red circles to the left of a blue star")
+    parsed = parse_caption("two small red cats to the left of a blue car in a park, a kite nearby")
     objects = layout(parsed, seed=3)            # [SceneObject]
-    sketch = render_sketch(objects, 64)         # uint8 [64, 64, 3]
+    props = layout_props(parsed, objects, 3)    # (Prop,): the named props on free cells
+    sketch = render_sketch(objects, 64, props=props)   # uint8 [64, 64, 3]
 """
 from __future__ import annotations
 
@@ -21,9 +22,10 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from .captions import COLOUR_WORDS, COUNT_WORDS, RELATION_WORDS, SHAPE_WORDS, SIZE_WORDS, _plural
-from .render import RGB, _draw_mask
-from .world import SIZES, Group, _place
+from .captions import (COLOUR_WORDS, COUNT_WORDS, PATTERN_WORDS, PLACE_WORDS, RELATION_WORDS, SCENE_WORDS,
+                       SHAPE_WORDS, SIZE_WORDS, VAGUE_COUNT_WORDS, _plural)
+from .render import RGB, _draw_mask, _pattern, background, draw_details, draw_props
+from .world import COLOURS, PROPS, SIZES, Group, _place, place_props
 
 SKETCH_BACKGROUND = (128, 128, 128)
 SKETCH_SUPERSAMPLE = 4
@@ -33,71 +35,108 @@ def _alternation(words) -> str:
     return "|".join(sorted(map(re.escape, words), key=len, reverse=True))
 
 
-_COUNT = {"a": 1, "an": 1, **{w: n for n, ws in COUNT_WORDS.items() for w in ws}}
+_COUNT = {"a": 1, "an": 1, **{w: n for n, ws in COUNT_WORDS.items() for w in ws},
+          **{w: 2 for w in VAGUE_COUNT_WORDS}}                  # a vague count is drawn as two
 _SIZE = {w: s for s, ws in SIZE_WORDS.items() for w in ws}
 _COLOUR = {w: c for c, ws in COLOUR_WORDS.items() for w in ws}
+_PATTERN = {w: p for p, ws in PATTERN_WORDS.items() for w in ws}
+_PLACE = {w: p for p, ws in {**PLACE_WORDS}.items() for w in ws}
+_PLACE.update({w: p for p, ws in SCENE_WORDS.items() for w in ws})
 _SHAPE = {**{w: s for s, ws in SHAPE_WORDS.items() for w in ws},
           **{_plural(w): s for s, ws in SHAPE_WORDS.items() for w in ws}}
 _RELATION = {w: r for r, ws in RELATION_WORDS.items() for w in ws}
 _GROUP_RE = re.compile(rf"\b({_alternation(_COUNT)})\s+(?:({_alternation(_SIZE)})\s+)?"
-                       rf"({_alternation(_COLOUR)})\s+({_alternation(_SHAPE)})\b")
+                       rf"(?:({_alternation(_COLOUR)})\s+)?(?:({_alternation(_PATTERN)})\s+)?({_alternation(_SHAPE)})\b")
 _RELATION_RE = re.compile(rf"\b({_alternation(_RELATION)})\b")
+_PLACE_RE = re.compile(rf"\b({_alternation(_PLACE)})\b")
+_PROP_RE = re.compile(rf"\b({_alternation(PROPS)})\b")
 
 
 @dataclass(frozen=True)
 class ParsedGroup:
     shape: str
-    colour: str
+    colour: Optional[str]   # None when the caption does not say
     size: Optional[str]     # None when the caption does not say
     count: int
+    pattern: Optional[str] = None
 
 
 @dataclass(frozen=True)
 class ParsedCaption:
     groups: tuple            # tuple[ParsedGroup], in the caption's order
     relation: Optional[str]  # relation of groups[0] to groups[1] as the caption states it, or None
+    place: Optional[str] = None   # the place the caption names (BACKGROUNDS), or None
+    props: tuple = ()             # the props the caption names (world.PROPS), in order, each once
 
 
 def parse_caption(caption: str) -> ParsedCaption:
-    """Object phrases and the relation between the first two, from the caption's words only."""
+    """Object phrases, the relation between the first two and the place, from the caption's words only
+    (generic words such as "an animal" name no category and are not drawn)."""
     text = caption.lower()
     matches = list(_GROUP_RE.finditer(text))
     if not matches:
         raise ValueError(f"caption={caption!r} names no object the sandbox parser knows ('<count> [size] "
-                         f"<colour> <shape>', e.g. 'a red circle'); layout-guided synthesis needs sandbox captions.")
-    groups = tuple(ParsedGroup(_SHAPE[m.group(4)], _COLOUR[m.group(3)],
-                               _SIZE[m.group(2)] if m.group(2) else None, _COUNT[m.group(1)]) for m in matches[:3])
+                         f"[colour] [pattern] <thing>', e.g. 'a red cat'); layout-guided synthesis needs "
+                         f"sandbox captions.")
+    groups = tuple(ParsedGroup(_SHAPE[m.group(5)], _COLOUR[m.group(3)] if m.group(3) else None,
+                               _SIZE[m.group(2)] if m.group(2) else None, _COUNT[m.group(1)],
+                               _PATTERN[m.group(4)] if m.group(4) else None) for m in matches[:4])
     relation = None
     if len(matches) >= 2:
         rel = _RELATION_RE.search(text, matches[0].end(), matches[1].start())
         relation = _RELATION[rel.group(1)] if rel else None
-    return ParsedCaption(groups, relation)
+    place = _PLACE_RE.search(text)
+    props = tuple(dict.fromkeys(m.group(1) for m in _PROP_RE.finditer(text)))
+    return ParsedCaption(groups, relation, _PLACE[place.group(1)] if place else None, props)
 
 
 def layout(parsed: ParsedCaption, seed: int, max_rotation: float = 0.0, tries: int = 50) -> list:
-    """Place the parsed groups with the world's placement rule: ``[SceneObject]`` (unstated sizes drawn at
-    random, except an unsized third group: small, as the world makes minor objects)."""
+    """Place the parsed groups with the world's placement rule: ``[SceneObject]`` (unstated sizes and colours
+    drawn at random, unstated patterns plain; later groups small when unsized, as the world's distractors)."""
     rng = np.random.default_rng(seed)
     for _ in range(tries):
-        groups = [Group(g.shape, g.colour, g.size or SIZES[int(rng.integers(len(SIZES)))], g.count)
-                  for g in parsed.groups]
-        if len(groups) == 3 and parsed.groups[2].size is None:
-            groups[2] = Group(groups[2].shape, groups[2].colour, "small", groups[2].count)
+        groups = []
+        for i, g in enumerate(parsed.groups):
+            size = g.size or ("small" if i >= 2 else SIZES[int(rng.integers(len(SIZES)))])
+            colour = g.colour or COLOURS[int(rng.integers(len(COLOURS)))]
+            groups.append(Group(g.shape, colour, size, g.count, g.pattern or "plain"))
         objects = _place(rng, groups, parsed.relation, max_rotation)
         if objects is not None:
             return objects
     raise ValueError(f"could not place {parsed} in {tries} tries; it holds more objects than fit in one image.")
 
 
-def render_sketch(objects, size: int = 64) -> np.ndarray:
-    """uint8 [size, size, 3]: the objects flat in their nominal colours on plain grey (anti-aliased)."""
+def layout_props(parsed: ParsedCaption, objects, seed: int) -> tuple:
+    """The caption's props (``world.Prop``) on layout cells the objects leave free."""
+    return place_props(parsed.props, objects, np.random.default_rng([seed, 17]))
+
+
+def render_sketch(objects, size: int = 64, place: Optional[str] = None, props=()) -> np.ndarray:
+    """uint8 [size, size, 3]: the objects flat in their nominal colours (with their patterns) and the props on
+    the named place drawn without noise, or on plain grey (anti-aliased)."""
     side = size * SKETCH_SUPERSAMPLE
-    canvas = Image.new("RGB", (side, side), SKETCH_BACKGROUND)
+    if place is None:
+        canvas = np.empty((side, side, 3), np.float32)
+        canvas[:] = SKETCH_BACKGROUND
+    else:
+        canvas = np.clip(background(place, side, np.random.default_rng(0)), 0, 255)
+    draw_props(canvas, props, side)
     for obj in objects:
-        canvas.paste(RGB[obj.colour], (0, 0), _draw_mask(obj, side))
-    return np.asarray(canvas.resize((size, size), Image.BOX), dtype=np.uint8)
+        mask = _draw_mask(obj, side)
+        box = mask.getbbox()
+        if box is None:
+            continue
+        x0, y0, x1, y1 = box
+        m = np.asarray(mask.crop(box), np.float32)[..., None] / 255.0
+        paint = np.array(RGB[obj.colour], np.float32) * _pattern(obj.pattern, side, obj, box)[..., None]
+        canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] * (1 - m) + paint * m
+        draw_details(canvas, obj, side)
+    img = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
+    return np.asarray(img.resize((size, size), Image.BOX), dtype=np.uint8)
 
 
 def sketch_caption(caption: str, seed: int, size: int = 64) -> np.ndarray:
-    """The flat sketch of one caption's parsed layout, uint8 [size, size, 3]."""
-    return render_sketch(layout(parse_caption(caption), seed), size)
+    """The sketch of one caption's parsed layout, uint8 [size, size, 3]."""
+    parsed = parse_caption(caption)
+    objects = layout(parsed, seed)
+    return render_sketch(objects, size, parsed.place, layout_props(parsed, objects, seed))
