@@ -126,3 +126,20 @@ def test_method_override_spec():
         methods.get("capdec[lr=1]")
     with pytest.raises(ValueError, match="field=value"):
         methods.get("capdec[0.016]")
+
+
+def test_selections_made_on_another_clip_are_left_out(tmp_path, monkeypatch):
+    """A val choice measures one world and CLIP: after a retrain the presets fall back to the carried values."""
+    import json
+    monkeypatch.setattr(R, "SELECTIONS", tmp_path / "sandbox_selections.json")
+    (tmp_path / "sandbox_clip.json").write_text(json.dumps({"sha256": "new"}))
+    (tmp_path / "sandbox_selections.json").write_text(json.dumps({
+        "noise": {"multiple": 0.0625, "clip_sha256": "old"}, "cxe_w": {"cxe_w": 3.0, "clip_sha256": "new"},
+        "fo": {"fo_lr": 0.01, "fo_epochs": 5}}))
+    R.selections.cache_clear()
+    try:
+        with pytest.warns(UserWarning, match="noise, fo picked on another sandbox CLIP"):
+            assert set(R.selections()) == {"cxe_w"}
+        assert R.noise_multiple() == 1.0 and R.cxe_w(2.5) == 3.0 and R.fo_budget() == R.FO_BUDGETS[0]
+    finally:
+        R.selections.cache_clear()

@@ -72,6 +72,7 @@ def run(names, jobs: int = 1, seed: int = 0) -> dict:
     cfg = replace(AblationConfig.preset("sandbox"), seeds=(seed,), variants=tuple(variants))
     clip = load_clip(ClipConfig.preset("sandbox"))
     rows = {r["model"]: r for r in run_ablation(cfg, clip, prepare_sandbox(cfg, clip), jobs=jobs)}
+    from .config.carryover import sandbox_clip_sha256
     out = dict(selections())
     report = {}
     for n in names:
@@ -79,7 +80,7 @@ def run(names, jobs: int = 1, seed: int = 0) -> dict:
                  for spec, setting in specs[n]]
         best = max(table, key=lambda r: r["val_CIDEr"])
         out[n] = {k: v for k, v in best.items() if k not in ("spec", "val_CIDEr", "test_CIDEr")}
-        out[n].update({"picked_on": "val CIDEr", "seed": seed, "table": table,
+        out[n].update({"picked_on": "val CIDEr", "seed": seed, "table": table, "clip_sha256": sandbox_clip_sha256(),
                        "reproduce": f"python -m workbench.selection --sweep {n}"})
         report[n] = {"choice": out[n], "table": table}
     atomic_write_json(SELECTIONS, out)

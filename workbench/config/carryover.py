@@ -270,10 +270,33 @@ FO_BUDGETS = ((1e-5, 1), (1e-3, 5), (1e-2, 5), (1e-2, 20))     # SynTIC FO (lr, 
 CXE_W_GRID = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)                     # PCM-Net Fig. 4c (on carried cosines)
 
 
+def sandbox_clip_sha256() -> str:
+    """The committed sandbox CLIP's checksum (its manifest's): it names the world and CLIP a selection was made on."""
+    manifest = SELECTIONS.parent / "sandbox_clip.json"
+    return json.loads(manifest.read_text()).get("sha256", "") if manifest.exists() else ""
+
+
 @lru_cache(maxsize=1)
 def selections() -> dict:
-    """The committed val selections ({} before any sweep has run)."""
-    return json.loads(SELECTIONS.read_text()) if SELECTIONS.exists() else {}
+    """The committed val selections made on the committed sandbox CLIP (and so its world); {} before any sweep.
+
+    A choice made on val is a measurement of one world and CLIP: a selection recorded on another CLIP (another
+    world) is stale and left out, with a warning, so the presets fall back to the carried values until
+    ``python -m workbench.selection`` picks again."""
+    if not SELECTIONS.exists():
+        return {}
+    out, stale, sha = {}, [], sandbox_clip_sha256()
+    for name, sel in json.loads(SELECTIONS.read_text()).items():
+        if sel.get("clip_sha256") == sha:
+            out[name] = sel
+        else:
+            stale.append(name)
+    if stale:
+        import warnings
+        warnings.warn(f"data/sandbox_selections.json: {', '.join(stale)} picked on another sandbox CLIP (another "
+                      f"world); the carried values stand until `python -m workbench.selection --sweep "
+                      f"{' '.join(stale)}` picks again on this one.", stacklevel=2)
+    return out
 
 
 def noise_multiple() -> float:
