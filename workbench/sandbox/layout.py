@@ -24,7 +24,7 @@ from PIL import Image
 
 from .captions import (COLOUR_WORDS, COUNT_WORDS, PATTERN_WORDS, PLACE_WORDS, RELATION_WORDS, SCENE_WORDS,
                        SHAPE_WORDS, SIZE_WORDS, VAGUE_COUNT_WORDS, _plural)
-from .render import RGB, _draw_mask, _pattern, background, draw_details, draw_props
+from .render import RGB, background, draw_props, paint_object
 from .world import COLOURS, PROPS, SIZES, Group, _place, place_props
 
 SKETCH_BACKGROUND = (128, 128, 128)
@@ -122,15 +122,7 @@ def render_sketch(objects, size: int = 64, place: Optional[str] = None, props=()
         canvas = np.clip(background(place, side, np.random.default_rng(0)), 0, 255)
     draw_props(canvas, props, side)
     for obj in objects:
-        mask = _draw_mask(obj, side)
-        box = mask.getbbox()
-        if box is None:
-            continue
-        x0, y0, x1, y1 = box
-        m = np.asarray(mask.crop(box), np.float32)[..., None] / 255.0
-        paint = np.array(RGB[obj.colour], np.float32) * _pattern(obj.pattern, side, obj, box)[..., None]
-        canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] * (1 - m) + paint * m
-        draw_details(canvas, obj, side)
+        paint_object(canvas, obj, side, np.array(RGB[obj.colour], np.float32))
     img = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
     return np.asarray(img.resize((size, size), Image.BOX), dtype=np.uint8)
 

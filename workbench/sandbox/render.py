@@ -214,15 +214,27 @@ def draw_props(canvas: np.ndarray, props, side: int) -> np.ndarray:
     for prop in props:
         cx, cy, r = prop.x * side, prop.y * side, PROP_RADIUS * side
         for tone, poly in PROP_PARTS[prop.kind]:
-            m = Image.new("L", (side, side), 0)
-            ImageDraw.Draw(m).polygon([(cx + r * x, cy + r * y) for x, y in poly], fill=255)
-            box = m.getbbox()
-            if box is None:
-                continue
-            x0, y0, x1, y1 = box
-            a = np.asarray(m.crop(box), np.float32)[..., None] / 255.0
-            canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] * (1 - a) + np.array(tone, np.float32) * a
+            _fill(canvas, [(cx + r * x, cy + r * y) for x, y in poly], tone)
     return canvas
+
+
+def _composite(canvas: np.ndarray, mask: Image.Image, paint) -> None:
+    """Blend ``paint`` (an RGB triple, or a function of the mask's bounding box giving float [h, w, 3]) into the
+    float [side, side, 3] ``canvas`` through the L-mode ``mask``, in place."""
+    box = mask.getbbox()
+    if box is None:
+        return
+    x0, y0, x1, y1 = box
+    a = np.asarray(mask.crop(box), np.float32)[..., None] / 255.0
+    colour = paint(box) if callable(paint) else np.array(paint, np.float32)
+    canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] * (1 - a) + colour * a
+
+
+def _fill(canvas: np.ndarray, polygon: list, tone) -> None:
+    """One flat-toned polygon (canvas pixel coordinates) onto ``canvas``, in place."""
+    m = Image.new("L", (canvas.shape[1], canvas.shape[0]), 0)
+    ImageDraw.Draw(m).polygon(polygon, fill=255)
+    _composite(canvas, m, tone)
 
 
 def _placer(obj: SceneObject, side: int):
@@ -236,15 +248,18 @@ def draw_details(canvas: np.ndarray, obj: SceneObject, side: int) -> np.ndarray:
     """Paint ``obj``'s fixed-tone parts (``DETAILS``) onto a float [side, side, 3] canvas, in place."""
     place = _placer(obj, side)
     for tone, poly in DETAILS.get(obj.shape, []):
-        m = Image.new("L", (side, side), 0)
-        ImageDraw.Draw(m).polygon(place(poly), fill=255)
-        box = m.getbbox()
-        if box is None:
-            continue
-        x0, y0, x1, y1 = box
-        a = np.asarray(m.crop(box), np.float32)[..., None] / 255.0
-        canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] * (1 - a) + np.array(tone, np.float32) * a
+        _fill(canvas, place(poly), tone)
     return canvas
+
+
+def paint_object(canvas: np.ndarray, obj: SceneObject, side: int, colour) -> np.ndarray:
+    """Paint ``obj`` in ``colour`` (float RGB [3]) with its pattern and its fixed-tone parts onto a float
+    [side, side, 3] canvas, in place (the scene renderer and the layout sketch both draw things this way)."""
+    mask = _draw_mask(obj, side)
+    if mask.getbbox() is None:                       # nothing of it on the canvas: no parts either
+        return canvas
+    _composite(canvas, mask, lambda box: colour * _pattern(obj.pattern, side, obj, box)[..., None])
+    return draw_details(canvas, obj, side)
 
 
 def _draw_mask(obj: SceneObject, side: int) -> Image.Image:
@@ -336,15 +351,7 @@ def render_scene(scene: Scene, cfg: WorldConfig) -> np.ndarray:
     draw_props(canvas, scene.props, side)
     for obj in scene.objects:
         colour = np.clip(np.array(RGB[obj.colour]) + rng.uniform(-18, 18, 3), 0, 255).astype(np.float32)
-        mask = _draw_mask(obj, side)
-        box = mask.getbbox()
-        if box is None:
-            continue
-        x0, y0, x1, y1 = box
-        m = np.asarray(mask.crop(box), np.float32)[..., None] / 255.0
-        paint = colour * _pattern(obj.pattern, side, obj, box)[..., None]
-        canvas[y0:y1, x0:x1] = canvas[y0:y1, x0:x1] * (1 - m) + paint * m
-        draw_details(canvas, obj, side)
+        paint_object(canvas, obj, side, colour)
     canvas = Image.fromarray(np.clip(canvas, 0, 255).astype(np.uint8))
     img = np.asarray(canvas.resize((cfg.image_size, cfg.image_size), Image.BOX), dtype=np.float32)
     # lighting: a linear brightness gradient in a random direction, and a global gain
