@@ -32,7 +32,7 @@ way piece area part number one other others each edge corner end row set variety
 FUNCTION_WORDS = frozenset("""it its itself that this these those some many much more most another any all
 both either neither his her hers him their them they there here while when where what which who whom
 whose how why whether we you us i me he she can though although because since until unless than then also very too not
-up down out outside inside above below well off over away back near along around behind across together""".split())
+up down out outside inside above below well off over away back near along around behind across together plus""".split())
 DETERMINERS = frozenset("""a an the this that these those his her their its my our your some many several
 two three four five six seven eight nine ten few of""".split())
 VERB_CONTEXT = frozenset("""is are was were be been being am to it they he she who that which will can
@@ -50,12 +50,14 @@ def _noun_lemma(word: str, prev: str, nxt: str):
         return None
     if "ADJ" in lemmas or "ADV" in lemmas:       # "a red circle" (modifier) vs "a red square." (noun)
         following = getAllLemmas(nxt) if nxt else {}
-        if "NOUN" in following or "ADJ" in following or nxt in ("and", "or"):
+        participle = "VERB" in following and nxt.endswith(("ed", "ing"))   # "a red dotted cat", "a red striped bus"
+        if "NOUN" in following or "ADJ" in following or participle or nxt in ("and", "or"):
             return None
     if "VERB" in lemmas:
         if nxt in DETERMINERS:                     # "shows a", "holding the": a verb before its object
             return None
-        if word.endswith(("ing", "ed")) and prev not in DETERMINERS:
+        inflected = getLemma(word, upos="VERB")[0] != word      # "parked", "sitting"; not "bed", "sled", "ring"
+        if inflected and word.endswith(("ing", "ed")) and prev not in DETERMINERS:
             return None
     return getLemma(word, upos="NOUN")[0]
 
