@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from .faithfulness import GENEVAL, choose_strength, distance_to, profile_report
+from .faithfulness import GENEVAL, MIN_PROBE, choose_strength, distance_to, profile_report
 from .paths import atomic_write_json, repo_path, sha256_file, weights_fingerprint
 
 DEFAULT_STRENGTHS = (0.05, 0.1, 0.3, 0.5, 0.7, 0.8, 1.0)      # 0.05: one of 20 steps redraws the sketch
@@ -193,7 +193,7 @@ def main(argv=None) -> None:
     val = sweep(pipe, clip, base, world, args.strengths, "val", args.n)
     print(table(val))
     try:
-        best, min_probe = choose_strength(val), 0.95
+        best, min_probe = choose_strength(val), MIN_PROBE
     except ValueError as err:      # no strength is measurably synthetic: chosen on faithfulness alone, recorded so
         print(f"warning: {err} Choosing on faithfulness alone (probe bound not met, recorded).")
         best, min_probe = choose_strength(val, min_probe=0.0), 0.0
@@ -206,7 +206,7 @@ def main(argv=None) -> None:
     atomic_write_json(repo_path(args.out), {
         "chosen_strength": best, "selection": "val: closest to SD 1.5 (GenEval) on single object and colour, among settings a linear "
         "probe on CLIP features (global + mean patch tokens) tells from real >= 95% and with CLIPScore below real",
-        "min_probe": min_probe, "probe_bound_met": min_probe >= 0.95, "reference_sd15": GENEVAL["sd15"], "val": {f"{s:g}": _summary(r) for s, r in val.items()},
+        "min_probe": min_probe, "probe_bound_met": min_probe >= MIN_PROBE, "reference_sd15": GENEVAL["sd15"], "val": {f"{s:g}": _summary(r) for s, r in val.items()},
         "test": _summary(test), "clip_sha256": sha256_file(clip_file),
         "sd_weights": weights_fingerprint(pipe.unet, pipe.vae, pipe.text_encoder),
         "reproduce": "python -m workbench.calibrate"})

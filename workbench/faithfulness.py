@@ -243,7 +243,10 @@ def distance_to(rates_: dict, reference: dict, keys=("single_object", "colour"))
     return max(abs(rates_[k] - reference[k]) for k in keys)
 
 
-def choose_strength(reports: dict, reference: dict = GENEVAL["sd15"], min_probe: float = 0.95) -> float:
+MIN_PROBE = 0.95   # "measurably synthetic": a linear probe on CLIP features tells the images from real this often
+
+
+def choose_strength(reports: dict, reference: dict = GENEVAL["sd15"], min_probe: float = MIN_PROBE) -> float:
     """The knob value whose *val* profile is closest to ``reference`` on single object and colour among the
     measurably synthetic ones (probe >= ``min_probe`` and mean CLIPScore below real); ties go to the larger
     strength (more of the image drawn by the model)."""

@@ -23,7 +23,7 @@ import argparse
 from dataclasses import replace
 
 from .config import AblationConfig
-from .config.carryover import CXE_W_GRID, FO_BUDGETS, NOISE_MULTIPLES, SELECTIONS, selections
+from .config.carryover import CXE_W_GRID, FO_BUDGETS, NOISE_MULTIPLES, SELECTIONS, sandbox_clip_sha256, selections
 
 
 SWEEPS = ("noise", "fo", "cxe_w")
@@ -72,7 +72,6 @@ def run(names, jobs: int = 1, seed: int = 0) -> dict:
     cfg = replace(AblationConfig.preset("sandbox"), seeds=(seed,), variants=tuple(variants))
     clip = load_clip(ClipConfig.preset("sandbox"))
     rows = {r["model"]: r for r in run_ablation(cfg, clip, prepare_sandbox(cfg, clip), jobs=jobs)}
-    from .config.carryover import sandbox_clip_sha256
     out = dict(selections())
     report = {}
     for n in names:
