@@ -72,3 +72,58 @@ def test_profile_switch(monkeypatch):
     monkeypatch.setenv("WORKBENCH_PROFILE", "paper")
     with pytest.raises(ValueError, match="WORKBENCH_PROFILE='paper'"):
         C.profile()
+
+
+def test_the_profile_is_resolved_in_one_place(monkeypatch):
+    monkeypatch.delenv("WORKBENCH_PROFILE", raising=False)
+    assert C.resolve().name == "sandbox"
+    monkeypatch.setenv("WORKBENCH_PROFILE", "paper_l14")
+    assert C.resolve().name == "paper_l14" and C.resolve("tiny").name == "tiny"     # a command's flag wins
+    from workbench import study
+    assert study.open(clip=object()).stages.name == "paper_l14"                   # the notebooks' door reads it
+    with pytest.raises(ValueError, match="profile='paper_b16' is not one of"):
+        C.Profile("paper_b16")
+
+
+def test_a_profile_gives_every_stage_its_preset_and_its_overrides():
+    from dataclasses import replace
+    from workbench.config.stages import STAGES, stage_class
+    P = C.Profile("sandbox", (("train.epochs", 3), ("pcm.k", 5)))
+    for name in STAGES:
+        cls = stage_class(name)
+        if "sandbox" in cls.presets():
+            want = cls.preset("sandbox")
+            if name in ("train", "pcm"):
+                want = replace(want, **({"epochs": 3} if name == "train" else {"k": 5}))
+            assert P.stage(name) == want, name
+    assert P.train.epochs == 3 and P.pcm.k == 5 and C.Profile("sandbox").train.epochs != 3
+    assert C.Profile("paper_l14").clip.model_name == "ViT-L-14" and C.Profile("paper_b32").pipeline.profile == "paper_b32"
+    with pytest.raises(ValueError, match="has no field 'kk'"):
+        C.Profile("sandbox", (("pcm.kk", 3),))
+
+
+def test_the_runners_read_their_stages_off_one_profile():
+    abl = C.AblationConfig.preset("tiny")
+    assert abl.profile == "tiny" and abl.stages.captioner == C.CaptionerConfig.preset("tiny")
+    assert C.AblationConfig(profile="paper_b32", overrides=(("captioner.width", 64),)).stages.captioner.width == 64
+    with pytest.raises(ValueError, match="profile='sandbox2' is not one of"):
+        C.AblationConfig(profile="sandbox2")
+    cfg = C.PipelineConfig.preset("paper_b32", overrides=(("train.epochs", 2),))
+    assert cfg.stages.train.epochs == 2 and cfg.stages.name == "paper_b32"
+    old = {**cfg.to_dict()}
+    old["stages"] = old.pop("profile")                     # a run state written before the field was renamed
+    assert C.PipelineConfig.from_dict(old) == cfg
+
+
+def test_stage_presets_are_not_resolved_again_outside_the_config_package():
+    """The issue's bar: profile names are resolved in ``config/`` (``Profile``), not by ``X.preset(...)`` calls
+    spread over the package; the frozen LM's size (``PrefixLMConfig``) is a method option, not a stage."""
+    import re
+    from pathlib import Path
+    root = Path(C.__file__).parents[1]
+    calls = [f"{p.relative_to(root)}: {line.strip()}" for p in root.rglob("*.py")
+             if "config" not in p.relative_to(root).parts
+             for line in p.read_text().splitlines()
+             if re.search(r"\b(?!PrefixLMConfig)\w+Config\.preset\(", line) and "raise" not in line
+             and "f\"  " not in line]
+    assert calls == [], calls

@@ -8,7 +8,7 @@ import pytest
 
 from workbench import pipeline, preflight
 from workbench.config import ClipConfig, ReferenceSetConfig
-from workbench.config.pipeline import parse_set
+from workbench.config.stages import parse_set
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pipeline_job import config  # noqa: E402
@@ -63,9 +63,9 @@ def test_flags_and_set_reach_the_stage_configs_and_are_recorded(tmp_path):
                "--set", "pcm.k=3", "--set", "train.cxe=false", "--out", str(tmp_path / "o")]
     args = pipeline.build_parser().parse_args(ap_args)
     cfg = pipeline.config_from_args(args)
-    assert cfg.stage("train").epochs == 3 and cfg.stage("concepts").min_count == 2 and cfg.n_val == 7
-    assert (cfg.stage("synthesis").height, cfg.stage("synthesis").width) == (32, 32)
-    assert cfg.stage("pcm").k == 3 and cfg.stage("train").cxe is False
+    assert cfg.stages.train.epochs == 3 and cfg.stages.concepts.min_count == 2 and cfg.n_val == 7
+    assert (cfg.stages.synthesis.height, cfg.stages.synthesis.width) == (32, 32)
+    assert cfg.stages.pcm.k == 3 and cfg.stages.train.cxe is False
     assert ["pcm.k", 3] in cfg.to_dict()["overrides"]                    # recorded in pipeline.json's config
     with pytest.raises(ValueError, match="has no field 'kk'"):
         parse_set("pcm.kk=3")

@@ -13,7 +13,7 @@ def test_the_profile_comes_from_the_environment(monkeypatch):
     assert study.open().sandbox
     monkeypatch.setenv("WORKBENCH_PROFILE", "paper_l14")
     s = study.open()
-    assert not s.sandbox and s.preset == "paper_l14" and s.pipeline_cfg == PipelineConfig.preset("paper_l14")
+    assert not s.sandbox and s.stages.name == "paper_l14" and s.pipeline_cfg == PipelineConfig.preset("paper_l14")
     monkeypatch.setenv("WORKBENCH_PROFILE", "paper_b16")
     with pytest.raises(ValueError, match="WORKBENCH_PROFILE='paper_b16'"):
         study.open()
@@ -25,7 +25,7 @@ def test_pipeline_overrides_come_from_a_json_file(monkeypatch, tmp_path):
                                                              "captions_file": "y.json"}]}))
     monkeypatch.setenv("WORKBENCH_PIPELINE", str(path))
     cfg = study.open("paper_b32").pipeline_cfg
-    assert cfg.n_train == 7 and cfg.test_sets[0].corpus == "flickr30k" and cfg.stages == "paper_b32"
+    assert cfg.n_train == 7 and cfg.test_sets[0].corpus == "flickr30k" and cfg.profile == "paper_b32"
     path.write_text(json.dumps({"n_trian": 7}))
     with pytest.raises(ValueError, match="n_trian"):
         study.open("paper_b32")

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import methods
-from .config import AblationConfig, CaptionerConfig, ClipConfig, PCMConfig, SynthesisConfig, TrainConfig, WorldConfig
+from .config import AblationConfig, CaptionerConfig, PCMConfig, Profile, TrainConfig, resolve
 from .experiment import prepare_sandbox
 from .paths import atomic_write, atomic_write_json, repo_path, stable_hash
 
@@ -71,9 +71,9 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True, jobs: in
     missing rows in that many worker processes at once (each with its share of the CPU threads; logs in
     ``<out_dir>/logs``), then reads them back; the rows are the same as one process's."""
     from .protocols import evaluate_captioner as evaluate
-    cap_cfg, pcm_cfg = CaptionerConfig.preset(cfg.captioner_preset), PCMConfig.preset(cfg.pcm_preset)
+    cap_cfg, pcm_cfg = cfg.stages.captioner, cfg.stages.pcm
     if jobs > 1:
-        if getattr(clip, "cfg", None) != ClipConfig.preset("sandbox"):
+        if getattr(clip, "cfg", None) != Profile("sandbox").clip:
             raise ValueError(f"jobs={jobs}: the worker processes load the sandbox CLIP; run with jobs=1 for "
                              f"another backbone ({getattr(clip, 'cfg', None)}).")
         _run_workers(cfg, exp, jobs, cap_cfg, pcm_cfg, progress)
@@ -130,9 +130,9 @@ def _plan(cfg: AblationConfig, exp, cap_cfg, pcm_cfg):
     """Every run of ``cfg``: (name, method, seed, train config, row key, row path, the saved row under that key
     or None)."""
     for name in cfg.variants:
-        method = methods.get(name, cfg.captioner_preset)
+        method = methods.get(name, cfg.profile)
         for seed in cfg.seeds:
-            tcfg = replace(method.train_config(TrainConfig.preset(cfg.train_preset)), seed=seed,
+            tcfg = replace(method.train_config(cfg.stages.train), seed=seed,
                            run_dir=f"{cfg.out_dir}/runs{cfg.run_tag}")
             if cfg.train_epochs is not None:
                 tcfg = replace(tcfg, epochs=cfg.train_epochs)
@@ -200,8 +200,8 @@ def config_from_json(path) -> AblationConfig:
 def load_trained(cfg: AblationConfig, exp, name: str, seed: int):
     """The trained model of row (``name``, ``seed``) of ``cfg``'s runs, rebuilt and loaded from its chosen
     checkpoint (run ``run_ablation`` first) -> (method, model)."""
-    method = methods.get(name, cfg.captioner_preset)
-    model = method.build(exp, CaptionerConfig.preset(cfg.captioner_preset), PCMConfig.preset(cfg.pcm_preset), seed)
+    method = methods.get(name, cfg.profile)
+    model = method.build(exp, cfg.stages.captioner, cfg.stages.pcm, seed)
     path = repo_path(method.best_weights(f"{cfg.out_dir}/runs{cfg.run_tag}", seed))
     if not path.exists():
         raise FileNotFoundError(f"no checkpoint for name={name!r}, seed={seed} at {path}; run "
@@ -266,9 +266,9 @@ def run_sweep(cfg: AblationConfig, clip, seed: int = 0, progress: bool = True) -
     from .calibrate import strength_label, sweep as profile_sweep
     from .synthesis import load_pipeline
     strengths = sorted(cfg.sweep_strengths)
-    base = SynthesisConfig.preset(cfg.synthesis_preset)
+    base = cfg.stages.synthesis
     pipe = load_pipeline(base)
-    prof = profile_sweep(pipe, clip, base, WorldConfig.preset(cfg.world_preset), strengths, "val",
+    prof = profile_sweep(pipe, clip, base, cfg.stages.world, strengths, "val",
                          cfg.sweep_n_profile, progress=progress)
     rows, refs = [], []
     for k, s in enumerate(strengths):
@@ -314,10 +314,10 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     if args.worker:
         cfg = config_from_json(args.worker)
-        clip = load_clip(ClipConfig.preset("sandbox"))
+        clip = load_clip(cfg.stages.clip)
         run_ablation(cfg, clip, prepare_sandbox(cfg, clip, progress=False), progress=False)
         return
-    cfg = AblationConfig.preset(args.preset)
+    cfg = resolve(args.preset).ablation
     if args.seeds:
         cfg = replace(cfg, seeds=tuple(args.seeds))
     if args.n_train:
@@ -327,7 +327,7 @@ def main(argv=None) -> None:
     if args.epochs:
         cfg = replace(cfg, train_epochs=args.epochs)
     t0 = time.time()
-    clip = load_clip(ClipConfig.preset("sandbox"))
+    clip = load_clip(cfg.stages.clip)
     if args.sweep:
         return _main_sweep(cfg, clip, t0)
     exp = prepare_sandbox(cfg, clip)

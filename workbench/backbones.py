@@ -5,7 +5,7 @@ with open_clip on import) and loaded from ``data/sandbox_clip.safetensors``; the
 ``ViT-B-32`` / ``ViT-L-14`` with ``pretrained="openai"``. Both go through the same call,
 ``open_clip.create_model_and_transforms``.
 
-    clip = load_clip(ClipConfig.preset("sandbox"))
+    clip = load_clip(Profile("sandbox").clip)
     px = clip.pixels_from_uint8(images)            # uint8 [B, H, W, 3] -> float [B, 3, S, S]
     f = clip.encode_images(px)                     # f.global_ [B, D], f.tokens [B, N, W], f.patches [B, N, D]
     t = clip.encode_texts(["a red circle"])        # [B, D]

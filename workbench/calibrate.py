@@ -71,13 +71,14 @@ def pcm_inputs(clip, world, test, captions: list, n: int = 300) -> dict:
     import torch
 
     from .concepts import build_concept_bank
-    from .config import ConceptConfig, PCMConfig
+    from .config import Profile
     from .pcm_inspect import concept_report
-    bank = build_concept_bank(captions, clip, ConceptConfig.preset("sandbox"))
+    stages = Profile("sandbox")
+    bank = build_concept_bank(captions, clip, stages.concepts)
     with torch.no_grad():
         f = clip.image_features(test.images[:n])
     return concept_report(f.global_, f.patches, bank, test.captions[:n], test.scenes[:n], world,
-                          PCMConfig.preset("sandbox"))
+                          stages.pcm)
 
 
 def world_table(rep: dict) -> str:
@@ -166,7 +167,7 @@ def table(reports: dict, reference: dict = GENEVAL["sd15"]) -> str:
 
 def main(argv=None) -> None:
     from .backbones import load_clip
-    from .config import ClipConfig, SynthesisConfig, WorldConfig
+    from .config import Profile
     from .synthesis import load_pipeline
     ap = argparse.ArgumentParser(description="Choose the sandbox synthesis strength on val; profile it on test.")
     ap.add_argument("--strengths", type=float, nargs="+", default=list(DEFAULT_STRENGTHS))
@@ -175,9 +176,9 @@ def main(argv=None) -> None:
     ap.add_argument("--world", action="store_true", help="measure the caption world and CLIP instead of synthesis")
     ap.add_argument("--clip", default=None, help="CLIP weights to measure (default: the sandbox preset's)")
     args = ap.parse_args(argv)
-    world = WorldConfig.preset("sandbox")
-    clip_cfg = ClipConfig.preset("sandbox") if args.clip is None else replace(ClipConfig.preset("sandbox"),
-                                                                               pretrained=args.clip)
+    stages = Profile("sandbox")
+    world = stages.world
+    clip_cfg = stages.clip if args.clip is None else replace(stages.clip, pretrained=args.clip)
     clip = load_clip(clip_cfg)
     if args.world:
         rep = world_report(clip, world)
@@ -188,7 +189,7 @@ def main(argv=None) -> None:
         print(f"wrote {args.out or WORLD_REPORT}")
         return
     args.out = args.out or REPORT
-    base = SynthesisConfig.preset("sandbox")
+    base = stages.synthesis
     pipe = load_pipeline(base)
     val = sweep(pipe, clip, base, world, args.strengths, "val", args.n)
     print(table(val))

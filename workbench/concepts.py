@@ -9,7 +9,7 @@ lemmatised ("dogs" -> "dog", "men" -> "man"); function words and generic picture
 "front", "group") are dropped. On the 25k Karpathy MSCOCO val captions (min count 20) this finds 460-odd
 nouns, close to PCM-Net's ~446-noun COCO bank.
 
-    bank = build_concept_bank(captions, clip, ConceptConfig.preset("sandbox"))
+    bank = build_concept_bank(captions, clip, Profile("sandbox").concepts)
     bank.words, bank.counts, bank.embeddings   # list[str], list[int], [C, D] L2-normalised
 """
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Datasets: sandbox splits (scenes, rendered images, five captions each), cached on disk, and the
 readers of real caption files (Karpathy lists, Karpathy ``dataset_*.json``, COCO-format annotations).
 
-    split = load_sandbox_split(WorldConfig.preset("sandbox"), "val", n=500)
+    split = load_sandbox_split(Profile("sandbox").world, "val", n=500)
     split.images      # uint8 [N, 64, 64, 3]
     split.captions    # list of 5 captions per scene
     split.scenes      # the scene specs (objects, positions, relation)
@@ -411,13 +411,13 @@ def load_real_pairs(image_dir: str | os.PathLike, captions_file: str | os.PathLi
 
 def analysis_pairs(profile: str, n: int, split: str = "val", world: Optional[WorldConfig] = None):
     """``(images, captions)`` for an analysis: sandbox renders (uint8 [N, H, W, 3]) or, for a paper
-    profile, real image paths from ``RealDataConfig.preset(profile)``; one caption (the first) per image."""
-    from .config import RealDataConfig, check_choice
-    from .config import PROFILES
+    profile, real image paths from its ``RealDataConfig``; one caption (the first) per image."""
+    from .config import PROFILES, Profile, check_choice
     check_choice("profile", profile, PROFILES)
+    stages = Profile(profile)
     if profile == "sandbox":
-        data = load_sandbox_split(world or WorldConfig.preset("sandbox"), split, n=n)
+        data = load_sandbox_split(world or stages.world, split, n=n)
         return data.images, data.first_captions()
-    real = RealDataConfig.preset(profile)
+    real = stages.real
     pairs = load_real_pairs(real.image_dir, real.captions_file, n=n)
     return [p for p, _ in pairs], [c[0] for _, c in pairs]

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from .checkpoint import Checkpoint
-from .config import DiffusionConfig
+from .config import DiffusionConfig, resolve
 from .paths import atomic_write, atomic_write_json, repo_path, stable_hash, weights_fingerprint
 
 
@@ -390,7 +390,6 @@ def _replace_vae(src: Path, vae, manifest: dict) -> None:
 
 def main(argv=None) -> None:
     from .backbones import load_clip
-    from .config import ClipConfig
     ap = argparse.ArgumentParser(description="Train the sandbox text-to-image model (mini Stable Diffusion).")
     ap.add_argument("--preset", default="sandbox", choices=["tiny", "sandbox"])
     ap.add_argument("--threads", type=int, default=None)
@@ -399,7 +398,8 @@ def main(argv=None) -> None:
     ap.add_argument("--decoder-only", action="store_true",
                     help="stage 3 alone: fine-tune the decoder of the pipeline saved in the preset's out_dir, in place")
     args = ap.parse_args(argv)
-    cfg = DiffusionConfig.preset(args.preset)
+    stages = resolve(args.preset)
+    cfg = stages.diffusion
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.decoder_only:
@@ -407,7 +407,7 @@ def main(argv=None) -> None:
             cfg, reproduce=f"python -m workbench.diffusion --preset {args.preset} --decoder-only"), indent=2))
         return
     t0 = time.time()
-    clip_cfg = ClipConfig.preset("sandbox" if args.preset == "sandbox" else "tiny")
+    clip_cfg = stages.clip
     if args.clip:
         clip_cfg = replace(clip_cfg, pretrained=args.clip)
     clip = load_clip(clip_cfg, device="cpu")

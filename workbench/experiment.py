@@ -1,6 +1,6 @@
 """Experiment assembly on the sandbox: everything a method trains and is scored on, as one typed object.
 
-    exp = prepare_sandbox(AblationConfig.preset("sandbox"), clip)
+    exp = prepare_sandbox(Profile("sandbox").ablation, clip)
     exp.sets["synthetic"], exp.evals["val"], exp.vocab, exp.bank, exp.groups, exp.unpaired
 
 Captions, synthetic images (the engine, resumable), feature caches (synthetic, real renders of the same
@@ -17,7 +17,7 @@ from typing import Optional
 import torch
 
 from .config import carryover as R
-from .config import AblationConfig, CaptionerConfig, ConceptConfig, FeatureConfig, SynthesisConfig, WorldConfig
+from .config import AblationConfig
 from .paths import stable_hash
 
 
@@ -52,7 +52,7 @@ class Experiment:
 def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True, n_unpaired: Optional[int] = None
                     ) -> Experiment:
     """Build (or read back from the caches) the experiment of ``cfg``. ``pipe`` is the text-to-image pipeline
-    (default: load ``SynthesisConfig.preset(cfg.synthesis_preset)``); ``n_unpaired`` unpaired renders
+    (default: load ``cfg.stages.synthesis``); ``n_unpaired`` unpaired renders
     (default: a quarter of ``n_train``, at least 8)."""
     from .concepts import build_concept_bank
     from .data import load_sandbox_split
@@ -60,12 +60,13 @@ def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True,
     from .synthesis import SynthesisEngine, load_images, load_pipeline, sandbox_captions
     from .training import CaptionSet, EvalSet
     from .vocab import Vocabulary
-    world = WorldConfig.preset(cfg.world_preset)
-    feat = replace(FeatureConfig.preset(cfg.world_preset), root=f"{cfg.out_dir}/features")
+    P = cfg.stages
+    world = P.world
+    feat = replace(P.features, root=f"{cfg.out_dir}/features")
     all_caps, all_ids, scenes = sandbox_captions("train", cfg.n_train * 5, per_scene=5, world=world)
     pick = [5 * i + i % 5 for i in range(cfg.n_train)]               # one reference per scene, rotating
     caps, ids = [all_caps[i] for i in pick], [all_ids[i] for i in pick]
-    syn_cfg = replace(SynthesisConfig.preset(cfg.synthesis_preset), out_dir=f"{cfg.out_dir}/synthetic")
+    syn_cfg = replace(P.synthesis, out_dir=f"{cfg.out_dir}/synthetic")
     if cfg.layout_strength is not None:
         syn_cfg = replace(syn_cfg, layout_strength=cfg.layout_strength)
     pipe = pipe if pipe is not None else load_pipeline(syn_cfg)
@@ -90,9 +91,9 @@ def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True,
                                        source_id=f"sandbox-{split}", progress=progress)
         evals[split] = (EvalSet.from_store(store, d.captions), d)
         eval_ids[split] = store.manifest["identity"]
-    bank = build_concept_bank(all_caps, clip, ConceptConfig.preset(cfg.world_preset))
+    bank = build_concept_bank(all_caps, clip, P.concepts)
     vocab = Vocabulary.build(all_caps, min_count=cfg.vocab_min_count,
-                             max_length=CaptionerConfig.preset(cfg.captioner_preset).max_length)
+                             max_length=P.captioner.max_length)
     identity = stable_hash({"sets": {k: v.identity() for k, v in sets.items()}, "evals": eval_ids,
                             "vocab": vocab.itos, "bank": bank.words})      # new images or CLIP -> new rows
     groups = [all_caps[5 * i:5 * i + 5] for i in range(cfg.n_train)]

@@ -10,7 +10,7 @@ written to a temp folder and swapped in, then recorded in the manifest with its 
 recorded shards whose files still match, and a manifest made with another backbone or image set is
 refused with the fix named.
 
-    store = extract_image_features(clip, images, ids, "synthetic-train", FeatureConfig.preset("sandbox"))
+    store = extract_image_features(clip, images, ids, "synthetic-train", Profile("sandbox").features)
     batch = store.get([3, 17, 42])            # {"global": [3, D], "tokens": [3, N, W], "patches": [3, N, D]}
 """
 from __future__ import annotations

@@ -24,7 +24,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 from .config import carryover as R
-from .config import ClipConfig, PipelineConfig, ProtocolConfig
+from .config import ClipConfig, PipelineConfig, ProtocolConfig, resolve
 from .paths import atomic_write, atomic_write_json, repo_path, stable_hash
 
 
@@ -38,7 +38,7 @@ class Pipeline:
         self.state = {"config": json.loads(json.dumps(asdict(cfg), default=str)), "stages": [],
                       "started": time.strftime("%Y-%m-%dT%H:%M:%S"), "outcome": "running"}
         self.history = self._previous_runs()
-        self.feat = replace(cfg.stage("features"), root=str(self.out / "features"))
+        self.feat = replace(cfg.stages.features, root=str(self.out / "features"))
         self.main, self.ps = True, None
         self._tests = {}                      # per run, shared by every method x seed: loaded sets, keys, counts
 
@@ -64,14 +64,14 @@ class Pipeline:
         print(f"[{stage}] " + ", ".join(f"{k}={v}" for k, v in info.items() if not isinstance(v, (dict, list))))
 
     def clip_config(self) -> ClipConfig:
-        base = self.cfg.stage("clip")
+        base = self.cfg.stages.clip
         return replace(base, pretrained=self.cfg.clip_pretrained) if self.cfg.clip_pretrained else base
 
     def synthesis_config(self):
         over = {"out_dir": str(self.out / "synthetic")}
         if self.cfg.synthesis_model:
             over["model_id"] = self.cfg.synthesis_model
-        return replace(self.cfg.stage("synthesis"), **over)
+        return replace(self.cfg.stages.synthesis, **over)
 
     # ------------------------------------------------------------------ stages
     def data(self) -> tuple:
@@ -123,9 +123,9 @@ class Pipeline:
         from .concepts import build_concept_bank
         from .vocab import Vocabulary
         t0 = time.time()
-        bank = build_concept_bank(caps, self.clip, self.cfg.stage("concepts"))
+        bank = build_concept_bank(caps, self.clip, self.cfg.stages.concepts)
         vocab = Vocabulary.build(caps, min_count=self.cfg.vocab_min_count,
-                                 max_length=self.cfg.stage("captioner").max_length)
+                                 max_length=self.cfg.stages.captioner.max_length)
         if self.main:
             vocab.save(self.out / "vocab.json")
         self._done("concepts+vocabulary", t0, concepts=len(bank), words=len(vocab))
@@ -214,17 +214,15 @@ class Pipeline:
     def ablation_config(self, n_train: int):
         """The stage presets as the methods read them from ``exp.cfg`` (the sandbox's ``AblationConfig``)."""
         from .config import AblationConfig
-        s = self.cfg.stages
         return AblationConfig(n_train=max(n_train, 2), variants=self.methods(), seeds=self.cfg.run_seeds(),
-                              captioner_preset=s, train_preset=s, pcm_preset=s, world_preset=s, synthesis_preset=s,
-                              out_dir=str(self.out))
+                              profile=self.cfg.profile, overrides=self.cfg.overrides, out_dir=str(self.out))
 
     def methods(self) -> tuple:
         from .methods import expand
         return expand(list(self.cfg.methods))
 
     def train_config(self):
-        return replace(self.cfg.stage("train"), seed=self.cfg.seed, run_dir=str(self.out / "runs"))
+        return replace(self.cfg.stages.train, seed=self.cfg.seed, run_dir=str(self.out / "runs"))
 
     def train(self, exp, name: str = "pcm-net", seed=None):
         """One registered method (the stages' presets; on a paper profile its paper's settings for the training
@@ -232,16 +230,16 @@ class Pipeline:
         through the runner every profile uses (``ablation.fit_method``: ``Method.fit``, the checkpoint picked on
         val) -> (method, model)."""
         from .ablation import fit_method
-        from .config.pipeline import stage_field
+        from .config.stages import stage_field
         from .methods import get
         t0, c = time.time(), self.cfg
         seed = c.seed if seed is None else seed
-        method = get(name, c.stages, c.train_corpus)
-        paper = method.paper_training(c.train_corpus) if c.stages.startswith("paper") else {}
+        method = get(name, c.profile, c.train_corpus)
+        paper = method.paper_training(c.train_corpus) if c.profile.startswith("paper") else {}
         mine = {stage_field(k)[1] for k, _ in c.overrides if stage_field(k)[0] == "train"}   # the user's flags win
         self.tcfg = replace(method.train_config(self.train_config()), seed=seed,
                             **{k: v for k, v in paper.items() if k not in mine})
-        model, hist = fit_method(method, exp, c.stage("captioner"), c.stage("pcm"), self.tcfg, seed, self.progress)
+        model, hist = fit_method(method, exp, c.stages.captioner, c.stages.pcm, self.tcfg, seed, self.progress)
         val = exp.evals["val"][0]
         self._done("training", t0, method=method.name, seed=seed, pairs=len(exp.captions), val_images=len(val.ids),
                    epochs=len(hist["val_cider"]),
@@ -460,7 +458,7 @@ PIPELINE_FLAGS = ("train_captions", "n_train", "n_val", "max_test_images", "clip
 
 def config_from_args(args) -> PipelineConfig:
     """The run's config: the profile's layout, the flags, then ``--set STAGE.FIELD=VALUE`` (validated)."""
-    from .config.pipeline import parse_set
+    from .config.stages import parse_set
     over = {k: getattr(args, k) for k in PIPELINE_FLAGS if getattr(args, k) is not None}
     if args.out is not None:
         over["out_dir"] = args.out
@@ -473,13 +471,14 @@ def config_from_args(args) -> PipelineConfig:
         over["methods"] = expand(args.methods)              # refuses an unknown name with the list of names
     if args.seeds is not None:
         over["seeds"] = tuple(args.seeds)
-    return PipelineConfig.for_corpora(args.profile, args.train, tuple(args.test), root=args.root,
+    return PipelineConfig.for_corpora(resolve(args.profile).name, args.train, tuple(args.test), root=args.root,
                                       overrides=tuple(sets), **over)
 
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description="Caption corpus -> synthetic images -> PCM-Net -> in/cross-domain tables.")
-    ap.add_argument("--profile", default="paper_b32", choices=("sandbox", "paper_b32", "paper_l14", "tiny"))
+    ap.add_argument("--profile", default=None, choices=("sandbox", "paper_b32", "paper_l14", "tiny"),
+                    help="the profile (default: WORKBENCH_PROFILE, else sandbox)")
     ap.add_argument("--train", default="mscoco", choices=("mscoco", "flickr30k"), help="the training text's corpus")
     ap.add_argument("--test", nargs="+", default=["mscoco", "flickr30k"],
                     help="test sets: mscoco / flickr30k (Karpathy test splits), nocaps (NoCaps val, by domain)")
@@ -524,6 +523,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
+    args.profile = resolve(args.profile).name
     if args.profile == "sandbox":                 # the sandbox study: the same stages on the procedural world
         given = [f"--{k.replace('_', '-')}" for k in (*PIPELINE_FLAGS, "out", "root", *STAGE_FLAGS, "resolution",
                                                       "set", "check", "methods", "seeds")

@@ -62,7 +62,7 @@ def _captions(cfg: PipelineConfig, rep: Report) -> list:
 
 def _concepts(cfg: PipelineConfig, caps: list, rep: Report) -> None:
     from .concepts import count_nouns, select_vocabulary
-    ccfg = cfg.stage("concepts")
+    ccfg = cfg.stages.concepts
     counts = count_nouns(caps)
     words = select_vocabulary(counts, ccfg)
     rep.facts["concepts"] = len(words)
@@ -75,7 +75,7 @@ def _concepts(cfg: PipelineConfig, caps: list, rep: Report) -> None:
 
 
 def _training(cfg: PipelineConfig, n: int, processes: int, rep: Report) -> None:
-    t = cfg.stage("train")
+    t = cfg.stages.train
     if t.batch_size * processes > n:
         rep.errors.append((f"batch_size={t.batch_size} x {processes} process(es) exceeds the {n} training pairs",
                            f"--batch-size {max(1, n // processes)} or more captions (--n-train)"))
@@ -114,7 +114,7 @@ def _reference_set(ref, role: str, rep: Report) -> bool:
 
 def _weights(cfg: PipelineConfig, rep: Report) -> None:
     from .backbones import checkpoint_architecture
-    clip = cfg.stage("clip")
+    clip = cfg.stages.clip
     p = cfg.clip_pretrained or clip.pretrained
     if p and _is_path(p):
         path = repo_path(p)
@@ -127,7 +127,7 @@ def _weights(cfg: PipelineConfig, rep: Report) -> None:
     elif p and os.environ.get("HF_HUB_OFFLINE"):
         rep.warnings.append((f"CLIP weights {clip.model_name}:{p} come from the Hugging Face cache (offline)",
                              "--clip-pretrained FILE if the cache does not hold them"))
-    model = cfg.synthesis_model or cfg.stage("synthesis").model_id
+    model = cfg.synthesis_model or cfg.stages.synthesis.model_id
     if cfg.synthetic_images is not None:                          # bring your own: no text-to-image model needed
         for what, path, kind in (("synthetic_images", cfg.synthetic_images, "dir"),
                                  ("synthetic_index", cfg.synthetic_index, "file")):
@@ -155,7 +155,7 @@ def _output(cfg: PipelineConfig, n: int, rep: Report) -> None:
     except OSError as err:
         rep.errors.append((f"output folder {out} is not writable ({err})", "--out FOLDER"))
         return
-    syn = cfg.stage("synthesis")
+    syn = cfg.stages.synthesis
     need = 0 if cfg.synthetic_images else int(n * syn.height * syn.width * 3 * 0.5)   # PNGs: about half the raw bytes
     have = shutil.disk_usage(out).free
     rep.facts["synthetic_bytes_estimate"] = need

@@ -255,11 +255,12 @@ def fetch_nocaps(root: Path, progress: bool = True) -> None:
 def config_counts(profile: str, root: str | os.PathLike = "data") -> dict:
     """Counts of the profile's configured caption files (``RealDataConfig``, ``ProtocolConfig`` test sets), their
     ``data/`` paths read under ``root``."""
-    from .config import ProtocolConfig, RealDataConfig
+    from .config import Profile
     from .config.pipeline import rebase
-    real = RealDataConfig.preset(profile)
+    stages = Profile(profile)
+    real = stages.real
     sets = [("RealDataConfig", real.image_dir, real.captions_file)] + [
-        (f"ProtocolConfig test {t.corpus}", t.image_dir, t.captions_file) for t in ProtocolConfig.preset(profile).test_sets]
+        (f"ProtocolConfig test {t.corpus}", t.image_dir, t.captions_file) for t in stages.protocol.test_sets]
     out = {}
     for label, image_dir, captions in sets:
         image_dir, captions = rebase(image_dir, root), rebase(captions, root)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 
 from .backbones import ClipBackbone, load_clip, save_clip_weights
 from .checkpoint import Checkpoint
-from .config import ClipConfig, PretrainConfig
+from .config import ClipConfig, PretrainConfig, resolve
 from .data import load_sandbox_split
 from .gap import REAL_CLIP
 from .paths import atomic_write_json, repo_path, sha256_file, stable_hash
@@ -194,7 +194,7 @@ def main(argv=None) -> None:
     ap.add_argument("--logit-scale", type=float, default=None, help="override the fixed logit scale")
     ap.add_argument("--run-dir", default=None, help="override the checkpoint folder")
     args = ap.parse_args(argv)
-    cfg = PretrainConfig.preset(args.preset)
+    cfg = resolve(args.preset).pretrain
     overrides = {k: v for k, v in (("steps", args.steps), ("threads", args.threads), ("out_weights", args.out),
                                    ("logit_scale", args.logit_scale), ("run_dir", args.run_dir)) if v}
     cfg = replace(cfg, **overrides)

@@ -6,7 +6,7 @@ the same for Flickr30k) and cross-domain ones (MSCOCO -> Flickr30k and Flickr30k
 references); every set is captioned through PCM's inference mode and scored with pycocoevalcap and
 CLIPScore / RefCLIPScore. Image features are cached like every other image set (``features.py``).
 
-    rows = run_protocol(model, vocab, clip, ProtocolConfig.preset("paper_b32"))
+    rows = run_protocol(model, vocab, clip, Profile("paper_b32").protocol)
     evaluation.write_table(rows, "runs/protocols/coco", group_key="protocol")
 """
 from __future__ import annotations

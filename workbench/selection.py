@@ -22,7 +22,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
-from .config import AblationConfig
+from .config import Profile
 from .config.carryover import CXE_W_GRID, FO_BUDGETS, NOISE_MULTIPLES, SELECTIONS, sandbox_clip_sha256, selections
 
 
@@ -41,7 +41,7 @@ def sweep_specs(name: str) -> list:
     if name == "cxe_w":
         # a w that weights every carried pair 1 (w x the lowest carried cosine >= 1) is plain cross-entropy:
         # its run is +mixup's (same seed, same batches, same loss), which stands for it
-        low = lowest_carried_cosine(AblationConfig.preset("sandbox").n_train)
+        low = lowest_carried_cosine(Profile("sandbox").ablation.n_train)
         return [(f"pcm-net[cxe_w={w:g}]" if w * low < 1 else "+mixup", {"cxe_w": w}) for w in CXE_W_GRID]
     raise ValueError(f"sweep={name!r} is not one of {SWEEPS}.")
 
@@ -61,7 +61,6 @@ def run(names, jobs: int = 1, seed: int = 0) -> dict:
 
     from .ablation import run_ablation
     from .backbones import load_clip
-    from .config import ClipConfig
     from .experiment import prepare_sandbox
     from .paths import atomic_write_json
     t0 = time.time()
@@ -69,8 +68,8 @@ def run(names, jobs: int = 1, seed: int = 0) -> dict:
     variants = []
     for n in names:
         variants += [s for s, _ in specs[n] if s not in variants]
-    cfg = replace(AblationConfig.preset("sandbox"), seeds=(seed,), variants=tuple(variants))
-    clip = load_clip(ClipConfig.preset("sandbox"))
+    cfg = replace(Profile("sandbox").ablation, seeds=(seed,), variants=tuple(variants))
+    clip = load_clip(cfg.stages.clip)
     rows = {r["model"]: r for r in run_ablation(cfg, clip, prepare_sandbox(cfg, clip), jobs=jobs)}
     out = dict(selections())
     report = {}

@@ -18,27 +18,27 @@ from dataclasses import replace
 from functools import cached_property
 from typing import Optional
 
-from .config import (AblationConfig, ClipConfig, FeatureConfig, PipelineConfig, SynthesisConfig, TrainConfig,
-                     WorldConfig, check_choice, profile as active_profile)
+from .config import AblationConfig, FeatureConfig, PipelineConfig, SynthesisConfig, TrainConfig, check_choice, resolve
 from .config.core import PROFILES
 
 
 class Study:
-    """The active profile's backbones, data and stages. ``preset`` names the stage presets ("sandbox", or the
-    pipeline config's ``stages``); ``sandbox`` says whether the procedural world (and its exact labels) is there."""
+    """The active profile's backbones, data and stages. ``stages`` is every stage's config (a ``Profile``: the
+    sandbox's, or the pipeline config's with its overrides); ``sandbox`` says whether the procedural world (and
+    its exact labels) is there."""
 
     def __init__(self, profile: str, pipeline_cfg: Optional[PipelineConfig] = None, clip=None, progress: bool = True):
         check_choice("profile", profile, PROFILES)
         self.profile, self.progress = profile, progress
         self.sandbox = profile == "sandbox"
         self.pipeline_cfg = None if self.sandbox else (pipeline_cfg or PipelineConfig.for_profile(profile))
-        self.preset = "sandbox" if self.sandbox else self.pipeline_cfg.stages
+        self.stages = resolve("sandbox") if self.sandbox else self.pipeline_cfg.stages
         self._clip = clip
 
     def __repr__(self) -> str:
         where = "the procedural world" if self.sandbox else f"{self.pipeline_cfg.train_captions} -> " \
                                                            f"{self.pipeline_cfg.out_dir}"
-        return f"Study(profile={self.profile!r}, presets={self.preset!r}, {where})"
+        return f"Study(profile={self.profile!r}, presets={self.stages.name!r}, {where})"
 
     @cached_property
     def pipeline(self):
@@ -53,7 +53,7 @@ class Study:
         """The profile's CLIP (loaded once; a paper profile's ``clip_pretrained`` override applies)."""
         if self._clip is None:
             from .backbones import load_clip
-            cfg = ClipConfig.preset("sandbox") if self.sandbox else self.pipeline.clip_config()
+            cfg = self.stages.clip if self.sandbox else self.pipeline.clip_config()
             self._clip = load_clip(cfg)
         if not self.sandbox:
             self.pipeline.clip = self._clip
@@ -63,17 +63,25 @@ class Study:
     def meaningful(self) -> bool:
         """False on the tiny random components the tests run a paper profile with: there, the notebooks' asserts
         about meaning (real beats synthetic, the loss falls) cannot hold and are skipped; their shapes still are."""
-        return self.preset != "tiny"
+        return self.stages.name != "tiny"
+
+    @property
+    def ablation(self) -> AblationConfig:
+        """The runner's config: the sandbox's data sizes, methods and seeds, or a paper profile's (the pipeline's
+        methods, seeds and stages; its data sizes are the pipeline config's, not these)."""
+        if self.sandbox:
+            return self.stages.ablation
+        return self.pipeline.ablation_config(self.pipeline_cfg.n_train or 2)
 
     def synthesis_config(self) -> SynthesisConfig:
-        return SynthesisConfig.preset("sandbox") if self.sandbox else self.pipeline.synthesis_config()
+        return self.stages.synthesis if self.sandbox else self.pipeline.synthesis_config()
 
     def feature_config(self) -> FeatureConfig:
-        return FeatureConfig.preset("sandbox") if self.sandbox else self.pipeline.feat
+        return self.stages.features if self.sandbox else self.pipeline.feat
 
     def train_config(self, **overrides) -> TrainConfig:
         """The training preset (a paper profile: the pipeline's, so the pipeline reuses a notebook's run)."""
-        base = TrainConfig.preset("sandbox") if self.sandbox else self.pipeline.train_config()
+        base = self.stages.train if self.sandbox else self.pipeline.train_config()
         return replace(base, **overrides)
 
     def load_pipeline(self):
@@ -116,7 +124,7 @@ class Study:
         check_choice("split", split, ("val", "test"))
         if self.sandbox:
             from .data import load_sandbox_split
-            return load_sandbox_split(WorldConfig.preset("sandbox"), split, n=n, progress=self.progress)
+            return load_sandbox_split(self.stages.world, split, n=n, progress=self.progress)
         from .data import RealImages, present_items
         c = self.pipeline_cfg
         ref = c.val if split == "val" else next((t for t in c.test_sets if t.corpus == c.train_corpus), c.test_sets[0])
@@ -128,7 +136,7 @@ class Study:
         """Everything a method trains on: ``prepare_sandbox(abl)``, or the paper pipeline's ``prepare()``."""
         if self.sandbox:
             from .experiment import prepare_sandbox
-            return prepare_sandbox(abl or AblationConfig.preset("sandbox"), self.clip, progress=self.progress)
+            return prepare_sandbox(abl or self.stages.ablation, self.clip, progress=self.progress)
         self.clip
         return self.pipeline.prepare()
 
@@ -144,7 +152,7 @@ class Study:
         variants = methods.expand(list(names) if not isinstance(names, str) else names)
         if self.sandbox:
             from .experiment import prepare_sandbox
-            cfg = replace(abl or AblationConfig.preset("sandbox"), variants=variants,
+            cfg = replace(abl or self.stages.ablation, variants=variants,
                           **({"seeds": tuple(seeds)} if seeds else {}))
             exp = prepare_sandbox(cfg, self.clip, progress=self.progress)
             rows = run_ablation(cfg, self.clip, exp, progress=self.progress)
@@ -161,5 +169,5 @@ class Study:
 
 
 def open(profile: Optional[str] = None, **kwargs) -> Study:  # noqa: A001 - study.open() reads as intended
-    """The study of ``profile`` (default: ``WORKBENCH_PROFILE``, sandbox when unset)."""
-    return Study(profile or active_profile(), **kwargs)
+    """The study of ``profile`` (default: ``WORKBENCH_PROFILE``, sandbox when unset): the notebooks' one door."""
+    return Study(resolve(profile).name, **kwargs)

@@ -34,6 +34,7 @@ import hashlib
 import json
 import os
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional
 
@@ -41,7 +42,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .config import SynthesisConfig
+from .config import Profile, SynthesisConfig, resolve
 from .device import ProcessState
 from .paths import atomic_write, atomic_write_json, repo_path, sha256_file, stable_hash, weights_fingerprint
 
@@ -81,10 +82,10 @@ def scorer_identity(scorer, cfg: SynthesisConfig) -> Optional[dict]:
     name and pretrained tag or path, a fingerprint of its weights, and the CLIPScore weight w; None without one."""
     if scorer is None:
         return None
-    from .config import ClipConfig
+    from .config import ClipConfig, Profile
     ccfg = getattr(scorer, "cfg", None)
     names = [cfg.clip_profile] + [p for p in ClipConfig.presets() if p != cfg.clip_profile]
-    profile = next((p for p in names if ClipConfig.preset(p) == ccfg), "custom")
+    profile = next((p for p in names if Profile(p).clip == ccfg), "custom")
     return {"clip_profile": profile, "model_name": getattr(ccfg, "model_name", type(scorer).__name__),
             "pretrained": getattr(ccfg, "pretrained", None),
             "weights": weights_fingerprint(getattr(scorer, "model", scorer)), "clipscore_w": cfg.clipscore_w}
@@ -294,11 +295,11 @@ def sandbox_captions(split: str, n: int, per_scene: int = 5, world=None, n_objec
     """``(captions, caption_ids, scenes)`` for the first scenes of a sandbox split: ``per_scene`` of each
     scene's references (ids ``"<scene_id>#<k>"``), ``n`` captions in all; ``scenes[i]`` is caption i's scene.
     ``n_objects`` restricts to scenes with that many objects."""
-    from .config import WorldConfig
+    from .config import Profile
     from .sandbox import make_split, reference_captions
     if not 1 <= per_scene <= 5:
         raise ValueError(f"per_scene={per_scene} must be between 1 and 5 (a scene has 5 references).")
-    scenes = make_split(world or WorldConfig.preset("sandbox"), split, (n + per_scene - 1) // per_scene, n_objects)
+    scenes = make_split(world or Profile("sandbox").world, split, (n + per_scene - 1) // per_scene, n_objects)
     rows = [(c, f"{s.scene_id}#{k}", s) for s in scenes for k, c in enumerate(reference_captions(s)[:per_scene])][:n]
     return [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]
 
@@ -310,7 +311,7 @@ CAPTIONS_HELP = ("caption corpus instead of sandbox captions: a .txt file (one c
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description="Synthesise one image per caption (resumable, sharded).")
-    ap.add_argument("--preset", default="sandbox")
+    ap.add_argument("--preset", default=None, help="the profile (default: WORKBENCH_PROFILE, else sandbox)")
     ap.add_argument("--model", default=None, help="override model_id (a local folder or a hub id)")
     ap.add_argument("--out", default=None, help="override out_dir")
     ap.add_argument("--split", default="train", help="sandbox split whose captions to synthesise")
@@ -328,7 +329,7 @@ def main(argv=None) -> None:
     args = ap.parse_args(argv)
     over = {k: v for k, v in (("model_id", args.model), ("out_dir", args.out), ("steps", args.steps),
                               ("batch_size", args.batch_size), ("clip_profile", args.clip_profile)) if v is not None}
-    cfg = SynthesisConfig.preset(args.preset, **over)
+    cfg = replace(resolve(args.preset).synthesis, **over)
     if args.captions:
         from .data import load_caption_corpus
         captions, ids = load_caption_corpus(args.captions, args.splits)
@@ -337,8 +338,7 @@ def main(argv=None) -> None:
     scorer = None
     if not args.no_clipscore:
         from .backbones import load_clip
-        from .config import ClipConfig
-        scorer = load_clip(ClipConfig.preset(cfg.clip_profile))
+        scorer = load_clip(Profile(cfg.clip_profile).clip)
     engine = SynthesisEngine(load_pipeline(cfg), cfg, scorer)
     recs = engine.run(captions, ids, process_index=args.process_index, num_processes=args.num_processes)
     print(f"manifest: {engine.out / 'manifest.jsonl'} ({len(recs)} records"

@@ -20,7 +20,7 @@ from dataclasses import replace
 import numpy as np
 
 from . import plots
-from .config import PCMConfig
+from .config import PCMConfig, Profile
 from .pcm_inspect import colour_object_patches, render_pcm, run_pcm
 
 
@@ -60,7 +60,7 @@ def render_pcm_view(images: np.ndarray, captions: list, store, bank, index: int,
     """Pure: the Figure for image ``index`` under (K, M, tau, mode, selection); returns (fig, result)."""
     if not 0 <= index < len(images):
         raise ValueError(f"index={index} is outside [0, {len(images)}); pick an image in range.")
-    cfg = replace(base or PCMConfig.preset("sandbox"), k=k, m=m, tau=tau, selection=selection)
+    cfg = replace(base or Profile("sandbox").pcm, k=k, m=m, tau=tau, selection=selection)
     result = run_pcm(store, [index], bank, cfg)
     labels = colour_object_patches(images[index], captions[index], result.grid)
     fig = render_pcm(images[index], result, 0, bank.words, mode=mode, caption=captions[index], labels=labels,
@@ -80,7 +80,7 @@ def pcm_inspector(images: np.ndarray, captions: list, store, bank, base: PCMConf
 
     ``panel.state`` holds the values and PCM result last drawn and the PNG shown."""
     import ipywidgets as W
-    base = base or PCMConfig.preset("sandbox")
+    base = base or Profile("sandbox").pcm
     n_patches = store.get([0], keys=["patches"])["patches"].shape[1]
     controls = {
         "index": W.IntSlider(value=0, min=0, max=len(images) - 1, description="image"),

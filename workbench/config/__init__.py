@@ -8,6 +8,8 @@ extras). ``from workbench import config as C`` gives all of them:
 * ``world.py``       WorldConfig, ClipConfig, RealDataConfig, ReferenceSetConfig, ProtocolConfig
 * ``generation.py``  PretrainConfig, DiffusionConfig, SynthesisConfig
 * ``pipeline.py``    PipelineConfig (and the prepare layout, CORPUS_LAYOUT)
+* ``stages.py``      Profile (every stage's config under one profile name) and ``resolve``: the one place a
+  profile is resolved (``--profile`` / ``WORKBENCH_PROFILE``); code reads ``P.captioner``, ``P.train``, ...
 * ``captioning.py``  GapConfig, FeatureConfig, ConceptConfig, PCMConfig, CaptionerConfig, TrainConfig, AblationConfig
 """
 # flake8: noqa: F401 (re-exports)
@@ -18,3 +20,4 @@ from .generation import (PretrainConfig, DiffusionConfig, SynthesisConfig)  # no
 from .captioning import (GapConfig, FeatureConfig, ConceptConfig, PCMConfig, CaptionerConfig, noam_peak,  # noqa: F401
                          TrainConfig, AblationConfig)
 from .pipeline import CORPUS_LAYOUT, PipelineConfig  # noqa: F401
+from .stages import Profile, resolve  # noqa: F401

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from . import carryover as R
-from .core import _Preset, check_choice, check_range, scale, scaled
+from .core import PRESETS, _Preset, check_choice, check_range, scale, scaled
 
 
 # ----------------------------------------------------------------------------- modality-gap analysis
@@ -268,13 +268,10 @@ class AblationConfig(_Preset):
     variants: tuple = ("capdec", "base", "+mixup", "+cxe", "pcm-net", "oracle")   # registered method names
                                                                                    # (workbench.methods)
     seeds: tuple = (0, 1, 2)
-    captioner_preset: str = "sandbox"
-    train_preset: str = "sandbox"
-    pcm_preset: str = "sandbox"
-    world_preset: str = "sandbox"
-    synthesis_preset: str = "sandbox"
+    profile: str = "sandbox"             # the presets of every stage it runs (``stages``)
+    overrides: tuple = ()                # (("train.epochs", 3), ...): stage fields over the presets (the pipeline's)
     layout_strength: Optional[float] = None  # override the synthesis preset's layout strength (1.0: text-to-image)
-    sweep_strengths: tuple = (0.05, 0.7, 0.8, 1.0)   # faithfulness sweep: layout strengths (1.0: text-to-image)
+    sweep_strengths: tuple = (0.1, 0.5, 0.7, 1.0)    # faithfulness sweep: layout strengths (1.0: text-to-image)
     sweep_n_train: int = 2000            # training pairs per sweep point (one seed; ~30 min on 2 cores; at 1,000 the
                                          # captioner is undertrained: oracle = base)
     sweep_n_profile: int = 60            # val scenes per category measuring each point's faithfulness
@@ -286,11 +283,18 @@ class AblationConfig(_Preset):
     def run_tag(self) -> str:
         """'' for the train preset's budget (also when ``train_epochs`` equals it: the same runs), '-e<N>' for
         another ``train_epochs``."""
-        if self.train_epochs is None or self.train_epochs == TrainConfig.preset(self.train_preset).epochs:
+        if self.train_epochs is None or self.train_epochs == self.stages.train.epochs:
             return ""
         return f"-e{self.train_epochs}"
 
+    @property
+    def stages(self):
+        """Every stage's config under ``profile`` (a ``config.stages.Profile``)."""
+        from .stages import Profile
+        return Profile(self.profile, self.overrides)
+
     def __post_init__(self):
+        check_choice("profile", self.profile, PRESETS)
         for name in ("n_train", "n_val", "n_test", "n_test_unseen"):
             check_range(name, getattr(self, name), 2)
         if not self.variants or not all(isinstance(v, str) and v for v in self.variants):
@@ -310,15 +314,18 @@ class AblationConfig(_Preset):
     @staticmethod
     def _preset_tiny():
         return AblationConfig(n_train=64, n_val=8, n_test=8, n_test_unseen=4, vocab_min_count=1, seeds=(0,),
-                              captioner_preset="tiny", train_preset="tiny", pcm_preset="tiny",
-                              world_preset="tiny", synthesis_preset="tiny", out_dir="runs/ablation/tiny",
+                              profile="tiny", out_dir="runs/ablation/tiny",
                               sweep_strengths=(0.5, 1.0), sweep_n_train=32, sweep_n_profile=2)
 
     @staticmethod
     def _preset_sandbox():
+        # the faithfulness sweep: the synthesis preset's strength (chosen on val by ``workbench calibrate``), two
+        # weaker layouts and pure text-to-image (1.0)
+        from .generation import SynthesisConfig
+        s0 = SynthesisConfig.preset("sandbox").layout_strength
         return AblationConfig(n_train=scaled(4000, 96, 1000), n_val=scaled(300, 16, 100),
                               n_test=scaled(1000, 24, 300), n_test_unseen=scaled(300, 8, 100),
                               seeds=scaled((0, 1, 2), (0,), (0,)),
-                              sweep_strengths=scaled((0.05, 0.7, 0.8, 1.0), (0.05, 1.0), (0.05, 1.0)),
+                              sweep_strengths=scaled((s0, 0.5, 0.7, 1.0), (s0, 1.0), (s0, 1.0)),
                               sweep_n_train=scaled(2000, 64, 300), sweep_n_profile=scaled(60, 4, 20),
                               out_dir="runs/ablation/sandbox" + {"full": ""}.get(scale(), f"-{scale()}"))

@@ -102,8 +102,21 @@ def check_range(name: str, value, lo=None, hi=None) -> None:
         raise ValueError(f"{name}={value!r} is outside the allowed range {rng}; choose a value inside it.")
 
 
+_PRESET_CLASSES: dict = {}      # class name -> every config class with presets (filled as the modules load)
+
+
+def preset_class(name: str):
+    """The config class called ``name`` (``"TrainConfig"``): every config class registers itself when its module
+    loads, and the package's ``__init__`` loads them all before anything can ask."""
+    return _PRESET_CLASSES[name]
+
+
 class _Preset:
     """Mixin: ``Cls.preset(name, **overrides)`` builds a named preset and applies overrides."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        _PRESET_CLASSES[cls.__name__] = cls
 
     @classmethod
     def presets(cls) -> list:

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from .core import PRESETS, _Preset, check_choice, check_range
+from .stages import Profile, stage_field
 from .world import ReferenceSetConfig
 
 def json_safe(value):
@@ -45,59 +46,16 @@ def rebased(ref: ReferenceSetConfig, root) -> ReferenceSetConfig:
     return ReferenceSetConfig(ref.corpus, rebase(ref.image_dir, root), rebase(ref.captions_file, root))
 
 
-# The stage configs a pipeline run can override, by the name ``--set STAGE.FIELD=VALUE`` uses.
-STAGE_CONFIGS = {"synthesis": "SynthesisConfig", "train": "TrainConfig", "concepts": "ConceptConfig",
-                 "captioner": "CaptionerConfig", "pcm": "PCMConfig", "features": "FeatureConfig", "clip": "ClipConfig"}
-
-
-def _stage_class(name: str):
-    from . import captioning, generation, world
-    check_choice("stage", name, tuple(STAGE_CONFIGS))
-    cls_name = STAGE_CONFIGS[name]
-    return next(getattr(m, cls_name) for m in (captioning, generation, world) if hasattr(m, cls_name))
-
-
-def stage_field(key: str) -> tuple:
-    """``"train.epochs"`` -> ``("train", "epochs")``, refusing unknown stages and fields with the choices."""
-    from dataclasses import fields
-    if not isinstance(key, str) or key.count(".") != 1:
-        raise ValueError(f"--set {key!r}: write STAGE.FIELD=VALUE with STAGE one of {sorted(STAGE_CONFIGS)}, "
-                         "e.g. --set train.epochs=3.")
-    stage, name = key.split(".")
-    if stage not in STAGE_CONFIGS:
-        raise ValueError(f"--set {key!r}: unknown stage {stage!r}; choose one of {sorted(STAGE_CONFIGS)}.")
-    known = [f.name for f in fields(_stage_class(stage))]
-    if name not in known:
-        raise ValueError(f"--set {key!r}: {STAGE_CONFIGS[stage]} has no field {name!r}; its fields: {known}.")
-    return stage, name
-
-
-def parse_set(item: str) -> tuple:
-    """``"train.epochs=3"`` -> ``("train.epochs", 3)``: the value parsed as JSON when it is (numbers, true/false,
-    null, lists), else kept as text; the key checked (``stage_field``)."""
-    import json
-    if "=" not in item:
-        raise ValueError(f"--set {item!r}: write STAGE.FIELD=VALUE, e.g. --set concepts.min_count=5.")
-    key, raw = item.split("=", 1)
-    stage_field(key.strip())
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip(), tuple(value) if isinstance(value, list) else value
-
-
 @dataclass(frozen=True)
 class PipelineConfig(_Preset):
     """data -> synthesis -> features -> concepts -> vocabulary -> training -> in/cross-domain evaluation.
 
-    ``stages`` names the presets of every stage (ClipConfig, SynthesisConfig, FeatureConfig, ConceptConfig,
-    CaptionerConfig, PCMConfig, TrainConfig); ``train_captions`` is any caption corpus
-    ``data.load_caption_corpus`` reads (its ``train_splits`` for a Karpathy file); the checkpoint is picked on
+    ``profile`` names the presets of every stage (``stages``: the resolved ``Profile``, ``overrides`` applied);
+    ``train_captions`` is any caption corpus ``data.load_caption_corpus`` reads (its ``train_splits`` for a Karpathy file); the checkpoint is picked on
     ``val`` (real images, never a test set); every set in ``test_sets`` is scored, in-domain when its corpus is
     ``train_corpus``. ``clip_pretrained`` / ``synthesis_model`` override the presets' weights (a local file or
     folder, e.g. a mirror of the hub's). ``n_train`` / ``n_val`` / ``max_test_images`` cut the sets (None: all)."""
-    stages: str = "paper_b32"
+    profile: str = "paper_b32"
     train_corpus: str = "mscoco"
     train_captions: str = CORPUS_LAYOUT["mscoco"]["text"]
     train_splits: Optional[tuple] = None   # Karpathy splits of the text; None: the file format's default
@@ -115,7 +73,7 @@ class PipelineConfig(_Preset):
     synthesis_model: Optional[str] = None
     out_dir: str = "runs/pipeline/paper_b32-mscoco"
     overrides: tuple = ()                  # (("train.epochs", 3), ...): stage-config fields over the presets
-                                           # (``--set`` and the stage flags; see ``STAGE_CONFIGS``)
+                                           # (``--set`` and the stage flags; ``stages.SETTABLE``)
     methods: tuple = ("pcm-net",)          # registered methods (names, groups, "all"; ``workbench.methods``)
     seeds: tuple = ()                      # () -> (seed,)
     unpaired_images: Optional[str] = None  # a folder of real images whose captions are never used (CMSA's RL,
@@ -125,7 +83,7 @@ class PipelineConfig(_Preset):
     synthetic_index: Optional[str] = None  # its JSON / CSV index: caption id -> file relative to the folder
 
     def __post_init__(self):
-        check_choice("stages", self.stages, PRESETS)
+        check_choice("profile", self.profile, PRESETS)
         if not self.test_sets:
             raise ValueError("test_sets is empty; give at least one ReferenceSetConfig(corpus, image_dir, captions_file).")
         for name in ("n_train", "n_val", "max_test_images"):
@@ -147,25 +105,24 @@ class PipelineConfig(_Preset):
     def run_seeds(self) -> tuple:
         return tuple(self.seeds) or (self.seed,)
 
-    def stage(self, name: str):
-        """The ``stages`` preset of stage ``name`` (``STAGE_CONFIGS``) with this config's overrides applied."""
-        from dataclasses import replace
-        cls = _stage_class(name)
-        values = {stage_field(k)[1]: v for k, v in self.overrides if stage_field(k)[0] == name}
-        return replace(cls.preset(self.stages), **values) if values else cls.preset(self.stages)
+    @property
+    def stages(self) -> Profile:
+        """Every stage's config: the ``profile``'s presets with this config's ``overrides`` applied."""
+        return Profile(self.profile, self.overrides)
+
     @staticmethod
-    def for_corpora(stages: str, train: str = "mscoco", test=("mscoco", "flickr30k"), root=None,
+    def for_corpora(profile: str, train: str = "mscoco", test=("mscoco", "flickr30k"), root=None,
                     **overrides) -> "PipelineConfig":
-        """The config of ``--profile stages --train train --test test...`` on the prepare layout (under ``root``
+        """The config of ``--profile profile --train train --test test...`` on the prepare layout (under ``root``
         instead of ``data/`` when given: ``--root``)."""
         check_choice("train corpus", train, TRAIN_CORPORA)
         for name in test:
             check_choice("test corpus", name, tuple(CORPUS_LAYOUT))
-        return PipelineConfig(**{"stages": stages, "train_corpus": train,
+        return PipelineConfig(**{"profile": profile, "train_corpus": train,
                                  "train_captions": rebase(CORPUS_LAYOUT[train]["text"], root),
                                  "val": rebased(CORPUS_LAYOUT[train]["val"], root),
                                  "test_sets": tuple(rebased(CORPUS_LAYOUT[t]["test"], root) for t in test),
-                                 "out_dir": f"runs/pipeline/{stages}-{train}", **overrides})
+                                 "out_dir": f"runs/pipeline/{profile}-{train}", **overrides})
 
     @staticmethod
     def for_profile(profile: str) -> "PipelineConfig":
@@ -193,10 +150,12 @@ class PipelineConfig(_Preset):
     def from_dict(values: dict) -> "PipelineConfig":
         from dataclasses import fields
         known = {f.name for f in fields(PipelineConfig)}
-        unknown = sorted(set(values) - known)
+        unknown = sorted(set(values) - known - {"stages"})
         if unknown:
             raise ValueError(f"unknown PipelineConfig field(s) {unknown}; the fields are {sorted(known)}.")
         out = dict(values)
+        if "stages" in out and "profile" not in out:     # the field's name in run states written before
+            out["profile"] = out.pop("stages")
         if isinstance(out.get("val"), dict):
             out["val"] = ReferenceSetConfig(**out["val"])
         if "test_sets" in out:

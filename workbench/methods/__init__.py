@@ -64,9 +64,9 @@ def get(name: str, profile: str | None = None, corpus: str | None = None) -> Met
     if is_dataclass(method.config) and "noise_variance" in {f.name for f in fields(method.config)} \
             and method.config.noise_variance is None:
         # "the captioner preset's noise", resolved now: the options (and so the row key) hold the value used
-        from ..config import CaptionerConfig, PRESETS
-        preset = profile if profile in PRESETS else "sandbox"
-        method.config = replace(method.config, noise_variance=CaptionerConfig.preset(preset).noise_variance)
+        from ..config import PRESETS, Profile
+        stages = Profile(profile if profile in PRESETS else "sandbox")
+        method.config = replace(method.config, noise_variance=stages.captioner.noise_variance)
     return method
 
 

@@ -62,8 +62,7 @@ class CapDec(Method):
     def variance(self, exp) -> float:
         if self.config.noise_variance is not None:
             return self.config.noise_variance
-        from ..config import CaptionerConfig
-        return CaptionerConfig.preset(exp.cfg.captioner_preset).noise_variance
+        return exp.cfg.stages.captioner.noise_variance
 
     def train_set(self, exp):
         return noisy_text_set(exp, self.variance(exp), self.config.renormalize)

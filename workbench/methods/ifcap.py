@@ -195,8 +195,7 @@ class IFCap(EntityLMDecoder, Method):
     def variance(self, exp) -> float:
         if self.config.noise_variance is not None:
             return self.config.noise_variance
-        from ..config import CaptionerConfig
-        return CaptionerConfig.preset(exp.cfg.captioner_preset).noise_variance
+        return exp.cfg.stages.captioner.noise_variance
 
     def retrieval_noise(self, exp) -> float:
         """v_r of the training retrieval: the config's number, else by ``retrieval_rule`` (``retrieval_match``)."""

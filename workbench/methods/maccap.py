@@ -219,8 +219,7 @@ class MacCap(Method):
     def variance(self, exp) -> float:
         if self.config.noise_variance is not None:
             return self.config.noise_variance
-        from ..config import CaptionerConfig
-        return CaptionerConfig.preset(exp.cfg.captioner_preset).noise_variance
+        return exp.cfg.stages.captioner.noise_variance
 
     def captioner_config(self, cfg):
         """The N_cr region tokens through the token path, one kind of token: no token-type embedding (the
@@ -265,10 +264,9 @@ class MacCap(Method):
         if images is None:
             raise ValueError("MacCap needs the images of the eval set (images=...): its sub-region aggregation reads "
                              "the CLIP's last-block attention, which the feature cache does not hold.")
-        from ..config import FeatureConfig
         from ..features import extract_attention
         key = stable_hash({"ids": list(evalset.ids), "clip": exp.identity})[:10]
-        feat = replace(FeatureConfig.preset(exp.cfg.world_preset), root=f"{exp.cfg.out_dir}/features")
+        feat = replace(exp.cfg.stages.features, root=f"{exp.cfg.out_dir}/features")
         store = extract_attention(exp.clip, images, evalset.ids, f"attn-{len(evalset.ids)}-{key}", feat,
                                   source_id=key, progress=False)
         return store.all("attn")

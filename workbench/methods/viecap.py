@@ -121,8 +121,7 @@ class ViECap(EntityLMDecoder, Method):
     def variance(self, exp) -> float:
         if self.config.noise_variance is not None:
             return self.config.noise_variance
-        from ..config import CaptionerConfig
-        return CaptionerConfig.preset(exp.cfg.captioner_preset).noise_variance
+        return exp.cfg.stages.captioner.noise_variance
 
     def entity_vocabulary(self, exp) -> tuple:
         """(words [C], CLIP embeddings [C, D]): the concept bank, or the file's words embedded like the bank's."""
@@ -131,9 +130,8 @@ class ViECap(EntityLMDecoder, Method):
         key = ("vocab", self.config.entity_vocabulary)
         if key not in self._cache:
             from ..concepts import embed_concepts
-            from ..config import ConceptConfig
             words = read_words(self.config.entity_vocabulary)
-            self._cache[key] = (words, embed_concepts(words, exp.clip, ConceptConfig.preset(exp.cfg.world_preset)))
+            self._cache[key] = (words, embed_concepts(words, exp.clip, exp.cfg.stages.concepts))
         return self._cache[key]
 
     def base_set(self, exp):

@@ -21,8 +21,8 @@ never appear in train, val or test; ``test_unseen`` scenes each contain at least
 ``Group.shape`` / ``SceneObject.shape`` hold the object's *category* (``SHAPES`` lists them): the field
 keeps the name every consumer (masks, prompts, probes) reads.
 
-    from workbench.config import WorldConfig
-    scenes = make_split(WorldConfig.preset("sandbox"), "test")
+    from workbench.config import Profile
+    scenes = make_split(Profile("sandbox").world, "test")
 """
 from __future__ import annotations
 
