@@ -57,3 +57,15 @@ def test_row_key_covers_only_what_the_run_uses():
     assert key("base", t=other_w) == key("base") and key("+cxe", t=other_w) != key("+cxe")
     other_m = rep(p, m=p.m + 1)
     assert key("+cxe", p=other_m) == key("+cxe") and key("pcm-net", p=other_m) != key("pcm-net")
+
+
+def test_worker_processes_refuse_a_clip_they_would_not_load(tiny_exp, tiny_clip, sandbox_clip):
+    """``--jobs`` workers load the config's CLIP from its weights: a random-weight CLIP (tiny) cannot be rebuilt
+    in another process, and a CLIP other than the config's would score other features."""
+    import pytest
+
+    from workbench.ablation import run_ablation
+    with pytest.raises(ValueError, match="worker processes load the tiny profile's CLIP from its weights"):
+        run_ablation(tiny_exp.cfg, tiny_clip, tiny_exp, progress=False, jobs=2)
+    with pytest.raises(ValueError, match="worker processes load the tiny profile's CLIP"):
+        run_ablation(tiny_exp.cfg, sandbox_clip, tiny_exp, progress=False, jobs=2)

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from . import methods
-from .config import AblationConfig, CaptionerConfig, PCMConfig, Profile, TrainConfig, resolve
+from .config import AblationConfig, CaptionerConfig, PCMConfig, TrainConfig, resolve
 from .experiment import prepare_sandbox
 from .paths import atomic_write, atomic_write_json, repo_path, stable_hash
 
@@ -73,9 +73,11 @@ def run_ablation(cfg: AblationConfig, clip, exp, progress: bool = True, jobs: in
     from .protocols import evaluate_captioner as evaluate
     cap_cfg, pcm_cfg = cfg.stages.captioner, cfg.stages.pcm
     if jobs > 1:
-        if getattr(clip, "cfg", None) != Profile("sandbox").clip:
-            raise ValueError(f"jobs={jobs}: the worker processes load the sandbox CLIP; run with jobs=1 for "
-                             f"another backbone ({getattr(clip, 'cfg', None)}).")
+        theirs = cfg.stages.clip                            # what a worker loads (``main --worker``)
+        if getattr(clip, "cfg", None) != theirs or theirs.pretrained is None:
+            raise ValueError(f"jobs={jobs}: the worker processes load the {cfg.profile} profile's CLIP from its "
+                             f"weights ({theirs}); run with jobs=1 for another backbone or for random weights "
+                             f"({getattr(clip, 'cfg', None)}).")
         _run_workers(cfg, exp, jobs, cap_cfg, pcm_cfg, progress)
     rows = []
     for name, method, seed, tcfg, key, path, saved in _plan(cfg, exp, cap_cfg, pcm_cfg):

@@ -230,13 +230,12 @@ class Pipeline:
         through the runner every profile uses (``ablation.fit_method``: ``Method.fit``, the checkpoint picked on
         val) -> (method, model)."""
         from .ablation import fit_method
-        from .config.stages import stage_field
         from .methods import get
         t0, c = time.time(), self.cfg
         seed = c.seed if seed is None else seed
         method = get(name, c.profile, c.train_corpus)
         paper = method.paper_training(c.train_corpus) if c.profile.startswith("paper") else {}
-        mine = {stage_field(k)[1] for k, _ in c.overrides if stage_field(k)[0] == "train"}   # the user's flags win
+        mine = c.stages.overrides_of("train")                                               # the user's flags win
         self.tcfg = replace(method.train_config(self.train_config()), seed=seed,
                             **{k: v for k, v in paper.items() if k not in mine})
         model, hist = fit_method(method, exp, c.stages.captioner, c.stages.pcm, self.tcfg, seed, self.progress)

@@ -73,16 +73,15 @@ class Profile:
         for key, _ in self.overrides:
             stage_field(key)       # refuses an unknown stage or field
 
+    def overrides_of(self, name: str) -> dict:
+        """{field: value} of the overrides of stage ``name``."""
+        return {field: v for (stage, field), v in ((stage_field(k), v) for k, v in self.overrides) if stage == name}
+
     def stage(self, name: str):
         """The profile's preset of stage ``name`` (``STAGES``) with the overrides of that stage applied."""
         cfg = stage_class(name).preset(self.name)
-        values = {stage_field(k)[1]: v for k, v in self.overrides if stage_field(k)[0] == name}
+        values = self.overrides_of(name)
         return replace(cfg, **values) if values else cfg
-
-    @property
-    def sandbox(self) -> bool:
-        """True for the procedural world's profiles (``sandbox`` and the unit tests' ``tiny``)."""
-        return self.name in ("sandbox", "tiny")
 
     world = property(lambda self: self.stage("world"))
     clip = property(lambda self: self.stage("clip"))
