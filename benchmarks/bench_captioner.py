@@ -11,11 +11,11 @@ import time
 
 import torch
 
-from workbench.captioner import Captioner
+from workbench.model.captioner import Captioner
 from workbench.config import CaptionerConfig, PCMConfig
-from workbench.decoding import beam_search
-from workbench.losses import caption_loss
-from workbench.vocab import Vocabulary
+from workbench.model.decoding import beam_search
+from workbench.model.losses import caption_loss
+from workbench.model.vocab import Vocabulary
 
 
 def main():

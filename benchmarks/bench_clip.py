@@ -9,9 +9,9 @@ import time
 
 import torch
 
-from workbench.backbones import load_clip
+from workbench.backbones.clip import load_clip
 from workbench.config import ClipConfig, WorldConfig
-from workbench.data import load_sandbox_split
+from workbench.sandbox.splits import load_sandbox_split
 
 
 def main():

@@ -15,10 +15,10 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from workbench.backbones import load_clip
+from workbench.backbones.clip import load_clip
 from workbench.config import ClipConfig, FeatureConfig, WorldConfig
-from workbench.data import load_sandbox_split
-from workbench.features import extract_image_features
+from workbench.sandbox.splits import load_sandbox_split
+from workbench.features.cache import extract_image_features
 
 
 def main():

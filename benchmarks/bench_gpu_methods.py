@@ -29,9 +29,9 @@ from pathlib import Path
 import torch
 
 from workbench import methods
-from workbench.backbones import load_clip
+from workbench.backbones.clip import load_clip
 from workbench.config import ClipConfig, DiffusionConfig, Profile
-from workbench.device import resolve_device
+from workbench.utils.device import resolve_device
 
 SD15 = dict(image_size=512, vae_channels=(128, 256, 512, 512), unet_channels=(320, 640, 1280, 1280),
             cross_attention_levels=(0, 1, 2), unet_layers_per_block=2, text_time_embedding=False,
@@ -46,8 +46,8 @@ def _sync(device: str) -> None:
 
 def bench_methods(arch: str, names, n_train: int, n_test: int, device: str, work: Path, smoke: bool) -> list:
     """captions/s of one training epoch and images/s of inference for each method on ``arch``'s shapes."""
-    from workbench.diffusion import build_untrained_pipeline
-    from workbench.experiment import prepare_sandbox
+    from workbench.backbones.sandbox_sd import build_untrained_pipeline
+    from workbench.experiments.experiment import prepare_sandbox
     clip = load_clip(ClipConfig.preset("tiny") if smoke else ClipConfig(model_name=arch, pretrained=None),
                      device=device)
     stages = Profile("tiny" if smoke else PROFILE_OF[arch])
@@ -90,8 +90,8 @@ def bench_methods(arch: str, names, n_train: int, n_test: int, device: str, work
 
 def bench_synthesis(n: int, batch: int, steps: int, device: str, work: Path, smoke: bool) -> dict:
     """images/s of ``SynthesisEngine`` vs a bare pipeline call on the same random SD-1.5-shaped pipeline."""
-    from workbench.diffusion import build_untrained_pipeline
-    from workbench.synthesis import SynthesisEngine, sandbox_captions
+    from workbench.backbones.sandbox_sd import build_untrained_pipeline
+    from workbench.synthesis.engine import SynthesisEngine, sandbox_captions
     cfg = DiffusionConfig.preset("tiny") if smoke else replace(DiffusionConfig.preset("tiny"), **SD15)
     clip = load_clip(ClipConfig.preset("tiny") if smoke else ClipConfig(model_name="ViT-L-14", pretrained=None),
                      device=device)

@@ -13,7 +13,7 @@ import time
 import torch
 
 from workbench.config import SynthesisConfig
-from workbench.synthesis import SynthesisEngine, load_pipeline, sandbox_captions
+from workbench.synthesis.engine import SynthesisEngine, load_pipeline, sandbox_captions
 
 
 def main():

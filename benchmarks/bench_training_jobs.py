@@ -1,5 +1,5 @@
 """Benchmark: sandbox captioner training throughput, one process with every core vs one process per core
-(what ``python -m workbench.ablation --jobs 2`` does), measured in one run (by hand, on a quiet machine).
+(what ``python -m workbench.experiments.runner --jobs 2`` does), measured in one run (by hand, on a quiet machine).
 
     .venv/bin/python benchmarks/bench_training_jobs.py [--steps 60] [--jobs 2]
 
@@ -17,9 +17,9 @@ import time
 WORKER = r"""
 import sys, time, torch
 torch.set_num_threads(int(sys.argv[1]))
-from workbench.captioner import Captioner
+from workbench.model.captioner import Captioner
 from workbench.config import CaptionerConfig, PCMConfig
-from workbench.losses import caption_loss
+from workbench.model.losses import caption_loss
 torch.manual_seed(0)
 model = Captioner(CaptionerConfig.preset("sandbox"), 400, 128, 96, 64, PCMConfig.preset("sandbox"),
                   torch.randn(18, 128)).train()

@@ -11,8 +11,8 @@ import torch
 import torch.nn.functional as F
 
 torch.set_num_threads(1)
-from workbench.decoding import greedy  # noqa: E402
-from workbench.prefix_lm import PrefixCaptioner, PrefixLMConfig, load_lm  # noqa: E402
+from workbench.model.decoding import greedy  # noqa: E402
+from workbench.methods.prefix_lm import PrefixCaptioner, PrefixLMConfig, load_lm  # noqa: E402
 
 lm, vocab = load_lm(sys.argv[1])
 caps = ["a red star", "two blue hearts next to a green square", "a photo of a large pink heart", "an orange triangle",

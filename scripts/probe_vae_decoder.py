@@ -20,12 +20,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from workbench import faithfulness
-from workbench.backbones import load_clip
+from workbench.synthesis import faithfulness
+from workbench.backbones.clip import load_clip
 from workbench.config import ClipConfig, SynthesisConfig, WorldConfig
 from workbench.sandbox import make_split, render_scenes
 from workbench.sandbox.layout import sketch_caption
-from workbench.synthesis import load_pipeline, sandbox_captions
+from workbench.synthesis.engine import load_pipeline, sandbox_captions
 
 
 def unit(x: np.ndarray) -> torch.Tensor:                       # uint8 [B, H, W, 3] -> [-1, 1] [B, 3, H, W]

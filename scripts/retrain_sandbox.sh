@@ -10,13 +10,13 @@ export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1
 PY=.venv/bin/python
 stamp() { date -u +%H:%M:%S; }
 if [ ! -f data/sandbox_clip.json ] || [ "${FRESH_CLIP:-0}" = 1 ]; then
-  echo "[$(stamp)] CLIP"; $PY -m workbench.pretrain --preset sandbox
+  echo "[$(stamp)] CLIP"; $PY -m workbench.backbones.sandbox_clip --preset sandbox
 fi
 if [ ! -f data/sandbox_sd/workbench_manifest.json ] || [ data/sandbox_clip.safetensors -nt data/sandbox_sd/workbench_manifest.json ]; then
-  echo "[$(stamp)] SD"; $PY -m workbench.diffusion --preset sandbox
+  echo "[$(stamp)] SD"; $PY -m workbench.backbones.sandbox_sd --preset sandbox
 fi
 if [ ! -f data/sandbox_synthesis.json ] || [ data/sandbox_sd/workbench_manifest.json -nt data/sandbox_synthesis.json ]; then
-  echo "[$(stamp)] synthesis calibration"; $PY -m workbench.calibrate
+  echo "[$(stamp)] synthesis calibration"; $PY -m workbench.experiments.calibrate
 fi
-echo "[$(stamp)] caption-world calibration"; $PY -m workbench.calibrate --world
+echo "[$(stamp)] caption-world calibration"; $PY -m workbench.experiments.calibrate --world
 echo "[$(stamp)] done"

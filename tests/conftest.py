@@ -24,7 +24,7 @@ def tiny_world():
 @pytest.fixture(scope="session")
 def tiny_clip():
     import torch
-    from workbench.backbones import load_clip
+    from workbench.backbones.clip import load_clip
     from workbench.config import ClipConfig
     torch.manual_seed(0)
     return load_clip(ClipConfig.preset("tiny"), device="cpu")
@@ -32,7 +32,7 @@ def tiny_clip():
 
 @pytest.fixture(scope="session")
 def sandbox_clip():
-    from workbench.backbones import load_clip
+    from workbench.backbones.clip import load_clip
     from workbench.config import ClipConfig
     return load_clip(ClipConfig.preset("sandbox"), device="cpu")
 
@@ -41,7 +41,7 @@ def sandbox_clip():
 def tiny_pipeline_dir(tmp_path_factory, tiny_clip):
     """A tiny Stable Diffusion pipeline saved locally (the paper loading path, without a download)."""
     from workbench.config import DiffusionConfig
-    from workbench.diffusion import build_untrained_pipeline, save_pipeline
+    from workbench.backbones.sandbox_sd import build_untrained_pipeline, save_pipeline
     out = tmp_path_factory.mktemp("tiny_sd") / "pipe"
     pipe = build_untrained_pipeline(DiffusionConfig.preset("tiny"), tiny_clip, out.parent / "tok")
     save_pipeline(pipe, out, {"note": "untrained, for tests"})
@@ -55,8 +55,8 @@ def tiny_exp(tiny_clip, tmp_path_factory):
     from dataclasses import replace
 
     from workbench.config import AblationConfig, DiffusionConfig
-    from workbench.diffusion import build_untrained_pipeline
-    from workbench.experiment import prepare_sandbox
+    from workbench.backbones.sandbox_sd import build_untrained_pipeline
+    from workbench.experiments.experiment import prepare_sandbox
     tmp = tmp_path_factory.mktemp("methods")
     pipe = build_untrained_pipeline(DiffusionConfig.preset("tiny"), tiny_clip, tmp / "tok")
     cfg = replace(AblationConfig.preset("tiny"), n_train=16, n_val=4, n_test=4, n_test_unseen=2,
@@ -68,16 +68,16 @@ def tiny_exp(tiny_clip, tmp_path_factory):
 def paper_layout(tmp_path_factory, tiny_clip):
     """The prepare layout on a tmp root: the Karpathy fixtures of MSCOCO and Flickr30k, real COCO photos as val
     and test images (one test image of each corpus missing), a tiny random CLIP and text-to-image pipeline."""
-    from workbench.backbones import save_clip_weights
-    from workbench.config import CORPUS_LAYOUT, DiffusionConfig
-    from workbench.diffusion import build_untrained_pipeline
-    from workbench.prepare import write_split_lists
+    from workbench.backbones.clip import save_clip_weights
+    from workbench.config import DiffusionConfig, karpathy_file
+    from workbench.backbones.sandbox_sd import build_untrained_pipeline
+    from workbench.corpora.prepare import write_split_lists
     root = tmp_path_factory.mktemp("pipe")
     for corpus, fixture in (("mscoco", "karpathy_dataset_coco_sample.json"),
                             ("flickr30k", "karpathy_dataset_flickr30k_sample.json")):
         (root / corpus / "karpathy").mkdir(parents=True)
-        shutil.copy(FIX / fixture, root / corpus / "karpathy" / Path(CORPUS_LAYOUT[corpus]["text"]).name)
-        write_split_lists(root / corpus / "karpathy" / Path(CORPUS_LAYOUT[corpus]["text"]).name, corpus)
+        shutil.copy(FIX / fixture, root / corpus / "karpathy" / Path(karpathy_file(corpus)).name)
+        write_split_lists(root / corpus / "karpathy" / Path(karpathy_file(corpus)).name, corpus)
     photos = sorted((FIX / "coco_images").iterdir())                       # 3 real COCO photos
     (root / "mscoco" / "val2014").mkdir()
     val_ids, test_ids = (244592, 10440, 10012), (391895, 60623)           # test 415746 stays missing

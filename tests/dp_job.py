@@ -16,9 +16,9 @@ from pathlib import Path
 
 import torch
 
-import workbench.checkpoint
+import workbench.utils.checkpoint
 import workbench.training
-from workbench.captioner import Captioner
+from workbench.model.captioner import Captioner
 from workbench.config import TrainConfig
 from workbench.training import CaptionSet, train_captioner
 
@@ -51,7 +51,7 @@ def log_writes(run_dir: Path, writes: list) -> None:
         return wrapper
     workbench.training.atomic_write = logged(workbench.training.atomic_write)
     workbench.training.atomic_write_json = logged(workbench.training.atomic_write_json)
-    workbench.checkpoint.atomic_write = logged(workbench.checkpoint.atomic_write)
+    workbench.utils.checkpoint.atomic_write = logged(workbench.utils.checkpoint.atomic_write)
 
 
 if __name__ == "__main__":

@@ -7,9 +7,9 @@ from dataclasses import replace
 
 import numpy as np
 
-from workbench.backbones import load_clip
+from workbench.backbones.clip import load_clip
 from workbench.config import ClipConfig, FeatureConfig
-from workbench.features import extract_image_features
+from workbench.features.cache import extract_image_features
 
 if __name__ == "__main__":
     weights, images, root = sys.argv[1:4]

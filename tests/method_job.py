@@ -17,10 +17,10 @@ from pathlib import Path
 import torch
 
 from workbench import methods
-from workbench.backbones import load_clip
+from workbench.backbones.clip import load_clip
 from workbench.config import AblationConfig, CaptionerConfig, ClipConfig, DiffusionConfig, PCMConfig, TrainConfig
-from workbench.diffusion import build_untrained_pipeline
-from workbench.experiment import prepare_sandbox
+from workbench.backbones.sandbox_sd import build_untrained_pipeline
+from workbench.experiments.experiment import prepare_sandbox
 
 if __name__ == "__main__":
     exp_dir, out, batch_size, epochs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])

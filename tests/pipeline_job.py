@@ -25,7 +25,7 @@ def config(root: Path, **over) -> PipelineConfig:
 if __name__ == "__main__":
     from accelerate import PartialState
 
-    from workbench.pipeline import Pipeline
+    from workbench.experiments.pipeline import Pipeline
     root, out = Path(sys.argv[1]), sys.argv[2]
     rows = Pipeline(config(root, out_dir=out), progress=False).run()
     rank = PartialState().process_index

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import torch
 
-import workbench.checkpoint
-import workbench.rl
-from workbench.rl import RLConfig, train_scst
+import workbench.utils.checkpoint
+import workbench.methods.rl
+from workbench.methods.rl import RLConfig, train_scst
 
 from dp_job import deterministic_model, log_writes
 from train_job import build
@@ -27,8 +27,8 @@ if __name__ == "__main__":
     rank = int(os.environ.get("RANK", 0))
     writes = []
     log_writes(out / "runs" / "rl", writes)
-    workbench.rl.atomic_write = workbench.training.atomic_write          # the logged writers
-    workbench.rl.atomic_write_json = workbench.training.atomic_write_json
+    workbench.methods.rl.atomic_write = workbench.training.atomic_write          # the logged writers
+    workbench.methods.rl.atomic_write_json = workbench.training.atomic_write_json
     model, vocab, train, val = build()
     model = deterministic_model(model, vocab)
     out.mkdir(parents=True, exist_ok=True)

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from workbench.ablation import row_key
+from workbench.experiments.runner import row_key
 from workbench.config import AblationConfig, CaptionerConfig, PCMConfig, TrainConfig
 from workbench.training import CaptionSet, train_captioner
 
@@ -64,7 +64,7 @@ def test_worker_processes_refuse_a_clip_they_would_not_load(tiny_exp, tiny_clip,
     in another process, and a CLIP other than the config's would score other features."""
     import pytest
 
-    from workbench.ablation import run_ablation
+    from workbench.experiments.runner import run_ablation
     with pytest.raises(ValueError, match="worker processes load the tiny profile's CLIP from its weights"):
         run_ablation(tiny_exp.cfg, tiny_clip, tiny_exp, progress=False, jobs=2)
     with pytest.raises(ValueError, match="worker processes load the tiny profile's CLIP"):

@@ -1,7 +1,7 @@
 """Annotator agreement: one held-out reference scored against the others."""
 import pytest
 
-from workbench.evaluation import annotator_agreement
+from workbench.evaluation.metrics import annotator_agreement
 
 
 def test_agreement_is_high_when_annotators_agree_and_low_when_they_do_not():
@@ -20,9 +20,9 @@ def test_agreement_needs_several_references():
 
 
 def test_one_seed_shows_no_spread_and_several_show_the_sample_std():
-    from workbench.evaluation import aggregate, markdown_table, mean_std
+    from workbench.evaluation.metrics import aggregate, mean_std, results_markdown
     assert mean_std(12.34, 0.0, 1) == "12.3" and mean_std(12.34, 0.56, 3) == "12.3 ± 0.6"
-    one = markdown_table(aggregate([{"model": "a", "seed": 0, "CIDEr": 0.5}]))
-    two = markdown_table(aggregate([{"model": "a", "seed": 0, "CIDEr": 0.5}, {"model": "a", "seed": 1, "CIDEr": 0.7}]))
+    one = results_markdown(aggregate([{"model": "a", "seed": 0, "CIDEr": 0.5}]))
+    two = results_markdown(aggregate([{"model": "a", "seed": 0, "CIDEr": 0.5}, {"model": "a", "seed": 1, "CIDEr": 0.7}]))
     assert "| a | 1 | 50.0 |" in one and "±" not in one
     assert "| a | 2 | 60.0 ± 14.1 |" in two

@@ -3,9 +3,9 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.backbones import WeightsUnavailableError, load_clip, save_clip_weights
+from workbench.backbones.clip import WeightsUnavailableError, load_clip, save_clip_weights
 from workbench.config import ClipConfig
-from workbench.device import resolve_device
+from workbench.utils.device import resolve_device
 
 
 def _images(n, size=32, seed=0):

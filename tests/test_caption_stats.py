@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from workbench import caption_stats as cs
-from workbench.evaluation import cider
+from workbench.evaluation import caption_stats as cs
+from workbench.evaluation.metrics import cider
 
 
 def test_recall_at_k_hand_case():
@@ -65,7 +65,7 @@ def test_within_bounds_reads_each_target():
 
 
 def test_world_table_holds_every_statistic_beside_its_real_value():
-    from workbench.calibrate import world_table
+    from workbench.experiments.calibrate import world_table
     rep = {"agreement_cider": 87.1, "clip_retrieval_cider": 15.0, "clip_retrieval_share": 0.17,
            "text_retrieval_share": 0.51, "random_share": 0.05, "vocabulary": 275, "n_memory": 4000, "verbatim_share": 0.01,
            "recall_i2t": (40.0, 70.0, 80.0), "recall_t2i": (20.0, 50.0, 60.0), "n_recall_images": 5000,
@@ -81,7 +81,7 @@ def test_world_table_holds_every_statistic_beside_its_real_value():
 
 
 def test_world_report_measures_every_statistic_on_a_small_sample(tiny_clip):
-    from workbench.calibrate import world_report, world_table
+    from workbench.experiments.calibrate import world_report, world_table
     from workbench.config import WorldConfig
     rep = world_report(tiny_clip, WorldConfig.preset("tiny"), n_agreement=24, n_memory=48, n_recall=24,
                        progress=False)

@@ -11,11 +11,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.captioner import Captioner
+from workbench.model.captioner import Captioner
 from workbench.config import CaptionerConfig, PCMConfig
-from workbench.decoding import beam_search, caption_images, generate, greedy
-from workbench.losses import caption_loss, cxe_weights
-from workbench.vocab import Vocabulary
+from workbench.model.decoding import beam_search, caption_images, generate, greedy
+from workbench.model.losses import caption_loss, cxe_weights
+from workbench.model.vocab import Vocabulary
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -131,7 +131,7 @@ def test_coco_metrics_reproduce_pycocoevalcap(tmp_path, monkeypatch):
     from pycocotools.coco import COCO
     monkeypatch.setattr(pe, "Spice", _NoSpice)
 
-    from workbench.evaluation import coco_metrics
+    from workbench.evaluation.metrics import coco_metrics
     ann = HERE / "fixtures" / "coco_captions_sample.json"
     coco = COCO(str(ann))
     ids = coco.getImgIds()

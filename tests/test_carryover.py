@@ -98,9 +98,9 @@ def test_presets_read_the_rules():
 
 def test_sandbox_bank_size_is_the_worlds():
     """SANDBOX_BANK_SIZE (which K is carried from) = the nouns at the sandbox min count in the ablation's captions."""
-    from workbench.concepts import count_nouns, select_vocabulary
+    from workbench.features.concepts import count_nouns, select_vocabulary
     from workbench.config import AblationConfig, WorldConfig
-    from workbench.synthesis import sandbox_captions
+    from workbench.synthesis.engine import sandbox_captions
     n = AblationConfig().n_train                                  # 4,000 scenes (the full preset's)
     caps, _, _ = sandbox_captions("train", n * 5, per_scene=5, world=WorldConfig.preset("sandbox"))
     words = select_vocabulary(count_nouns(caps), ConceptConfig.preset("sandbox"))

@@ -4,7 +4,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from workbench.checkpoint import Checkpoint
+from workbench.utils.checkpoint import Checkpoint
 from workbench.config import DiffusionConfig
 
 
@@ -26,7 +26,7 @@ class _Killed(Exception):
 
 
 def _run(cfg, run_dir, kill_at=None):
-    from workbench.diffusion import _adamw, _checkpointed_loop
+    from workbench.backbones.sandbox_sd import _adamw, _checkpointed_loop
     torch.manual_seed(0)
     model = torch.nn.Linear(4, 1)
     opt = _adamw(model.parameters(), 0.1)

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from workbench import cli
-from workbench.score import load_predictions, score_file
+from workbench.evaluation.score import load_predictions, score_file
 
 FIX = Path(__file__).parent / "fixtures"
 REFS = FIX / "karpathy_mscoco_val_sample.json"

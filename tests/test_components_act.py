@@ -4,7 +4,7 @@ import torch
 import torch.nn.functional as F
 
 from workbench import methods
-from workbench.captioner import Captioner
+from workbench.model.captioner import Captioner
 from workbench.config import CaptionerConfig
 from workbench.config import carryover as R
 from workbench.methods import syntic

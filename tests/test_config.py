@@ -51,17 +51,17 @@ def test_scale_switch(monkeypatch):
 
 
 def test_main_job_plan_reads_the_measured_times(monkeypatch, tmp_path):
-    from workbench import run_notebooks
-    monkeypatch.setattr(run_notebooks, "runs_dir", lambda: tmp_path)
-    paths = run_notebooks.notebook_paths(["01", "02"])
-    assert "not measured yet" in run_notebooks.plan(paths, "full")
-    assert "about 44 s" in run_notebooks.plan(paths, "quick")                     # the README's measured times
+    from workbench.experiments import notebooks
+    monkeypatch.setattr(notebooks, "runs_dir", lambda: tmp_path)
+    paths = notebooks.notebook_paths(["01", "02"])
+    assert "not measured yet" in notebooks.plan(paths, "full")
+    assert "about 44 s" in notebooks.plan(paths, "quick")                     # the README's measured times
     (tmp_path / "main").mkdir()
     (tmp_path / "main" / "timings-quick.json").write_text('{"01_modality_gap.ipynb": 50, "02_synthesis.ipynb": 240}')
-    text = run_notebooks.plan(paths, "quick")                                     # this machine's last run wins
+    text = notebooks.plan(paths, "quick")                                     # this machine's last run wins
     assert "about 50 s" in text and "about 4 min" in text and "total" in text and "about 5 min" in text
     with pytest.raises(ValueError, match="scale='huge'"):
-        run_notebooks.run(["01"], "huge")
+        notebooks.run(["01"], "huge")
 
 
 def test_profile_switch(monkeypatch):
@@ -79,7 +79,7 @@ def test_the_profile_is_resolved_in_one_place(monkeypatch):
     assert C.resolve().name == "sandbox"
     monkeypatch.setenv("WORKBENCH_PROFILE", "paper_l14")
     assert C.resolve().name == "paper_l14" and C.resolve("tiny").name == "tiny"     # a command's flag wins
-    from workbench import study
+    from workbench.experiments import study
     assert study.open(clip=object()).stages.name == "paper_l14"                   # the notebooks' door reads it
     with pytest.raises(ValueError, match="profile='paper_b16' is not one of"):
         C.Profile("paper_b16")

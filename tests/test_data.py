@@ -4,7 +4,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.data import load_captions, load_real_pairs, load_sandbox_split
+from workbench.corpora.readers import load_captions, load_real_pairs
+from workbench.sandbox.splits import load_sandbox_split
 
 FIX = Path(__file__).parent / "fixtures"
 

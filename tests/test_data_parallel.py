@@ -159,8 +159,8 @@ def test_scst_two_processes_shard_the_images_and_hold_the_same_weights(tmp_path)
 
 
 def test_feature_extraction_splits_its_shards_across_two_processes(tmp_path, tiny_clip):
-    from workbench.backbones import save_clip_weights
-    from workbench.features import FeatureStore
+    from workbench.backbones.clip import save_clip_weights
+    from workbench.features.cache import FeatureStore
     save_clip_weights(tiny_clip, tmp_path / "clip.safetensors", half=False)
     images = np.random.default_rng(0).integers(0, 256, (40, 32, 32, 3), dtype=np.uint8)   # 3 shards of 16
     np.save(tmp_path / "images.npy", images)

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from workbench.config import SynthesisConfig
-from workbench.diffusion import clip_text_model_from_open_clip, hf_tokenizer_from_open_clip
-from workbench.synthesis import SynthesisEngine, load_pipeline
+from workbench.backbones.sandbox_sd import clip_text_model_from_open_clip, hf_tokenizer_from_open_clip
+from workbench.synthesis.engine import SynthesisEngine, load_pipeline
 
 TEXTS = ["a red circle", "", "two little violet rhombuses to the left of a pair of big yellow crescents on a "
          "checkerboard background, and a tiny white star next to them"]
@@ -57,7 +57,7 @@ def test_decoder_stage_changes_the_decoder_alone(tmp_path, tiny_pipeline_dir):
     from diffusers import StableDiffusionPipeline
 
     from workbench.config import DiffusionConfig
-    from workbench.diffusion import finetune_saved_decoder
+    from workbench.backbones.sandbox_sd import finetune_saved_decoder
     src = tmp_path / "pipe"
     shutil.copytree(tiny_pipeline_dir, src)
     before = StableDiffusionPipeline.from_pretrained(src, dtype=torch.float32, safety_checker=None)
@@ -96,9 +96,9 @@ def test_a_stage_run_on_other_data_is_not_resumed(tmp_path, tiny_clip, monkeypat
     change, the same config trains afresh instead of reloading the finished run of the old world."""
     from dataclasses import replace
 
-    import workbench.data as D
+    import workbench.sandbox.splits as D
     from workbench.config import DiffusionConfig
-    from workbench.diffusion import train_sandbox_pipeline
+    from workbench.backbones.sandbox_sd import train_sandbox_pipeline
     cfg = replace(DiffusionConfig.preset("tiny"), run_dir=str(tmp_path / "run"), out_dir=str(tmp_path / "out"))
     _, first = train_sandbox_pipeline(cfg, tiny_clip, progress=False)
     _, same = train_sandbox_pipeline(cfg, tiny_clip, progress=False)                 # finished: reloaded

@@ -15,7 +15,7 @@ from workbench.methods.entities import (PromptedCaptioner, caption_entities, ent
 from workbench.methods.common import noise_injection
 from workbench.methods.ifcap import (Fusion, IFCapConfig, matched_retrieval_noise, nearest,
                                      retrieval_overlap)
-from workbench.vocab import Vocabulary
+from workbench.model.vocab import Vocabulary
 
 FIX = Path(__file__).parent / "fixtures"
 VOCAB = Vocabulary(["a", "dog", "cat", "park", "ball", "person", "man", "tree"])
@@ -94,7 +94,7 @@ def test_fusion_reads_the_retrieved_captions():
 def test_the_decoder_sees_the_prompt():
     from dataclasses import replace
 
-    from workbench.captioner import Captioner
+    from workbench.model.captioner import Captioner
     from workbench.config import CaptionerConfig
     torch.manual_seed(0)
     cap = Captioner(replace(CaptionerConfig.preset("tiny"), use_patches=False, mixup=False), len(VOCAB), 16, 16, 4)
@@ -130,7 +130,7 @@ def test_viecap_takes_its_codes_entity_threshold_per_test_corpus(tiny_clip, tmp_
     with pytest.raises(ValueError, match="test_thresholds"):
         ViECapConfig(test_thresholds=(("nocaps", 1.5),))
     # the protocol asks for each test set's settings before captioning it
-    from workbench import protocols
+    from workbench.experiments import protocols
     from workbench.config import ProtocolConfig, ReferenceSetConfig
     seen = []
     m = methods.get("viecap")
@@ -177,7 +177,7 @@ def nocaps_layout(tmp_path) -> Path:
 
 
 def test_nocaps_reader_keeps_domains():
-    from workbench.data import load_captions
+    from workbench.corpora.readers import load_captions
     items = load_captions(FIX / "nocaps_val_sample.json")
     assert [it.domain for it in items] == ["in-domain", "near-domain", "out-domain"]
     assert len(items[0].captions) == 5 and items[1].file_name == "0021ad6b14b1b9d6.jpg"
@@ -185,8 +185,8 @@ def test_nocaps_reader_keeps_domains():
 
 def test_nocaps_protocol_scores_by_domain(tiny_exp, tmp_path):
     from workbench.config import CaptionerConfig, FeatureConfig, PCMConfig, ProtocolConfig, ReferenceSetConfig
-    from workbench.evaluation import coco_metrics
-    from workbench.protocols import run_protocol
+    from workbench.evaluation.metrics import coco_metrics
+    from workbench.experiments.protocols import run_protocol
     root = nocaps_layout(tmp_path)
     test = ReferenceSetConfig("nocaps", str(root / "val"), str(root / "nocaps_val_4500_captions.json"))
     m = methods.get("viecap", "paper_b32")
@@ -204,7 +204,7 @@ def test_nocaps_protocol_scores_by_domain(tiny_exp, tmp_path):
 
 def test_nocaps_layout_in_prepare_and_pipeline(tmp_path):
     from workbench.config.pipeline import PipelineConfig
-    from workbench.prepare import check_nocaps
+    from workbench.corpora.prepare import check_nocaps
     nocaps_layout(tmp_path)
     report = check_nocaps(tmp_path)
     assert report["missing"] == [] and report["folders"]["val"] == (3, 4500)
@@ -241,7 +241,7 @@ def test_viecap_with_its_own_decoder_on_a_tiny_gpt2(tiny_exp, tiny_gpt2, tmp_pat
 
     from workbench.config import CaptionerConfig, PCMConfig, TrainConfig
     from workbench.methods.entity_lm import prompt_text
-    from workbench.prefix_lm import TokenizerVocab
+    from workbench.methods.prefix_lm import TokenizerVocab
     assert prompt_text(["dog", "park"]) == "There are dog, park in image."          # ViECap's template
     assert prompt_text([]) == "There are something in image."
     m = methods.get("viecap-lm", "paper_b32")
@@ -279,7 +279,7 @@ def test_ifcap_with_its_own_decoder_fuses_the_retrieved_captions_into_a_tiny_gpt
     from dataclasses import replace
 
     from workbench.config import CaptionerConfig, PCMConfig, TrainConfig
-    from workbench.prefix_lm import TokenizerVocab
+    from workbench.methods.prefix_lm import TokenizerVocab
     m = methods.get("ifcap-lm", "paper_b32")
     assert m.name == "ifcap-lm" and m.config.lm_model == "gpt2" and m.reported is None
     assert m.paper_training("mscoco") == {"batch_size": 80, "lr": 2e-5, "epochs": 5}

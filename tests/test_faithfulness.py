@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from workbench import faithfulness as fa
+from workbench.synthesis import faithfulness as fa
 from workbench.config import SynthesisConfig, WorldConfig
 from workbench.sandbox import make_scene, make_split, reference_captions
 from workbench.sandbox.captions import INVERSE, VAGUE_COUNT_WORDS
@@ -148,7 +148,7 @@ def test_choose_strength_prefers_closest_synthetic_setting():
 
 
 def test_layout_strength_runs_img2img_and_is_part_of_the_settings(tiny_pipeline_dir, tmp_path):
-    from workbench.synthesis import SynthesisEngine, load_pipeline
+    from workbench.synthesis.engine import SynthesisEngine, load_pipeline
     base = SynthesisConfig.preset("tiny", model_id=str(tiny_pipeline_dir), out_dir=str(tmp_path / "a"))
     pipe = load_pipeline(base, device="cpu")
     caps = ["a red cat left of a blue car", "two green trees in a park"]

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from workbench.concepts import build_concept_bank, count_nouns, select_vocabulary
+from workbench.features.concepts import build_concept_bank, count_nouns, select_vocabulary
 from workbench.config import ConceptConfig, FeatureConfig
-from workbench.features import FeatureStore, extract_image_features, extract_text_features
+from workbench.features.cache import FeatureStore, extract_image_features, extract_text_features
 
 
 @pytest.fixture()
@@ -76,7 +76,7 @@ def test_text_cache(tiny_clip, tmp_path):
 
 
 def test_noun_vocabulary_on_real_coco_captions():
-    from workbench.data import load_captions
+    from workbench.corpora.readers import load_captions
     from pathlib import Path
     items = load_captions(Path(__file__).parent / "fixtures" / "karpathy_mscoco_val_sample.json")
     counts = count_nouns([c for it in items for c in it.captions])
@@ -113,7 +113,7 @@ def test_concept_bank_is_embedded(tiny_clip):
 
 def test_reopening_trusts_unchanged_shards_and_verify_rehashes(tiny_clip, images, tmp_path, monkeypatch):
     import os
-    import workbench.features as features
+    import workbench.features.cache as features
     ids, cfg = [str(i) for i in range(len(images))], _cfg(tmp_path)
     extract_image_features(tiny_clip, images, ids, "set", cfg, progress=False)
     hashed, calls = [], []

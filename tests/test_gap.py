@@ -4,7 +4,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from workbench import gap
+from workbench.backbones import gap
 
 
 def _planted(n=200, d=32, shift=0.6, seed=0):

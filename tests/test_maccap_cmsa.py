@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from workbench import methods
 from workbench.methods import cmsa, maccap
-from workbench.decoding import sample
-from workbench.rl import Discriminator, scst_loss, sequence_logprob
+from workbench.model.decoding import sample
+from workbench.methods.rl import Discriminator, scst_loss, sequence_logprob
 
 
 def test_region_noise_tokens_have_the_expected_cosine():
@@ -111,7 +111,7 @@ def test_backbone_cls_attention(sandbox_clip):
 
 
 def _tiny_captioner(vocab_size=12):
-    from workbench.captioner import Captioner
+    from workbench.model.captioner import Captioner
     from workbench.config import CaptionerConfig
     torch.manual_seed(0)
     cfg = CaptionerConfig.preset("tiny", use_patches=False, mixup=False, noise_variance=0.0, dropout=0.0,
@@ -192,7 +192,7 @@ def test_registry_blocks_groups_and_paper_presets():
     assert methods.expand("cmsa-ablation")[0] == "cmsa"
     p = methods.get("maccap-s1", "paper_b32").options()
     assert p["noise_variance"] == 0.016 and p["decoder"] == "frozen-lm" and p["samples"] == 1
-    from workbench.prefix_lm import PrefixLMConfig
+    from workbench.methods.prefix_lm import PrefixLMConfig
     assert PrefixLMConfig.preset(p["lm_preset"]).lm_model == "facebook/opt-1.3b"
     inference_rows = ("maccap", "maccap-s4", "maccap-s1", "maccap-cls", "maccap-code")
     assert len({methods.get(n).train_name() for n in inference_rows}) == 1      # one trained model serves them
@@ -251,12 +251,12 @@ def tiny_opt(tmp_path_factory, tiny_exp):
 
 
 def test_maccap_paper_path_on_a_tiny_opt(tiny_exp, tiny_opt, tmp_path):
-    from workbench.prefix_lm import TokenizerVocab
+    from workbench.methods.prefix_lm import TokenizerVocab
     m = methods.get("maccap", "paper_b32")
     m.config = replace(m.config, lm_model=str(tiny_opt), samples=2, lm_preset="tiny")
     vocab = m.vocabulary(tiny_exp)
     assert isinstance(vocab, TokenizerVocab) and vocab.bos == 1 and vocab.eos == 2
-    from workbench.vocab import tokenize                        # lower-case words, punctuation dropped
+    from workbench.model.vocab import tokenize                        # lower-case words, punctuation dropped
     assert vocab.decode(vocab.encode(tiny_exp.captions[0])) == " ".join(tokenize(tiny_exp.captions[0]))
     model, hist = _fit(m, tiny_exp, tmp_path)
     assert np.isfinite(hist["loss"]).all()
@@ -280,7 +280,7 @@ def test_cmsa_rl_changes_the_model_and_picks_on_val(tiny_exp, tmp_path):
 
 
 def test_captioner_without_token_types():
-    from workbench.captioner import Captioner
+    from workbench.model.captioner import Captioner
     from workbench.config import CaptionerConfig
     with pytest.raises(ValueError, match="token_type=True"):
         CaptionerConfig(mixup=True, token_type=False)
@@ -295,7 +295,7 @@ def test_captioner_without_token_types():
 def test_prefix_captioner_cache_matches_the_full_forward(tiny_opt):
     """Incremental decoding through the LM's key/value cache gives the full teacher-forced forward's logits,
     also after the beams are reordered (rows swapped mid-sequence)."""
-    from workbench.prefix_lm import PrefixCaptioner, PrefixLMConfig, load_lm
+    from workbench.methods.prefix_lm import PrefixCaptioner, PrefixLMConfig, load_lm
     lm, _ = load_lm(str(tiny_opt), 12)
     torch.manual_seed(0)
     model = PrefixCaptioner(lm, 8, PrefixLMConfig.preset("tiny")).eval()
@@ -315,6 +315,6 @@ def test_prefix_captioner_cache_matches_the_full_forward(tiny_opt):
 
 
 def test_samples_and_greedy_captions_of_different_lengths_stack():
-    from workbench.rl import pad_cat
+    from workbench.methods.rl import pad_cat
     out = pad_cat([torch.tensor([[5, 6, 2, 0, 0]]), torch.tensor([[7, 2], [8, 2]])], pad=0)
     assert out.tolist() == [[5, 6, 2, 0, 0], [7, 2, 0, 0, 0], [8, 2, 0, 0, 0]]

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from workbench import pcm
+from workbench.model import pcm
 from workbench.config import PCMConfig
 
 

@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from workbench import pcm, pcm_inspect, widgets
-from workbench.concepts import ConceptBank
+from workbench.model import pcm
+from workbench.viz import pcm_inspect, widgets
+from workbench.features.concepts import ConceptBank
 from workbench.config import FeatureConfig, PCMConfig, WorldConfig
-from workbench.data import load_sandbox_split
-from workbench.features import extract_image_features
+from workbench.sandbox.splits import load_sandbox_split
+from workbench.features.cache import extract_image_features
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """The pipeline command end to end on the paper code path: tiny random CLIP and text-to-image backbones saved
 locally and loaded back through their real loaders, real-format data (a Karpathy dataset_coco.json, a
-dataset_flickr30k.json, real COCO photos) laid out as ``workbench.prepare`` lays it out."""
+dataset_flickr30k.json, real COCO photos) laid out as ``workbench.corpora.prepare`` lays it out."""
 import json
 import os
 import subprocess
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from workbench.config import PipelineConfig, ReferenceSetConfig
-from workbench.pipeline import Pipeline
+from workbench.experiments.pipeline import Pipeline
 
 HERE = Path(__file__).parent
 FIX = HERE / "fixtures"
@@ -46,11 +46,11 @@ def test_pipeline_paper_path_end_to_end(layout, tiny_clip):
     assert "in-domain: mscoco -> mscoco" in md and "| images scored |" in md
     written = json.loads((out / "captions-flickr30k.json").read_text())
     assert len(written) == 2 and all(set(r) == {"image_id", "caption"} for r in written)   # COCO results format
-    from workbench.paths import repo_path
-    from workbench.score import score_file                    # `workbench score` reproduces the table's CIDEr
+    from workbench.utils.paths import repo_path
+    from workbench.evaluation.score import score_file                    # `workbench score` reproduces the table's CIDEr
     rescored = score_file(out / "captions-mscoco.json", repo_path(cfg.test_sets[0].captions_file))
     assert rescored["counts"]["matched"] == 2 and rescored["metrics"]["CIDEr"] == pytest.approx(rows[0]["CIDEr"])
-    from workbench.pretrained import from_pretrained
+    from workbench.model.saved import from_pretrained
     model, vocab, info = from_pretrained(out / "captioner")
     assert info["configs"]["pipeline"]["train_corpus"] == "mscoco"
     assert info["clip"]["config"]["pretrained"] == str(layout / "clip.safetensors")
@@ -129,9 +129,9 @@ def test_pipeline_under_a_launcher_two_processes(layout):
 
 
 def test_the_sandbox_profile_runs_the_sandbox_study(monkeypatch):
-    from workbench import ablation, pipeline
+    from workbench.experiments import runner, pipeline
     seen = []
-    monkeypatch.setattr(ablation, "main", lambda argv: seen.append(argv))
+    monkeypatch.setattr(runner, "main", lambda argv: seen.append(argv))
     monkeypatch.setattr(pipeline, "Pipeline", lambda *a, **k: pytest.fail("the sandbox must not run the paper path"))
     pipeline.main(["--profile", "sandbox"])
     assert seen == [["--preset", "sandbox"]]
@@ -139,14 +139,14 @@ def test_the_sandbox_profile_runs_the_sandbox_study(monkeypatch):
 
 def test_every_method_runs_on_the_corpus_through_the_one_runner(layout, monkeypatch):
     """Every registered method family trains on the real-format corpus (Karpathy: five captions an image, real
-    COCO photos as val / test / unpaired images) through ``ablation.fit_method`` and is scored in-domain and
+    COCO photos as val / test / unpaired images) through ``runner.fit_method`` and is scored in-domain and
     cross-domain through its own inference recipe; the leaderboard per protocol has every row."""
     from workbench import methods
     names = ("capdec", "decap", "ucc", "ucc+mean", "syntic", "maccap", "cmsa", "viecap", "ifcap", "pcm-viecap",
              "pcm-net")
     cfg = _config(layout, out_dir=str(layout / "out-methods"), n_train=15, methods=names, seeds=(1,),
                   unpaired_images=str(FIX / "coco_images"), overrides=(("train.epochs", 1),))
-    from workbench import protocols
+    from workbench.experiments import protocols
     loads = []
     real_load = protocols.load_test_set
     monkeypatch.setattr(protocols, "load_test_set", lambda *a, **k: loads.append(a[1].corpus) or real_load(*a, **k))
@@ -183,7 +183,7 @@ def test_bring_your_own_synthetic_images(layout, tmp_path):
     import numpy as np
     from PIL import Image
 
-    from workbench.data import load_caption_corpus
+    from workbench.corpora.readers import load_caption_corpus
     caps, ids = load_caption_corpus(layout / "mscoco/karpathy/dataset_coco.json")
     caps, ids = caps[:10], ids[:10]
     folder = tmp_path / "sd"

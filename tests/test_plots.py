@@ -1,6 +1,6 @@
 """Every figure is legible at the size JupyterLab shows it and never goes through pyplot.
 
-The contract (``workbench.plots``): at most MAX_WIDTH_IN inches wide at DPI (shown unscaled in a 1280 px
+The contract (``workbench.viz.plots``): at most MAX_WIDTH_IN inches wide at DPI (shown unscaled in a 1280 px
 window), no visible text under MIN_FONT points, no two tick labels of an axis overlapping."""
 import itertools
 
@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from workbench import pcm, pcm_inspect, plots
+from workbench.model import pcm
+from workbench.viz import pcm_inspect, plots
 
 
 def _texts(fig):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench import pipeline, preflight
+from workbench.experiments import pipeline, preflight
 from workbench.config import ClipConfig, ReferenceSetConfig
 from workbench.config.stages import parse_set
 
@@ -86,7 +86,7 @@ def test_check_flag_exits_1_on_a_problem(paper_layout, tmp_path, capsys):
 
 
 def test_a_checkpoint_of_another_architecture_is_named_as_such():
-    from workbench.backbones import WeightsUnavailableError, load_clip
+    from workbench.backbones.clip import WeightsUnavailableError, load_clip
     with pytest.raises(WeightsUnavailableError, match="is not a wb-tiny-vit checkpoint: visual.conv1.weight"):
         load_clip(ClipConfig(model_name="wb-tiny-vit", pretrained=str(SANDBOX_CLIP)), device="cpu")
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from workbench.config import PretrainConfig
-from workbench.pretrain import batch_indices, pretrain, write_weights
+from workbench.backbones.sandbox_clip import batch_indices, pretrain, write_weights
 
 
 def test_batches_depend_only_on_seed_and_step():
@@ -30,7 +30,7 @@ def test_interrupted_run_resumes_identically(tmp_path):
 def test_a_checkpoint_of_other_data_is_not_resumed(tmp_path, monkeypatch, other_captions):
     """The run is keyed on its data too: after the world's captions change, the same config starts afresh
     instead of resuming (or skipping, when finished) a run made on the old world."""
-    import workbench.pretrain as P
+    import workbench.backbones.sandbox_clip as P
     cfg = replace(PretrainConfig.preset("tiny"), run_dir=str(tmp_path / "a"), steps=3)
     first = pretrain(cfg, fresh=True, progress=False)
     monkeypatch.setattr(P, "load_sandbox_split", other_captions(P.load_sandbox_split))

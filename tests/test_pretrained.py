@@ -8,12 +8,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.captioner import Captioner
+from workbench.model.captioner import Captioner
 from workbench.config import CaptionerConfig, PCMConfig
-from workbench.decoding import generate
-from workbench.pretrained import (caption_folder, check_clip, expected_clip, from_pretrained, load_weights,
-                                  save_pretrained)
-from workbench.vocab import Vocabulary
+from workbench.model.decoding import generate
+from workbench.model.saved import (caption_folder, check_clip, expected_clip, from_pretrained, load_weights,
+                                   save_pretrained)
+from workbench.model.vocab import Vocabulary
 
 FIX = Path(__file__).parent / "fixtures"
 
@@ -74,7 +74,7 @@ def test_mismatches_are_named(saved, tiny_clip, tmp_path):
     with pytest.raises(FileNotFoundError, match="folder="):
         from_pretrained(tmp_path)
     torch.manual_seed(1)
-    from workbench.backbones import load_clip
+    from workbench.backbones.clip import load_clip
     stranger = load_clip(tiny_clip.cfg, device="cpu")                     # same config, other random weights
     with pytest.raises(ValueError, match="weights fingerprint"):
         check_clip(cfg, stranger)

@@ -5,12 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from workbench.captioner import Captioner
+from workbench.model.captioner import Captioner
 from workbench.config import CaptionerConfig, FeatureConfig, PCMConfig, ProtocolConfig, ReferenceSetConfig
-from workbench.data import load_captions
-from workbench.evaluation import coco_metrics
-from workbench.protocols import load_test_set, run_protocol
-from workbench.vocab import Vocabulary
+from workbench.corpora.readers import load_captions
+from workbench.evaluation.metrics import coco_metrics
+from workbench.experiments.protocols import load_test_set, run_protocol
+from workbench.model.vocab import Vocabulary
 
 FIX = Path(__file__).parent / "fixtures"
 KARPATHY = ReferenceSetConfig("mscoco", str(FIX / "coco_images"), str(FIX / "karpathy_mscoco_val_sample.json"))

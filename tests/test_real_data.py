@@ -1,5 +1,5 @@
 """Real data: the Karpathy dataset_*.json reader, format errors, caption corpora for synthesis, the data
-layout of ``workbench.prepare`` (counts, offline message, resumable checksummed download on localhost) and
+layout of ``workbench.corpora.prepare`` (counts, offline message, resumable checksummed download on localhost) and
 the CLIP that scores synthetic pairs (the profile's, recorded in the manifest)."""
 import json
 import shutil
@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.data import (caption_file_counts, find_image, format_counts, image_counts, load_caption_corpus,
-                            load_captions)
+from workbench.corpora.readers import (caption_file_counts, find_image, format_counts, image_counts,
+                                       load_caption_corpus, load_captions)
 
 FIX = Path(__file__).parent / "fixtures"
 COCO_DS = FIX / "karpathy_dataset_coco_sample.json"
@@ -143,7 +143,7 @@ def _layout(root: Path) -> Path:
 
 
 def test_offline_message_lists_the_missing_paths(tmp_path, capsys):
-    from workbench.prepare import prepare
+    from workbench.corpora.prepare import prepare
     report = prepare(tmp_path / "data", offline=True, progress=False)
     out = capsys.readouterr().out
     root = tmp_path / "data"
@@ -157,7 +157,7 @@ def test_offline_message_lists_the_missing_paths(tmp_path, capsys):
 
 
 def test_layout_counts_from_fixtures(tmp_path, capsys):
-    from workbench.prepare import prepare
+    from workbench.corpora.prepare import prepare
     root = _layout(tmp_path / "data")
     report = prepare(root, offline=True, progress=False, train_images=False)
     coco, flickr = report["mscoco"], report["flickr30k"]
@@ -221,7 +221,7 @@ class _Server:
 
 def test_download_resumes_a_partial_file_and_checks_sha256(tmp_path):
     import hashlib
-    from workbench.prepare import download
+    from workbench.corpora.prepare import download
     data = bytes(range(256)) * 800                                    # 200 KB
     sha = hashlib.sha256(data).hexdigest()
     srv = _Server(data, cut=50_000)
@@ -243,7 +243,7 @@ def test_download_resumes_a_partial_file_and_checks_sha256(tmp_path):
 
 
 def test_download_restarts_when_the_server_ignores_range(tmp_path):
-    from workbench.prepare import download
+    from workbench.corpora.prepare import download
     data = b"x" * 10_000 + b"y" * 10_000
     srv = _Server(data, honour_range=False)
     try:
@@ -256,7 +256,7 @@ def test_download_restarts_when_the_server_ignores_range(tmp_path):
 
 def test_fetch_records_the_download_and_extracts_atomically(tmp_path):
     import zipfile
-    from workbench.prepare import extract_folder, extract_member, fetch
+    from workbench.corpora.prepare import extract_folder, extract_member, fetch
     zpath = tmp_path / "src.zip"
     with zipfile.ZipFile(zpath, "w") as zf:
         zf.writestr("val2014/COCO_val2014_000000000001.jpg", b"a")
@@ -291,7 +291,7 @@ def test_every_synthesis_preset_is_scored_by_its_profiles_clip():
 
 
 def test_cli_scores_with_the_profile_clip_and_names_it(tiny_pipeline_dir, tmp_path, capsys):
-    from workbench.synthesis import main, read_manifest
+    from workbench.synthesis.engine import main, read_manifest
     out = tmp_path / "syn"
     main(["--preset", "tiny", "--model", str(tiny_pipeline_dir), "--out", str(out), "--captions", str(COCO_DS),
           "--splits", "restval"])
@@ -307,10 +307,10 @@ def test_cli_scores_with_the_profile_clip_and_names_it(tiny_pipeline_dir, tmp_pa
 
 def test_another_scorer_rescores_instead_of_mixing(tiny_pipeline_dir, tiny_clip, tmp_path):
     import torch
-    from workbench.backbones import load_clip
+    from workbench.backbones.clip import load_clip
     from workbench.config import ClipConfig, SynthesisConfig
-    from workbench.synthesis import SynthesisEngine, load_images, load_pipeline
-    from workbench.zeroshot import pair_cosines
+    from workbench.synthesis.engine import SynthesisEngine, load_images, load_pipeline
+    from workbench.backbones.zeroshot import pair_cosines
     caps = [f"a red circle number {i}" for i in range(6)]
     cfg = SynthesisConfig.preset("tiny", model_id=str(tiny_pipeline_dir), out_dir=str(tmp_path / "syn"))
     pipe = load_pipeline(cfg, device="cpu")

@@ -7,8 +7,9 @@ import json
 import pytest
 
 from workbench.config import WorldConfig
-from workbench.paths import data_dir, sha256_file
-from workbench.zeroshot import sandbox_report
+from workbench.utils.paths import data_dir
+from workbench.utils.io import sha256_file
+from workbench.backbones.zeroshot import sandbox_report
 
 
 def test_weights_match_their_manifest_and_budget():
@@ -34,7 +35,7 @@ def test_zero_shot_floors(sandbox_clip):
 
 
 def test_features_are_well_formed(sandbox_clip):
-    from workbench.data import load_sandbox_split
+    from workbench.sandbox.splits import load_sandbox_split
     split = load_sandbox_split(WorldConfig.preset("sandbox"), "val", n=4, progress=False)
     f = sandbox_clip.image_features(split.images)
     assert f.global_.shape == (4, 128) and f.tokens.shape == (4, 64, 96) and f.patches.shape == (4, 64, 128)
@@ -42,8 +43,8 @@ def test_features_are_well_formed(sandbox_clip):
 
 def test_modality_gap_is_calibrated_to_real_clip(sandbox_clip):
     """Issue 10's targets on 300 held-out val pairs (the manifest records them on 1,000)."""
-    from workbench.data import load_sandbox_split
-    from workbench.gap import encode_pairs, gap_summary
+    from workbench.sandbox.splits import load_sandbox_split
+    from workbench.backbones.gap import encode_pairs, gap_summary
     pairs = load_sandbox_split(WorldConfig.preset("sandbox"), "val", n=300, progress=False)
     f = encode_pairs(sandbox_clip, pairs.images, pairs.first_captions(), progress=False)
     g = gap_summary(f["img"], f["txt"])
@@ -59,7 +60,7 @@ def test_sandbox_noise_keeps_capdecs_expected_cosine_and_exceeds_the_gap_like_ca
     the modality gap it stands in for (noise-to-gap ratio within a factor 2 of ViT-B/32's)."""
     from workbench.config import CaptionerConfig
     from workbench.config import carryover as R
-    from workbench.gap import REAL_CLIP
+    from workbench.backbones.gap import REAL_CLIP
     manifest = json.loads((data_dir() / "sandbox_clip.json").read_text())
     v = R.noise_variance(R.sandbox_backbone())                  # carried, before the val selection
     assert abs(R.expected_noise_cosine(v, 128) - R.expected_noise_cosine(0.016, 512)) < 1e-9

@@ -2,8 +2,8 @@
 import json
 
 from workbench.config import SynthesisConfig, WorldConfig
-from workbench.paths import data_dir
-from workbench.synthesis import load_pipeline
+from workbench.utils.paths import data_dir
+from workbench.synthesis.engine import load_pipeline
 
 N = 48
 
@@ -25,7 +25,7 @@ def test_default_synthesis_is_faithful_where_text_to_image_is_not(sandbox_clip, 
     CLIP's judgement, far above pure text-to-image with the same model, and told from real above chance (README
     gives the 60-per-category profiles: single object 0.47 / colour 0.40 on val; 0.42 / 0.28 on test)."""
     from dataclasses import replace
-    from workbench import faithfulness as fa
+    from workbench.synthesis import faithfulness as fa
     cfg = SynthesisConfig.preset("sandbox", out_dir=str(tmp_path / "syn"))
     world = WorldConfig.preset("sandbox")
     cats = fa.category_scenes(world, "test", N // 2)
@@ -45,7 +45,7 @@ def test_default_synthesis_is_faithful_where_text_to_image_is_not(sandbox_clip, 
 
 def test_calibration_manifest_matches_the_preset():
     """The preset is the strength that ``choose_strength`` picks from the recorded val profiles."""
-    from workbench.faithfulness import choose_strength
+    from workbench.synthesis.faithfulness import choose_strength
     report = json.loads((data_dir() / "sandbox_synthesis.json").read_text())
     val = {float(k): v for k, v in report["val"].items()}
     assert report["chosen_strength"] == choose_strength(val, min_probe=report["min_probe"])

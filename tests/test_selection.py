@@ -1,7 +1,8 @@
 """The val sweeps that re-select a paper's val-chosen settings on the sandbox."""
 import pytest
 
-from workbench import methods, selection
+from workbench import methods
+from workbench.experiments import selection
 from workbench.config import carryover as R
 
 

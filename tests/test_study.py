@@ -1,10 +1,10 @@
-"""workbench.study: one front for notebooks 02-05 over the sandbox world and the paper pipeline."""
+"""workbench.experiments.study: one front for notebooks 02-05 over the sandbox world and the paper pipeline."""
 import json
 
 import numpy as np
 import pytest
 
-from workbench import study
+from workbench.experiments import study
 from workbench.config import PipelineConfig
 
 

@@ -10,8 +10,9 @@ import pytest
 from PIL import Image
 
 from workbench.config import SynthesisConfig
-from workbench.paths import REPO_ROOT, sha256_file
-from workbench.synthesis import SynthesisEngine, caption_seed, load_pipeline, read_manifest, sandbox_captions
+from workbench.utils.paths import REPO_ROOT
+from workbench.utils.io import sha256_file
+from workbench.synthesis.engine import SynthesisEngine, caption_seed, load_pipeline, read_manifest, sandbox_captions
 
 CAPTIONS = [f"caption number {i}: a red circle" for i in range(24)]
 
@@ -72,7 +73,7 @@ def test_rerun_after_kill_completes_exactly_once(tiny_pipeline_dir, tmp_path):
     caps = tmp_path / "caps.json"
     caps.write_text(json.dumps(CAPTIONS))
     out = tmp_path / "syn"
-    cmd = [sys.executable, "-m", "workbench.synthesis", "--preset", "tiny", "--model", str(tiny_pipeline_dir),
+    cmd = [sys.executable, "-m", "workbench.synthesis.engine", "--preset", "tiny", "--model", str(tiny_pipeline_dir),
            "--out", str(out), "--captions", str(caps), "--batch-size", "2", "--no-clipscore"]
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     shard = out / "shard-00000.jsonl"
@@ -107,7 +108,7 @@ def test_processes_own_disjoint_shards(tiny_pipeline_dir, tmp_path):
     caps = tmp_path / "caps.json"
     caps.write_text(json.dumps(CAPTIONS[:20]))
     out = tmp_path / "syn"
-    base = [sys.executable, "-m", "workbench.synthesis", "--preset", "tiny", "--model", str(tiny_pipeline_dir),
+    base = [sys.executable, "-m", "workbench.synthesis.engine", "--preset", "tiny", "--model", str(tiny_pipeline_dir),
             "--out", str(out), "--captions", str(caps), "--batch-size", "2", "--no-clipscore", "--num-processes", "2"]
     procs = [subprocess.Popen(base + ["--process-index", str(k)], cwd=REPO_ROOT, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for k in (0, 1)]

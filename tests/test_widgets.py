@@ -11,11 +11,11 @@ from dataclasses import replace
 import pytest
 import torch
 
-from workbench import widgets
-from workbench.concepts import ConceptBank
+from workbench.viz import widgets
+from workbench.features.concepts import ConceptBank
 from workbench.config import FeatureConfig, PCMConfig, WorldConfig
-from workbench.data import load_sandbox_split
-from workbench.features import extract_image_features
+from workbench.sandbox.splits import load_sandbox_split
+from workbench.features.cache import extract_image_features
 
 
 @pytest.fixture(scope="module")

@@ -115,7 +115,7 @@ def test_references_vary_like_annotators():
 
 def test_caption_world_is_calibrated_on_a_sample():
     """Annotator agreement within the sandbox's bounds (60-140 CIDEr; MSCOCO 93.6) on 200 test scenes."""
-    from workbench.caption_stats import BOUNDS, caption_world
+    from workbench.evaluation.caption_stats import BOUNDS, caption_world
     test = make_split(CFG, "test", 200)
     refs = {s.scene_id: reference_captions(s) for s in test}
     memory = [reference_captions(s)[0] for s in make_split(CFG, "train", 800)]

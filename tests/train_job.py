@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from workbench.captioner import Captioner
+from workbench.model.captioner import Captioner
 from workbench.config import CaptionerConfig, PCMConfig, TrainConfig
 from workbench.training import CaptionSet, EvalSet, train_captioner
-from workbench.vocab import Vocabulary
+from workbench.model.vocab import Vocabulary
 
 
 class ArrayStore:

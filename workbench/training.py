@@ -20,12 +20,13 @@ from typing import Optional
 import numpy as np
 import torch
 
-from .checkpoint import Checkpoint
+from .utils.checkpoint import Checkpoint
 from .config import TrainConfig
-from .decoding import generate
-from .evaluation import cider
-from .losses import caption_loss, cxe_weights
-from .paths import atomic_write, atomic_write_json, repo_path, stable_hash
+from .model.decoding import generate
+from .evaluation.metrics import cider
+from .model.losses import caption_loss, cxe_weights
+from .utils.io import atomic_write, atomic_write_json, stable_hash
+from .utils.paths import repo_path
 
 
 @dataclass
@@ -124,6 +125,48 @@ def step_seed(seed: int, step: int, process_index: int = 0) -> int:
     return seed * 1_000_003 + step + (process_index << 40)
 
 
+def train_step(acc, model, opt, batch: dict, vocab, cfg: TrainConfig, step: int) -> torch.Tensor:
+    """One optimisation step on ``batch`` (``CaptionSet.batch``): Noam learning rate, (CXE-weighted) caption loss,
+    backward (DDP averages the gradients), clipping by value, Adam. Returns this process's loss, weighted by its
+    share of the global batch's caption tokens under several processes."""
+    model.train()
+    dev = acc.device
+    words = batch["words"].to(dev)                                              # [B, L + 2] BOS ... EOS pad
+    args = [x.to(dev) if x is not None else None for x in (batch["global_"], batch["tokens"], batch["patches"])]
+    for group in opt.param_groups:
+        group["lr"] = cfg.lr * noam_factor(step + 1, cfg.warmup_steps)
+    with acc.autocast():
+        prompt = {"prompt": batch["prompt"].to(dev)} if batch.get("prompt") is not None else {}
+        logits = model(words[:, :-1], *args, mode="train", **prompt)            # [B, L + 1, V]
+        weights = cxe_weights(batch["cos"], cfg.cxe_w).to(dev) if cfg.cxe and batch["cos"] is not None else None
+        loss = caption_loss(logits, words[:, 1:], vocab.pad, weights, cfg.label_smoothing, cfg.focal_gamma)
+    if acc.num_processes > 1:   # weight each process by its share of the global batch's tokens: DDP's average
+        tokens = (words[:, 1:] != vocab.pad).sum().float()                     # is then the global token mean
+        loss = loss * tokens * acc.num_processes / acc.reduce(tokens.clone(), "sum")
+    opt.zero_grad(set_to_none=True)
+    acc.backward(loss)                                                          # DDP: gradients averaged here
+    acc.clip_grad_value_(model.parameters(), cfg.grad_clip)
+    opt.step()
+    return loss
+
+
+def validate_epoch(acc, model, val: EvalSet, vocab, cfg: TrainConfig, out, history: dict, best: dict, epoch: int,
+                   step: int) -> dict:
+    """Val CIDEr after an epoch (main process; broadcast so every process keeps one history), appended to
+    ``history``; a new best writes ``best.pt``. Returns the best so far."""
+    from accelerate.utils import broadcast_object_list
+    score = val.score(acc.unwrap_model(model), vocab, cfg.beam_size)[0] if acc.is_main_process else None
+    score = broadcast_object_list([score])[0]
+    history["val_cider"].append(score)
+    history["epoch_step"].append(step)
+    if score > best["cider"]:
+        best = {"cider": score, "epoch": epoch, "step": step}
+        if acc.is_main_process:
+            weights = {k: v.cpu() for k, v in acc.unwrap_model(model).state_dict().items()}
+            atomic_write(out / "best.pt", lambda tmp: torch.save(weights, tmp))
+    return best
+
+
 def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainConfig, name: str,
                     progress: bool = True, stop_after: Optional[int] = None, callback=None) -> dict:
     """Train ``model`` (resuming from ``<run_dir>/<name>/last.pt`` if present), validate CIDEr on ``val``
@@ -142,7 +185,6 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
     ``last.pt``, ``best.pt``, ``progress.json`` and ``history.json``; the val CIDEr is broadcast so every
     process returns the same history and ends with ``best.pt`` loaded."""
     from accelerate import Accelerator, DistributedDataParallelKwargs
-    from accelerate.utils import broadcast_object_list
     from tqdm.auto import tqdm
     val = val.subset(cfg.val_size)                       # the first val_size images pick the checkpoint
     out = repo_path(cfg.run_dir) / name
@@ -171,27 +213,10 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
     for epoch in range(epoch0, cfg.epochs):
         order = np.random.default_rng([cfg.seed, epoch]).permutation(n)            # [n], the same on every process
         for b in range(step - epoch * per_epoch, per_epoch):
-            model.train()
             torch.manual_seed(step_seed(cfg.seed, step, rank))
             batch = train.batch(shard(order, b, cfg.batch_size, rank, world), vocab,
                                 acc.unwrap_model(model).cfg.use_patches)
-            dev = acc.device
-            words = batch["words"].to(dev)                                          # [B, L + 2] BOS ... EOS pad
-            args = [x.to(dev) if x is not None else None for x in (batch["global_"], batch["tokens"], batch["patches"])]
-            for group in opt.param_groups:
-                group["lr"] = cfg.lr * noam_factor(step + 1, cfg.warmup_steps)
-            with acc.autocast():
-                prompt = {"prompt": batch["prompt"].to(dev)} if batch.get("prompt") is not None else {}
-                logits = model(words[:, :-1], *args, mode="train", **prompt)        # [B, L + 1, V]
-                weights = cxe_weights(batch["cos"], cfg.cxe_w).to(dev) if cfg.cxe and batch["cos"] is not None else None
-                loss = caption_loss(logits, words[:, 1:], vocab.pad, weights, cfg.label_smoothing, cfg.focal_gamma)
-            if world > 1:       # weight each process by its share of the global batch's tokens: DDP's average
-                tokens = (words[:, 1:] != vocab.pad).sum().float()                 # is then the global token mean
-                loss = loss * tokens * world / acc.reduce(tokens.clone(), "sum")
-            opt.zero_grad(set_to_none=True)
-            acc.backward(loss)                                                      # DDP: gradients averaged here
-            acc.clip_grad_value_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            loss = train_step(acc, model, opt, batch, vocab, cfg, step)
             step += 1
             steps_done += 1
             history["loss"].append(float(acc.reduce(loss.detach(), "mean").item()))
@@ -205,17 +230,9 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
                 _save(acc, last, out, model, opt, step, epoch, history, best)
                 acc.wait_for_everyone()
                 return history
-        score = val.score(acc.unwrap_model(model), vocab, cfg.beam_size)[0] if main else None
-        score = broadcast_object_list([score])[0]                                   # every process keeps one history
-        history["val_cider"].append(score)
-        history["epoch_step"].append(step)
+        best = validate_epoch(acc, model, val, vocab, cfg, out, history, best, epoch, step)
         if callback is not None and main:
             callback(history, step)
-        if score > best["cider"]:
-            best = {"cider": score, "epoch": epoch, "step": step}
-            if main:
-                weights = {k: v.cpu() for k, v in acc.unwrap_model(model).state_dict().items()}
-                atomic_write(out / "best.pt", lambda tmp: torch.save(weights, tmp))
         _save(acc, last, out, model, opt, step, epoch + 1, history, best)
     bar.close()
     model = acc.unwrap_model(model)

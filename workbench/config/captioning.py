@@ -5,12 +5,12 @@ from dataclasses import dataclass
 from typing import Optional
 
 from . import carryover as R
-from .core import PRESETS, _Preset, check_choice, check_range, scale, scaled
+from .core import PRESETS, Preset, check_choice, check_range, scale, scaled
 
 
 # ----------------------------------------------------------------------------- modality-gap analysis
 @dataclass(frozen=True)
-class GapConfig(_Preset):
+class GapConfig(Preset):
     """Notebook 01: the modality gap analyses."""
     n_pairs: int = 1000                  # image-caption pairs analysed
     split: str = "val"
@@ -39,7 +39,7 @@ class GapConfig(_Preset):
 
 # ----------------------------------------------------------------------------- CLIP feature cache
 @dataclass(frozen=True)
-class FeatureConfig(_Preset):
+class FeatureConfig(Preset):
     """Cached CLIP features of an image set / a caption set: shards of safetensors + a manifest."""
     batch_size: int = 256                # images encoded per forward pass
     shard_size: int = 4096               # items per shard file
@@ -70,7 +70,7 @@ class FeatureConfig(_Preset):
 
 # ----------------------------------------------------------------------------- concept vocabulary
 @dataclass(frozen=True)
-class ConceptConfig(_Preset):
+class ConceptConfig(Preset):
     """The concept bank: frequent nouns of the training corpus and their CLIP text embeddings."""
     max_size: int = 500                  # keep at most this many nouns (most frequent first)
     min_count: int = 5                   # ... each seen at least this many times
@@ -101,7 +101,7 @@ class ConceptConfig(_Preset):
 
 # ----------------------------------------------------------------------------- patch-wise cross-modal mix-up
 @dataclass(frozen=True)
-class PCMConfig(_Preset):
+class PCMConfig(Preset):
     """PCM: K salient concepts, M mixed patches, tau for the textual patch map and the pair selection.
 
     ``selection``: ``"pair"`` = top-M (patch, concept) pairs as in the official code (<= M patches),
@@ -146,7 +146,7 @@ class PCMConfig(_Preset):
 
 # ----------------------------------------------------------------------------- captioner
 @dataclass(frozen=True)
-class CaptionerConfig(_Preset):
+class CaptionerConfig(Preset):
     """The PCM-Net encoder-decoder (paper: N_e = N_d = 3, width 512, 8 heads)."""
     width: int = 512
     heads: int = 8
@@ -181,7 +181,7 @@ class CaptionerConfig(_Preset):
     @staticmethod
     def _preset_sandbox():
         # noise: CapDec's 0.016 at D = 512 carried by its expected clean-noisy cosine 0.33 (carryover), times the
-        # multiple of CapDec's grid that the sandbox's val sweep picked (python -m workbench.selection --sweep noise)
+        # multiple of CapDec's grid that the sandbox's val sweep picked (workbench select --sweep noise)
         return CaptionerConfig(width=128, heads=4, encoder_layers=2, decoder_layers=2, ff_mult=2,
                                noise_variance=R.noise_variance(R.sandbox_backbone()) * R.noise_multiple())
 
@@ -196,7 +196,7 @@ class CaptionerConfig(_Preset):
 
 # ----------------------------------------------------------------------------- captioner training
 @dataclass(frozen=True)
-class TrainConfig(_Preset):
+class TrainConfig(Preset):
     """Optimisation of the captioner: Adam + Noam warm-up, clipping, CXE, checkpoints, val CIDEr selection."""
     epochs: int = 12
     batch_size: int = 32
@@ -258,7 +258,7 @@ def noam_peak(width: int, warmup_steps: int) -> float:
 
 # ----------------------------------------------------------------------------- ablation
 @dataclass(frozen=True)
-class AblationConfig(_Preset):
+class AblationConfig(Preset):
     """The sandbox ablation: data sizes, variants, seeds and the presets of the stages it runs."""
     n_train: int = 4000                  # training scenes (one caption each, one synthetic image per caption)
     n_val: int = 300

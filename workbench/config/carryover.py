@@ -261,7 +261,7 @@ def _check_positive(name: str, value) -> None:
 
 # ----------------------------------------------------------------------------- val selections (sandbox)
 # Settings the papers chose on their own val data are re-chosen on the sandbox's val split over the papers' grids,
-# carried (``python -m workbench.selection``); the choices are committed here and read by the sandbox presets.
+# carried (``workbench select``); the choices are committed here and read by the sandbox presets.
 SELECTIONS = Path(__file__).resolve().parents[2] / "data" / "sandbox_selections.json"
 # around the carried value (x 1/4 ... 4: 0.004 ... 0.064 on B/32); the sandbox's val optimum sat at the low end,
 # so the grid was extended down (to x 1/64) until the optimum was bracketed or the noise is negligible
@@ -282,7 +282,7 @@ def selections() -> dict:
 
     A choice made on val is a measurement of one world and CLIP: a selection recorded on another CLIP (another
     world) is stale and left out, with a warning, so the presets fall back to the carried values until
-    ``python -m workbench.selection`` picks again."""
+    ``workbench select`` picks again."""
     if not SELECTIONS.exists():
         return {}
     out, stale, sha = {}, [], sandbox_clip_sha256()
@@ -294,7 +294,7 @@ def selections() -> dict:
     if stale:
         import warnings
         warnings.warn(f"data/sandbox_selections.json: {', '.join(stale)} picked on another sandbox CLIP (another "
-                      f"world); the carried values stand until `python -m workbench.selection --sweep "
+                      f"world); the carried values stand until `workbench select --sweep "
                       f"{' '.join(stale)}` picks again on this one.", stacklevel=2)
     return out
 
@@ -314,23 +314,3 @@ def fo_budget() -> tuple:
     epoch without a sweep)."""
     s = selections().get("fo", {})
     return float(s.get("fo_lr", FO_BUDGETS[0][0])), int(s.get("fo_epochs", FO_BUDGETS[0][1]))
-
-
-def markdown(rows: list) -> str:
-    """``derived`` (or any list of such dicts) as a markdown table."""
-    lines = ["| setting | paper | set on | carried here | invariant |", "|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['name']} | {r['paper']:g} | {r['paper_backbone']} | {r['value']:.4g} | {r['invariant']} |")
-    return "\n".join(lines)
-
-
-def cxe_markdown(cos, target: Backbone, ws=(1, 2, 2.5, 3, 4, 5, 6)) -> str:
-    """What each w of PCM-Net's Fig. 4c grid does to the pairs ``cos`` [N], on raw cosines and carried ones."""
-    carried = cxe_cosines(cos, target)
-    lines = ["| w | down-weighted (raw) | mean weight (raw) | down-weighted (carried) | mean weight (carried) | "
-             "10th pct weight (carried) |", "|---|---|---|---|---|---|"]
-    for w in ws:
-        a, b = cxe_weight_profile(cos, w), cxe_weight_profile(carried, w)
-        lines.append(f"| {w:g} | {a['share_down_weighted']:.0%} | {a['mean_weight']:.3f} | "
-                     f"{b['share_down_weighted']:.0%} | {b['mean_weight']:.3f} | {b['p10_weight']:.3f} |")
-    return "\n".join(lines)

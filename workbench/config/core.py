@@ -111,7 +111,7 @@ def preset_class(name: str):
     return _PRESET_CLASSES[name]
 
 
-class _Preset:
+class Preset:
     """Mixin: ``Cls.preset(name, **overrides)`` builds a named preset and applies overrides."""
 
     def __init_subclass__(cls, **kwargs):

@@ -4,13 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Optional
 
-from .core import _Preset, check_choice, check_range
+from .core import Preset, check_choice, check_range
 from .world import ClipConfig, WorldConfig
 
 
 # ----------------------------------------------------------------------------- CLIP pretraining
 @dataclass(frozen=True)
-class PretrainConfig(_Preset):
+class PretrainConfig(Preset):
     """Contrastive pretraining of the sandbox CLIP on sandbox renders and captions."""
     model_name: str = "wb-sandbox-vit"
     steps: int = 600
@@ -58,7 +58,7 @@ class PretrainConfig(_Preset):
 
 # ----------------------------------------------------------------------------- sandbox text-to-image model
 @dataclass(frozen=True)
-class DiffusionConfig(_Preset):
+class DiffusionConfig(Preset):
     """The sandbox mini Stable Diffusion: component sizes and the two training stages (VAE, then UNet)."""
     image_size: int = 64
     vae_channels: tuple = (16, 32, 32)       # 3 blocks: 64x64x3 <-> 16x16x4
@@ -134,7 +134,7 @@ class DiffusionConfig(_Preset):
 
 # ----------------------------------------------------------------------------- synthesis engine
 @dataclass(frozen=True)
-class SynthesisConfig(_Preset):
+class SynthesisConfig(Preset):
     """Text-to-image synthesis of a caption corpus with any diffusers text-to-image pipeline.
 
     ``model_id`` is a local pipeline folder (relative to the repo or absolute) or a hub id. Defaults of
@@ -154,7 +154,6 @@ class SynthesisConfig(_Preset):
     negative_prompt: Optional[str] = None
     layout_strength: Optional[float] = None  # layout-guided img2img from a sketch of the parsed caption at this
                                              # strength (sandbox captions only); None or 1: pure text-to-image
-    clipscore_w: float = 2.5               # CLIPScore = w * max(cos, 0) (Hessel et al.)
     clip_profile: str = "sandbox"          # ClipConfig preset of the CLIP that scores the pairs (CXE weights)
     out_dir: str = "runs/synthetic/sandbox"
 
@@ -186,7 +185,7 @@ class SynthesisConfig(_Preset):
     @staticmethod
     def _preset_sandbox():
         # Layout-guided at strength 0.1 (two of the 20 steps redraw the sketch), chosen on val captions by
-        # `python -m workbench.calibrate` as the setting closest to SD 1.5's GenEval profile on single object and
+        # `workbench calibrate` as the setting closest to SD 1.5's GenEval profile on single object and
         # colour (data/sandbox_synthesis.json; world v6: no strength met the synthetic-vs-real probe bound, recorded)
         return SynthesisConfig(layout_strength=0.1)
 

@@ -1,13 +1,14 @@
-"""The end-to-end pipeline's config (``workbench.pipeline``): which corpus trains, which sets test, where each
+"""The end-to-end pipeline's config (``workbench.experiments.pipeline``): which corpus trains, which sets test, where each
 stage reads and writes, and which presets the stages use."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Optional
 
-from .core import PRESETS, _Preset, check_choice, check_range
+from .core import PRESETS, Preset, check_choice, check_range
 from .stages import Profile, stage_field
-from .world import ReferenceSetConfig
+from .layout import LAYOUT, TRAIN_CORPORA, ReferenceSetConfig, karpathy_file, reference_set
+
 
 def json_safe(value):
     """Tuples as lists, recursively (a config dict as JSON writes it)."""
@@ -18,36 +19,8 @@ def json_safe(value):
     return value
 
 
-# the layout of ``python -m workbench.prepare`` (data/<corpus>/...): training text, val and test sets
-CORPUS_LAYOUT = {
-    "mscoco": {"text": "data/mscoco/karpathy/dataset_coco.json",
-               "val": ReferenceSetConfig("mscoco", "data/mscoco/val2014", "data/mscoco/karpathy/mscoco_val.json"),
-               "test": ReferenceSetConfig("mscoco", "data/mscoco/val2014", "data/mscoco/karpathy/mscoco_test.json")},
-    "flickr30k": {"text": "data/flickr30k/karpathy/dataset_flickr30k.json",
-                  "val": ReferenceSetConfig("flickr30k", "data/flickr30k/images",
-                                            "data/flickr30k/karpathy/flickr30k_val.json"),
-                  "test": ReferenceSetConfig("flickr30k", "data/flickr30k/images",
-                                             "data/flickr30k/karpathy/flickr30k_test.json")},
-    # NoCaps val (4,500 Open Images photos, in- / near- / out-domain): a test set only, scored per domain
-    "nocaps": {"test": ReferenceSetConfig("nocaps", "data/nocaps/val", "data/nocaps/nocaps_val_4500_captions.json")},
-}
-TRAIN_CORPORA = tuple(k for k, v in CORPUS_LAYOUT.items() if "text" in v)
-
-
-def rebase(path: str, root) -> str:
-    """A layout path ``data/...`` read under another data folder ``root`` (``--root``); other paths unchanged."""
-    from pathlib import Path
-    if root is None or not str(path).startswith("data/"):
-        return path
-    return str(Path(root) / str(path)[len("data/"):])
-
-
-def rebased(ref: ReferenceSetConfig, root) -> ReferenceSetConfig:
-    return ReferenceSetConfig(ref.corpus, rebase(ref.image_dir, root), rebase(ref.captions_file, root))
-
-
 @dataclass(frozen=True)
-class PipelineConfig(_Preset):
+class PipelineConfig(Preset):
     """data -> synthesis -> features -> concepts -> vocabulary -> training -> in/cross-domain evaluation.
 
     ``profile`` names the presets of every stage (``stages``: the resolved ``Profile``, ``overrides`` applied);
@@ -57,11 +30,11 @@ class PipelineConfig(_Preset):
     folder, e.g. a mirror of the hub's). ``n_train`` / ``n_val`` / ``max_test_images`` cut the sets (None: all)."""
     profile: str = "paper_b32"
     train_corpus: str = "mscoco"
-    train_captions: str = CORPUS_LAYOUT["mscoco"]["text"]
+    train_captions: str = karpathy_file("mscoco")
     train_splits: Optional[tuple] = None   # Karpathy splits of the text; None: the file format's default
                                            # (dataset_*.json: train + restval; lists, COCO json, .txt: all)
-    val: ReferenceSetConfig = CORPUS_LAYOUT["mscoco"]["val"]
-    test_sets: tuple = (CORPUS_LAYOUT["mscoco"]["test"], CORPUS_LAYOUT["flickr30k"]["test"])
+    val: ReferenceSetConfig = reference_set("mscoco", "val")
+    test_sets: tuple = (reference_set("mscoco"), reference_set("flickr30k"))
     n_train: Optional[int] = None
     n_val: Optional[int] = 500
     max_test_images: Optional[int] = None
@@ -117,11 +90,11 @@ class PipelineConfig(_Preset):
         instead of ``data/`` when given: ``--root``)."""
         check_choice("train corpus", train, TRAIN_CORPORA)
         for name in test:
-            check_choice("test corpus", name, tuple(CORPUS_LAYOUT))
+            check_choice("test corpus", name, tuple(LAYOUT))
         return PipelineConfig(**{"profile": profile, "train_corpus": train,
-                                 "train_captions": rebase(CORPUS_LAYOUT[train]["text"], root),
-                                 "val": rebased(CORPUS_LAYOUT[train]["val"], root),
-                                 "test_sets": tuple(rebased(CORPUS_LAYOUT[t]["test"], root) for t in test),
+                                 "train_captions": karpathy_file(train, root),
+                                 "val": reference_set(train, "val", root),
+                                 "test_sets": tuple(reference_set(t, "test", root) for t in test),
                                  "out_dir": f"runs/pipeline/{profile}-{train}", **overrides})
 
     @staticmethod

@@ -4,12 +4,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from .core import _Preset, check_choice, check_range, clip_checkpoint_override
+from .core import Preset, check_choice, check_range, clip_checkpoint_override
+from .layout import reference_set
 
 
 # ----------------------------------------------------------------------------- sandbox world
 @dataclass(frozen=True)
-class WorldConfig(_Preset):
+class WorldConfig(Preset):
     """The procedural scene world: what can appear in a scene and how images are rendered."""
     seed: int = 0
     image_size: int = 64                 # rendered "real" image side, pixels
@@ -51,7 +52,7 @@ class WorldConfig(_Preset):
 
 # ----------------------------------------------------------------------------- CLIP backbone
 @dataclass(frozen=True)
-class ClipConfig(_Preset):
+class ClipConfig(Preset):
     """Which CLIP to load and from where.
 
     ``pretrained`` is an open_clip tag (``"openai"``), a path to a local checkpoint file
@@ -90,12 +91,12 @@ class ClipConfig(_Preset):
 
 # ----------------------------------------------------------------------------- real caption data
 @dataclass(frozen=True)
-class RealDataConfig(_Preset):
+class RealDataConfig(Preset):
     """Where real images and reference captions live (paper profiles). Paths are relative to the repo; the
-    defaults are the layout ``python -m workbench.prepare`` fills (see its docstring): the Karpathy val split,
-    whose images are all in COCO's val2014."""
-    image_dir: str = "data/mscoco/val2014"
-    captions_file: str = "data/mscoco/karpathy/mscoco_val.json"   # any format of data.load_captions
+    defaults are MSCOCO's Karpathy val split in the data layout (``config/layout.py``), whose images are all in
+    COCO's val2014."""
+    image_dir: str = reference_set("mscoco", "val").image_dir
+    captions_file: str = reference_set("mscoco", "val").captions_file   # any format of readers.load_captions
 
     def __post_init__(self):
         if not self.image_dir or not self.captions_file:
@@ -110,22 +111,12 @@ class RealDataConfig(_Preset):
 
 
 @dataclass(frozen=True)
-class ReferenceSetConfig:
-    """One real test set: the corpus it belongs to, its images and its references (Karpathy list or COCO json)."""
-    corpus: str
-    image_dir: str
-    captions_file: str
-
-
-@dataclass(frozen=True)
-class ProtocolConfig(_Preset):
+class ProtocolConfig(Preset):
     """In-domain / cross-domain evaluation (PCM-Net Tables 1-2): a captioner trained on ``train_corpus``'s
     text is scored on each test set; a set from the same corpus is in-domain, any other cross-domain. The
-    default test sets are the Karpathy test splits in the layout of ``python -m workbench.prepare``."""
+    default test sets are the Karpathy test splits of the data layout (``config/layout.py``)."""
     train_corpus: str = "mscoco"
-    test_sets: tuple = (
-        ReferenceSetConfig("mscoco", "data/mscoco/val2014", "data/mscoco/karpathy/mscoco_test.json"),
-        ReferenceSetConfig("flickr30k", "data/flickr30k/images", "data/flickr30k/karpathy/flickr30k_test.json"))
+    test_sets: tuple = (reference_set("mscoco"), reference_set("flickr30k"))
     max_images: Optional[int] = None     # first N images of each set (None: all that are present)
     beam: int = 3
     on_unreadable: str = "skip"          # an image that does not decode: "skip" (named, counted) or "fail"

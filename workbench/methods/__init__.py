@@ -135,11 +135,10 @@ def _split_outside_brackets(spec: str) -> list:
 
 def table(names_=None) -> str:
     """A markdown table of the registered methods: block, family, training data, options, reported CIDEr."""
-    lines = ["| method | block | family | trains on | options | paper's MSCOCO CIDEr (reported) |",
-             "|---|---|---|---|---|---|"]
+    from ..utils.tables import markdown_table
+    rows = []
     for n in names_ or names():
         m = get(n)
         opts = ", ".join(f"{k}={v}" for k, v in m.options().items()) or "-"
-        rep = f"{m.reported.CIDEr:.1f}" if m.reported else ""
-        lines.append(f"| {m.name} | {m.block} | {m.family} | {m.training_data} | {opts} | {rep} |")
-    return "\n".join(lines)
+        rows.append([m.name, m.block, m.family, m.training_data, opts, f"{m.reported.CIDEr:.1f}" if m.reported else ""])
+    return markdown_table(["method", "block", "family", "trains on", "options", "paper's MSCOCO CIDEr (reported)"], rows)

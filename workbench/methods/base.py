@@ -106,7 +106,7 @@ class Method:
         """A fresh captioner seeded by ``seed`` under ``captioner_config`` (with PCM when its ``mixup`` is on)."""
         import torch
 
-        from ..captioner import Captioner
+        from ..model.captioner import Captioner
         torch.manual_seed(seed)
         cfg = self.captioner_config(cap_cfg)
         probe = exp.evals["val"][0]
@@ -165,7 +165,7 @@ class CaptionerWrapper:
 
     @staticmethod
     def reorder(state, index):
-        from ..captioner import Captioner
+        from ..model.captioner import Captioner
         return Captioner.reorder(state, index)
 
 
@@ -187,7 +187,7 @@ def recipe_eval_set(base, recipe):
 
     class RecipeEvalSet(EvalSet):
         def captions(self, model, vocab, beam: int) -> list:
-            from ..decoding import generate
+            from ..model.decoding import generate
             g, t, p, *prompt = recipe(self.global_, self.tokens, self.patches)
             return generate(model, vocab, g, t, p, beam=beam, prompt=prompt[0] if prompt else None)
     return RecipeEvalSet(base.global_, base.tokens, base.patches, base.refs, base.ids)

@@ -38,7 +38,7 @@ class NoisyTextSet(CaptionSet):
     renormalize: bool = True
 
     def identity(self) -> str:
-        from ..paths import stable_hash
+        from ..utils.io import stable_hash
         return stable_hash({"text": super().identity(), "variance": self.variance, "renorm": self.renormalize})
 
     def batch(self, idx: np.ndarray, vocab, use_patches: bool) -> dict:

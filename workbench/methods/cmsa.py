@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from ..config import check_range
-from ..paths import stable_hash
+from ..evaluation.clipscore import clipscore
+from ..utils.io import stable_hash
 from ..training import CaptionSet
 from .base import Method, Reported, recipe_eval_set
 from .syntic import calibrated_threshold, zero_shot_tags
@@ -83,7 +84,7 @@ class EntityTextSet(CaptionSet):
 
 def caption_entities(captions: list, words: list, bank: torch.Tensor, k: int) -> torch.Tensor:
     """The concept-bank nouns of each caption (first k, in order of appearance) -> [N, k, D], zero rows to pad."""
-    from ..concepts import count_nouns
+    from ..features.concepts import count_nouns
     index = {w: i for i, w in enumerate(words)}
     out = torch.zeros(len(captions), k, bank.shape[1])
     for n, c in enumerate(captions):
@@ -123,7 +124,7 @@ class CMSA(Method):
         return replace(cfg, use_patches=self.config.entities > 0, mixup=False, noise_variance=0.0, token_type=False)
 
     def build(self, exp, cap_cfg, pcm_cfg, seed: int):
-        from ..captioner import Captioner
+        from ..model.captioner import Captioner
         torch.manual_seed(seed)
         d = exp.evals["val"][0].global_.shape[1]
         return Captioner(self.captioner_config(cap_cfg), len(exp.vocab), d, d, max(1, self.config.entities))
@@ -152,7 +153,7 @@ class CMSA(Method):
 
     def fit(self, model, exp, tcfg, name: str, progress: bool = True) -> dict:
         """Stage 1 (text-only cross-entropy, resumable) then, with ``rl``, stage 2 (SCST on unpaired images)."""
-        from ..rl import RLConfig, train_scst
+        from .rl import RLConfig, train_scst
         from ..training import train_captioner
         val = self.eval_set(exp, "val")
         hist = train_captioner(model, exp.vocab, self.train_set(exp), val, tcfg, self._stage1_name(tcfg.seed),
@@ -173,7 +174,7 @@ class CMSA(Method):
 
         def reward(image, captions):
             from .common import caption_cosine
-            return 2.5 * caption_cosine(exp.clip, image, captions).clamp(min=0)
+            return clipscore(caption_cosine(exp.clip, image, captions))
 
         corpus = exp.vocab.encode_batch(exp.captions)[:, 1:]
         ident = stable_hash({"exp": exp.identity, "unpaired": store.manifest["identity"], "cmsa": self.options(),

@@ -52,7 +52,7 @@ def caption_entities(captions: list, vocab, entity_words, max_entities: int = 10
                      people_to_person: bool = True) -> torch.Tensor:
     """ViECap's training entities: the noun lemmas of each caption that are in ``entity_words`` (its object
     vocabulary), people words as "person", distinct, at most ``max_entities`` -> [N, max_entities] word ids."""
-    from ..concepts import caption_nouns
+    from ..features.concepts import caption_nouns
     allowed = set(entity_words) | ({"person"} if people_to_person else set())
     rows = []
     for c in captions:
@@ -88,7 +88,7 @@ def frequent_entities(retrieved: list, vocab, threshold: int, max_entities: int 
     """IFCap's frequency-based entity filtering: per image, the noun lemmas of its ``retrieved`` captions (a list
     of caption lists), every occurrence counted, kept when seen at least ``threshold`` times, most frequent first
     -> [B, max_entities] word ids."""
-    from ..concepts import caption_nouns
+    from ..features.concepts import caption_nouns
     if threshold < 1:
         raise ValueError(f"threshold={threshold} must be >= 1 (IFCap keeps nouns seen 5 times in 9 captions on MSCOCO).")
     rows = []
@@ -106,12 +106,12 @@ def words_of(ids: torch.Tensor, vocab) -> list:
 
 def entity_table(columns: dict, n: int = 6) -> str:
     """A markdown table of the first ``n`` rows of ``columns`` ({name: list of word lists or strings})."""
-    names = list(columns)
-    lines = ["| # | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
+    from ..utils.tables import markdown_table
+    rows = []
     for i in range(min(n, min(len(v) for v in columns.values()))):
         cells = [", ".join(v[i]) if isinstance(v[i], list) else str(v[i]) for v in columns.values()]
-        lines.append(f"| {i} | " + " | ".join(c.replace("|", "/") or "-" for c in cells) + " |")
-    return "\n".join(lines)
+        rows.append([i] + [c.replace("|", "/") or "-" for c in cells])
+    return markdown_table(["#"] + list(columns), rows)
 
 
 class PromptedCaptioner(CaptionerWrapper, nn.Module):
@@ -158,7 +158,7 @@ class PromptSet:
         self.captions, self.cos = base.captions, getattr(base, "cos", None)
 
     def identity(self) -> str:
-        from ..paths import stable_hash
+        from ..utils.io import stable_hash
         return stable_hash({"base": self.base.identity(), "ids": self.ids.tolist(), "mask": self.mask_prob})
 
     def batch(self, idx, vocab, use_patches: bool) -> dict:

@@ -47,7 +47,7 @@ def text_ids(vocab, text: str) -> list:
     """``text`` in the ids of the LM's vocabulary: its tokenizer (``TokenizerVocab``) or the workbench's words."""
     if hasattr(vocab, "tok"):
         return vocab.tok(text, add_special_tokens=False)["input_ids"]
-    from ..vocab import tokenize
+    from ..model.vocab import tokenize
     return [vocab.stoi.get(w, vocab.unk) for w in tokenize(text)]
 
 
@@ -141,7 +141,7 @@ def entity_lm(exp, lm_model: Optional[str], lm_preset: str, prefix_length: int, 
     """(a fresh copy of the causal LM, its vocabulary) for an entity-prompted decoder: ``lm_model`` through
     ``from_pretrained``, or the small LM pretrained on the experiment's training captions (cached on disk), its
     positions covering the soft prompt and "There are e1, ..., en in image."."""
-    from ..prefix_lm import PrefixLMConfig, load_lm, pretrain_lm
+    from .prefix_lm import PrefixLMConfig, load_lm, pretrain_lm
     room = prefix_length + 2 * n_entities + 8
     lcfg = PrefixLMConfig.preset(lm_preset, max_length=exp.vocab.max_length, n_queries=room)
     if lm_model:

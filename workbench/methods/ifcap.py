@@ -167,7 +167,7 @@ class IFCapTrainSet(PromptSet):
         self.memory, self.retrieved = memory, retrieved
 
     def identity(self) -> str:
-        from ..paths import stable_hash
+        from ..utils.io import stable_hash
         return stable_hash({"prompted": super().identity(), "retrieved": self.retrieved.tolist()})
 
     def batch(self, idx, vocab, use_patches: bool) -> dict:

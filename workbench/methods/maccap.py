@@ -40,7 +40,7 @@ import torch.nn.functional as F
 
 from ..config import carryover as R
 from ..config import check_choice, check_range
-from ..paths import stable_hash
+from ..utils.io import stable_hash
 from ..training import CaptionSet, EvalSet
 from .base import Method, Reported
 from .common import caption_cosine
@@ -173,7 +173,7 @@ class MacCapEvalSet(EvalSet):
         return slot, tokens
 
     def captions(self, model, vocab, beam: int) -> list:
-        from ..decoding import generate
+        from ..model.decoding import generate
         cands = [generate(model, vocab, *self.tokens_for(s), None, beam=self.mcfg.beam)
                  for s in range(self.mcfg.samples)]
         if len(cands) == 1:
@@ -190,15 +190,16 @@ def rerank_markdown(samples: dict, ids: list, n_images: int = 3, n_samples: int 
     cands, scores = samples["candidates"], samples["scores"]
     if scores is None:
         raise ValueError("samples has no CLIP scores: it comes from S = 1 (no rerank); use a row with samples > 1.")
-    lines = ["| image | draw | caption | CLIP cos |", "|---|---|---|---|"]
+    from ..utils.tables import markdown_table
+    rows = []
     for i in range(min(n_images, len(ids))):
         best = int(scores[i].argmax())
         for s in range(min(n_samples, len(cands))):
             cap = f"**{cands[s][i]}** (kept)" if s == best else cands[s][i]
-            lines.append(f"| {ids[i]} | {s} | {cap} | {float(scores[i, s]):.3f} |")
+            rows.append([ids[i], s, cap, f"{float(scores[i, s]):.3f}"])
         if best >= n_samples:
-            lines.append(f"| {ids[i]} | {best} | **{cands[best][i]}** (kept) | {float(scores[i, best]):.3f} |")
-    return "\n".join(lines)
+            rows.append([ids[i], best, f"**{cands[best][i]}** (kept)", f"{float(scores[i, best]):.3f}"])
+    return markdown_table(["image", "draw", "caption", "CLIP cos"], rows)
 
 
 # ----------------------------------------------------------------------------- method
@@ -234,7 +235,7 @@ class MacCap(Method):
                               self.config.global_slot)
 
     def _lm(self, exp):
-        from ..prefix_lm import PrefixLMConfig, load_lm, pretrain_lm
+        from .prefix_lm import PrefixLMConfig, load_lm, pretrain_lm
         lcfg = PrefixLMConfig.preset(self.config.lm_preset, max_length=exp.vocab.max_length)
         model_id = self.config.lm_model or lcfg.lm_model
         if "lm" not in self._cache:
@@ -250,12 +251,12 @@ class MacCap(Method):
         return self._lm(exp)[0][1] if self.config.decoder == "frozen-lm" else exp.vocab
 
     def build(self, exp, cap_cfg, pcm_cfg, seed: int):
-        from ..captioner import Captioner
+        from ..model.captioner import Captioner
         d = exp.evals["val"][0].global_.shape[1]
         if self.config.decoder == "frozen-lm":
             (lm, vocab), lcfg = self._lm(exp)
             torch.manual_seed(seed)
-            from ..prefix_lm import PrefixCaptioner
+            from .prefix_lm import PrefixCaptioner
             return PrefixCaptioner(lm, d, lcfg, vocab.max_length)
         torch.manual_seed(seed)
         return Captioner(self.captioner_config(cap_cfg), len(exp.vocab), d, d, self.config.n_cr)
@@ -264,7 +265,7 @@ class MacCap(Method):
         if images is None:
             raise ValueError("MacCap needs the images of the eval set (images=...): its sub-region aggregation reads "
                              "the CLIP's last-block attention, which the feature cache does not hold.")
-        from ..features import extract_attention
+        from ..features.cache import extract_attention
         key = stable_hash({"ids": list(evalset.ids), "clip": exp.identity})[:10]
         feat = replace(exp.cfg.stages.features, root=f"{exp.cfg.out_dir}/features")
         store = extract_attention(exp.clip, images, evalset.ids, f"attn-{len(evalset.ids)}-{key}", feat,

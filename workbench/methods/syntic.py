@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from ..config import carryover as R
 from ..config import check_choice, check_range
-from ..paths import stable_hash
+from ..utils.io import stable_hash
 from .base import CaptionerWrapper, Method, Reported, caption_memory, recipe_eval_set
 from .common import support_projection
 
@@ -43,7 +43,7 @@ class SynTICConfig:
     fp: bool = True
     af: bool = True
     tau: Optional[float] = None            # Eq. 2 and 3; None: the backbone's temperature (paper: 1/100 on CLIP)
-    fo_lr: float = R.fo_budget()[0]        # paper 1e-5; sandbox: picked on val (python -m workbench.selection)
+    fo_lr: float = R.fo_budget()[0]        # paper 1e-5; sandbox: picked on val (workbench select)
     fo_epochs: int = R.fo_budget()[1]      # not in the paper; sandbox: picked on val
     fo_batch: int = 256                    # not in the paper
     leave_one_out: bool = False            # FP in training without the caption's own embedding
@@ -154,7 +154,7 @@ def calibrated_threshold(patches: torch.Tensor, exp, max_tags: int) -> float:
 
 def mean_noun_count(captions: list, words: list) -> float:
     """Mean number of distinct concept-bank nouns per caption (the tagger's calibration target)."""
-    from ..concepts import count_nouns
+    from ..features.concepts import count_nouns
     bank = set(words)
     return float(np.mean([len(set(count_nouns([c])) & bank) for c in captions]))
 
@@ -257,7 +257,7 @@ class SynTIC(Method):
         return SynTICTrainSet(v, tags, s, exp.captions, key)
 
     def build(self, exp, cap_cfg, pcm_cfg, seed: int):
-        from ..captioner import Captioner
+        from ..model.captioner import Captioner
         torch.manual_seed(seed)
         cfg = self.captioner_config(cap_cfg)
         d = exp.evals["val"][0].global_.shape[1]

@@ -47,7 +47,7 @@ class ParaphraseSet(CaptionSet):
     groups: list = None
 
     def identity(self) -> str:
-        from ..paths import stable_hash
+        from ..utils.io import stable_hash
         extra = {"group_rows": [list(g) for g in self.groups]} if self.groups is not None else {}
         return stable_hash({"groups": super().identity(), "own": list(self.own), "mode": self.mode, **extra})
 
@@ -113,7 +113,7 @@ class UnsupervisedClipCap(Method):
         """Test CIDEr of the same checkpoint under every other correction (the paper's §5 analysis)."""
         if self.config.alignment != "none":
             return {}
-        from ..evaluation import cider
+        from ..evaluation.metrics import cider
         if "test" not in exp.evals:                 # a corpus experiment: its test sets are the protocol's
             return {}
         base = exp.evals["test"][0]

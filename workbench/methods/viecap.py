@@ -129,7 +129,7 @@ class ViECap(EntityLMDecoder, Method):
             return exp.bank.words, exp.bank.embeddings
         key = ("vocab", self.config.entity_vocabulary)
         if key not in self._cache:
-            from ..concepts import embed_concepts
+            from ..features.concepts import embed_concepts
             words = read_words(self.config.entity_vocabulary)
             self._cache[key] = (words, embed_concepts(words, exp.clip, exp.cfg.stages.concepts))
         return self._cache[key]

@@ -6,7 +6,7 @@ often, distractors rarely), which attributes to state (colour usually, size and 
 to name the place, whether to state the relation and from which side, counts exact or vague ("a few"),
 a category word or its synonym or a generic one ("an animal"), and a sentence frame. The probabilities
 below are the sandbox's calibration of "how much a caption says of its image" (annotator agreement and
-retrieval, README's calibration table); change them and re-measure with ``python -m workbench.calibrate``.
+retrieval, README's calibration table); change them and re-measure with ``workbench calibrate``.
 
     captions = reference_captions(scene)        # 5 distinct strings, deterministic per scene
     prompt = canonical_prompt("red", "cat")     # "a photo of a red cat"
@@ -103,7 +103,7 @@ def _article(word: str) -> str:
     return "an" if word[0] in "aeiou" else "a"
 
 
-def _plural(word: str) -> str:
+def pluralise(word: str) -> str:
     return PLURALS.get(word, word + "s")
 
 
@@ -124,7 +124,7 @@ def group_phrase(g: Group, rng, with_size: bool, with_colour: bool = True, with_
         body = " ".join(words + [noun])
         return f"{_article(body)} {body}"
     count = _pick(rng, VAGUE_COUNT_WORDS) if vague_count else _pick(rng, COUNT_WORDS[g.count])
-    return " ".join([count] + words + [_plural(noun)])
+    return " ".join([count] + words + [pluralise(noun)])
 
 
 def _join(phrases) -> str:
@@ -204,7 +204,7 @@ def canonical_prompt(colour: str, shape: str, template: str = "a photo of a {col
 def _shape_pattern():
     import re
     words = {w: s for s, ws in SHAPE_WORDS.items() for w in ws}
-    forms = {**{w: (s, False) for w, s in words.items()}, **{_plural(w): (s, True) for w, s in words.items()}}
+    forms = {**{w: (s, False) for w, s in words.items()}, **{pluralise(w): (s, True) for w, s in words.items()}}
     alternation = "|".join(sorted(map(re.escape, forms), key=len, reverse=True))
     return re.compile(rf"\b({alternation})\b"), forms
 
@@ -221,7 +221,7 @@ def swap_shape(caption: str, rng) -> str:
     shape, plural = _SHAPE_FORMS[m.group(1)]
     others = [s for s in SHAPE_WORDS if s != shape]
     new = others[int(rng.integers(len(others)))]
-    return caption[:m.start()] + (_plural(new) if plural else new) + caption[m.end():]
+    return caption[:m.start()] + (pluralise(new) if plural else new) + caption[m.end():]
 
 
 # ---- web alt-text: the sandbox CLIP's pretraining text ---------------------------------------------------
@@ -248,7 +248,7 @@ P_ALT_SENTENCE = 0.2     # a caption-like sentence (some web text reads like an 
 def _alt_group(g: Group, rng) -> str:
     noun = _pick(rng, SHAPE_WORDS[g.shape])
     if g.count > 1:
-        noun = _plural(noun) if rng.random() < 0.7 else noun
+        noun = pluralise(noun) if rng.random() < 0.7 else noun
     words = [noun]
     for p, w in ((0.6, _pick(rng, COLOUR_WORDS[g.colour])), (0.25, _pick(rng, SIZE_WORDS[g.size])),
                  (0.35, _pick(rng, PATTERN_WORDS[g.pattern]) if g.pattern in PATTERN_WORDS else None)):

@@ -6,7 +6,7 @@ size, colour, pattern, thing), the relation stated between the first two and the
 scene behind the caption. ``layout`` places the parsed groups with the world's layout prior (the placement rule
 any scene of the world follows, as an LLM knows where things usually go), ``render_sketch`` draws the
 layout flat: exact things in their nominal colours, no rotation, on the named place (plain grey if none). The sketch is what the
-sandbox SD redraws through img2img (``workbench.layout_pipeline``).
+sandbox SD redraws through img2img (``workbench.backbones.layout_pipeline``).
 
     parsed = parse_caption("two small red cats to the left of a blue car in a park, a kite nearby")
     objects = layout(parsed, seed=3)            # [SceneObject]
@@ -23,9 +23,9 @@ import numpy as np
 from PIL import Image
 
 from .captions import (COLOUR_WORDS, COUNT_WORDS, PATTERN_WORDS, PLACE_WORDS, RELATION_WORDS, SCENE_WORDS,
-                       SHAPE_WORDS, SIZE_WORDS, VAGUE_COUNT_WORDS, _plural)
+                       SHAPE_WORDS, SIZE_WORDS, VAGUE_COUNT_WORDS, pluralise)
 from .render import RGB, background, draw_props, paint_object
-from .world import COLOURS, PROPS, SIZES, Group, _place, place_props
+from .world import COLOURS, PROPS, SIZES, Group, place_groups, place_props
 
 SKETCH_BACKGROUND = (128, 128, 128)
 SKETCH_SUPERSAMPLE = 4
@@ -43,7 +43,7 @@ _PATTERN = {w: p for p, ws in PATTERN_WORDS.items() for w in ws}
 _PLACE = {w: p for p, ws in {**PLACE_WORDS}.items() for w in ws}
 _PLACE.update({w: p for p, ws in SCENE_WORDS.items() for w in ws})
 _SHAPE = {**{w: s for s, ws in SHAPE_WORDS.items() for w in ws},
-          **{_plural(w): s for s, ws in SHAPE_WORDS.items() for w in ws}}
+          **{pluralise(w): s for s, ws in SHAPE_WORDS.items() for w in ws}}
 _RELATION = {w: r for r, ws in RELATION_WORDS.items() for w in ws}
 _GROUP_RE = re.compile(rf"\b({_alternation(_COUNT)})\s+(?:({_alternation(_SIZE)})\s+)?"
                        rf"(?:({_alternation(_COLOUR)})\s+)?(?:({_alternation(_PATTERN)})\s+)?({_alternation(_SHAPE)})\b")
@@ -100,7 +100,7 @@ def layout(parsed: ParsedCaption, seed: int, max_rotation: float = 0.0, tries: i
             size = g.size or ("small" if i >= 2 else SIZES[int(rng.integers(len(SIZES)))])
             colour = g.colour or COLOURS[int(rng.integers(len(COLOURS)))]
             groups.append(Group(g.shape, colour, size, g.count, g.pattern or "plain"))
-        objects = _place(rng, groups, parsed.relation, max_rotation)
+        objects = place_groups(rng, groups, parsed.relation, max_rotation)
         if objects is not None:
             return objects
     raise ValueError(f"could not place {parsed} in {tries} tries; it holds more objects than fit in one image.")

@@ -255,14 +255,14 @@ def draw_details(canvas: np.ndarray, obj: SceneObject, side: int) -> np.ndarray:
 def paint_object(canvas: np.ndarray, obj: SceneObject, side: int, colour) -> np.ndarray:
     """Paint ``obj`` in ``colour`` (float RGB [3]) with its pattern and its fixed-tone parts onto a float
     [side, side, 3] canvas, in place (the scene renderer and the layout sketch both draw things this way)."""
-    mask = _draw_mask(obj, side)
+    mask = draw_mask(obj, side)
     if mask.getbbox() is None:                       # nothing of it on the canvas: no parts either
         return canvas
     _composite(canvas, mask, lambda box: colour * _pattern(obj.pattern, side, obj, box)[..., None])
     return draw_details(canvas, obj, side)
 
 
-def _draw_mask(obj: SceneObject, side: int) -> Image.Image:
+def draw_mask(obj: SceneObject, side: int) -> Image.Image:
     """An L-mode mask (side x side) of one object."""
     mask = Image.new("L", (side, side), 0)
     d = ImageDraw.Draw(mask)

@@ -199,7 +199,7 @@ def _cells(lo: float, hi: float, r: float) -> np.ndarray:
     return c[(c >= lo + r - 0.03) & (c <= hi - r + 0.03)]
 
 
-def _place(rng, groups, relation, max_rot) -> Optional[list]:
+def place_groups(rng, groups, relation, max_rot) -> Optional[list]:
     """Objects of ``groups`` on the layout grid, groups 0 and 1 realising ``relation``; None if they do not fit."""
     regions = _regions(relation, rng)
     objects = []
@@ -261,7 +261,7 @@ def make_scene(cfg: WorldConfig, split: str, index: int, n_objects: Optional[int
             continue
         groups = _sample_groups(rng, counts, split)
         relation = RELATIONS[rng.integers(len(RELATIONS))] if len(groups) >= 2 else None
-        objects = _place(rng, groups, relation, cfg.max_rotation_deg)
+        objects = place_groups(rng, groups, relation, cfg.max_rotation_deg)
         if objects is not None:
             break
     background = BACKGROUNDS[rng.integers(len(BACKGROUNDS))]

@@ -1,0 +1,1 @@
+"""Synthesis: the resumable text-to-image engine, imported synthetic sets, and the faithfulness profile of images."""

@@ -1,0 +1,1 @@
+"""Looking at results: plot functions, the PCM patch-by-patch inspection, and the ipywidgets panels over them."""
