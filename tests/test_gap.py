@@ -69,3 +69,18 @@ def test_shape_mismatch_is_reported():
     import pytest
     with pytest.raises(ValueError, match="same shape"):
         gap.cosine_distributions(torch.zeros(3, 4), torch.zeros(2, 4))
+
+
+def test_own_caption_wins_is_the_retrieval_auc():
+    import pytest
+    from workbench.backbones.gap import cosine_distributions, own_caption_wins
+    img = torch.eye(3)
+    txt = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.9, 0.0, 0.1]])     # caption 2 sits closer to image 0
+    d = cosine_distributions(img, txt)
+    # image 0: own 1.0 vs 0, 0.9 -> 2/2; image 1: own 1 vs 0, 0 -> 2/2; image 2: own 0.1 vs 0, 0 -> 2/2
+    assert own_caption_wins(d) == 1.0
+    d2 = cosine_distributions(img, torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]))   # 0 and 1 swapped
+    # image 0: own 0 vs 1, 0 -> 0/2 wins (ties lose); image 1 likewise; image 2: 2/2 -> 2/6
+    assert abs(own_caption_wins(d2) - 2 / 6) < 1e-9
+    with pytest.raises(ValueError, match="at least 2"):
+        own_caption_wins(cosine_distributions(img[:1], txt[:1]))
