@@ -55,7 +55,7 @@ def test_main_job_plan_reads_the_measured_times(monkeypatch, tmp_path):
     monkeypatch.setattr(notebooks, "runs_dir", lambda: tmp_path)
     paths = notebooks.notebook_paths(["01", "02"])
     assert "not measured yet" in notebooks.plan(paths, "full")
-    assert "about 44 s" in notebooks.plan(paths, "quick")                     # the README's measured times
+    assert "about 21 s" in notebooks.plan(paths, "quick")                     # the README's measured times
     (tmp_path / "main").mkdir()
     (tmp_path / "main" / "timings-quick.json").write_text('{"01_modality_gap.ipynb": 50, "02_synthesis.ipynb": 240}')
     text = notebooks.plan(paths, "quick")                                     # this machine's last run wins

@@ -1,6 +1,6 @@
 """The main job: execute the notebooks top to bottom and keep executed copies, figures and timings.
 
-    workbench run                      # quick scale: about half an hour on 2 cores
+    workbench run                      # quick scale: about 15 min on 2 cores
     workbench run --scale full         # the README's tables (hours)
     workbench run --scale smoke        # WORKBENCH_SMOKE=1 (what CI runs through nbmake)
     workbench run --only 01
@@ -21,11 +21,10 @@ from pathlib import Path
 from ..utils.paths import REPO_ROOT, runs_dir
 from ..utils.io import atomic_write, atomic_write_json
 
-# seconds per notebook measured from a fresh clone (empty runs/) on the 2-core machine (README "The main job"; 05:
-# its measured 938 s less the 96 s the sweep saved at 300 captions instead of 500, measured alone); the plan shows
-# these until this machine has measured its own
-MEASURED = {"quick": {"01_modality_gap.ipynb": 44, "02_synthesis.ipynb": 29, "03_patch_concepts.ipynb": 27,
-                      "04_training.ipynb": 93, "05_evaluation.ipynb": 842, "06_methods.ipynb": 526}}
+# The README's measured quick run (a fresh clone, runs/ empty, 2 cores, world v6: 845 s); the plan shows these until
+# this machine has measured its own
+MEASURED = {"quick": {"01_modality_gap.ipynb": 21, "02_synthesis.ipynb": 17, "03_patch_concepts.ipynb": 15,
+                      "04_training.ipynb": 54, "05_evaluation.ipynb": 444, "06_methods.ipynb": 294}}
 
 
 def notebook_paths(only=None) -> list:
@@ -99,7 +98,7 @@ def run(only=None, scale: str = "quick", timeout: int = 7200) -> Path:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--scale", default="quick", help="quick (default, about half an hour), full (the README's "
+    ap.add_argument("--scale", default="quick", help="quick (default, about 15 min), full (the README's "
                                                      "tables) or smoke (CI)")
     ap.add_argument("--full", action="store_true", help="the same as --scale full")
     ap.add_argument("--smoke", action="store_true", help="the same as --scale smoke (WORKBENCH_SMOKE=1)")
