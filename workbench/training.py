@@ -150,19 +150,20 @@ def train_step(acc, model, opt, batch: dict, vocab, cfg: TrainConfig, step: int)
     return loss
 
 
-def validate_epoch(acc, model, val: EvalSet, vocab, cfg: TrainConfig, out, history: dict, best: dict, epoch: int,
-                   step: int) -> dict:
-    """Val CIDEr after an epoch (main process; broadcast so every process keeps one history), appended to
-    ``history``; a new best writes ``best.pt``. Returns the best so far."""
+def validate_epoch(model, val: EvalSet, vocab, beam: int, out: Path, history: dict, best: dict, epoch: int,
+                   step: int, main: bool = True, num_processes: int = 1) -> dict:
+    """Val CIDEr of ``model`` (unwrapped) after an epoch, on the main process and broadcast under several, so every
+    process keeps one history; appended to ``history``; a new best writes ``<out>/best.pt`` (main process).
+    Returns the best so far. The one validation step of the captioner's training and of SCST (``methods.rl``)."""
     from accelerate.utils import broadcast_object_list
-    score = val.score(acc.unwrap_model(model), vocab, cfg.beam_size)[0] if acc.is_main_process else None
-    score = broadcast_object_list([score])[0]
+    score = val.score(model, vocab, beam)[0] if main else None
+    score = broadcast_object_list([score])[0] if num_processes > 1 else score
     history["val_cider"].append(score)
     history["epoch_step"].append(step)
     if score > best["cider"]:
         best = {"cider": score, "epoch": epoch, "step": step}
-        if acc.is_main_process:
-            weights = {k: v.cpu() for k, v in acc.unwrap_model(model).state_dict().items()}
+        if main:
+            weights = {k: v.cpu() for k, v in model.state_dict().items()}
             atomic_write(out / "best.pt", lambda tmp: torch.save(weights, tmp))
     return best
 
@@ -230,7 +231,8 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
                 _save(acc, last, out, model, opt, step, epoch, history, best)
                 acc.wait_for_everyone()
                 return history
-        best = validate_epoch(acc, model, val, vocab, cfg, out, history, best, epoch, step)
+        best = validate_epoch(acc.unwrap_model(model), val, vocab, cfg.beam_size, out, history, best, epoch, step,
+                              main, world)
         if callback is not None and main:
             callback(history, step)
         _save(acc, last, out, model, opt, step, epoch + 1, history, best)

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Optional
 
 ROOT = "data"
-KARPATHY_SPLITS = {"train": ("train", "restval"), "val": ("val",), "test": ("test",)}   # per-split list -> splits
+SPLIT_LISTS = {"train": ("train", "restval"), "val": ("val",), "test": ("test",)}   # per-split list -> Karpathy splits
+KARPATHY_SPLITS = tuple(s for splits in SPLIT_LISTS.values() for s in splits)    # the splits of dataset_*.json
 NOCAPS_DOMAINS = ("in-domain", "near-domain", "out-domain")
 
 
@@ -65,9 +66,9 @@ def karpathy_file(corpus: str, root=None) -> str:
 
 
 def split_file(corpus: str, split: str, root=None) -> str:
-    """The per-split Karpathy list ``prepare`` writes next to the dataset json (``KARPATHY_SPLITS``)."""
-    if split not in KARPATHY_SPLITS:
-        raise ValueError(f"split={split!r}; choose one of {tuple(KARPATHY_SPLITS)}.")
+    """The per-split Karpathy list ``prepare`` writes next to the dataset json (``SPLIT_LISTS``)."""
+    if split not in SPLIT_LISTS:
+        raise ValueError(f"split={split!r}; choose one of {tuple(SPLIT_LISTS)}.")
     return f"{root or ROOT}/{corpus}/karpathy/{corpus}_{split}.json"
 
 

@@ -26,7 +26,7 @@ from typing import Optional
 
 from .readers import format_counts, image_counts, load_captions
 from ..utils.io import atomic_write, atomic_write_json, sha256_file
-from ..config.layout import KARPATHY_SPLITS, LAYOUT, NOCAPS_DOMAINS, TRAIN_CORPORA, rebase, split_file
+from ..config.layout import KARPATHY_SPLITS, LAYOUT, NOCAPS_DOMAINS, SPLIT_LISTS, TRAIN_CORPORA, rebase, split_file
 from ..utils.paths import repo_path
 
 COCO_ZIPS = "http://images.cocodataset.org/zips/{}.zip"
@@ -36,7 +36,6 @@ IMAGE_URLS = {"train2014": COCO_ZIPS.format("train2014"), "val2014": COCO_ZIPS.f
 # NoCaps (Agrawal et al., ICCV 2019): a test set only (val: 4,500 Open Images photos, 10 captions each, in- /
 # near- / out-domain); its annotation file names every image's URL.
 NOCAPS_URL = "https://s3.amazonaws.com/nocaps/" + LAYOUT["nocaps"].references
-SPLITS = tuple(s for splits in KARPATHY_SPLITS.values() for s in splits)
 
 
 # ----------------------------------------------------------------------------- download
@@ -140,7 +139,7 @@ def write_split_lists(dataset_json: Path, corpus: str, items: Optional[list] = N
     ``items``: ``load_captions(dataset_json)`` when already read."""
     items = items if items is not None else load_captions(dataset_json)
     written = []
-    for name, splits in KARPATHY_SPLITS.items():
+    for name, splits in SPLIT_LISTS.items():
         out = dataset_json.parent / Path(split_file(corpus, name)).name
         if out.exists() and out.stat().st_mtime >= dataset_json.stat().st_mtime:
             continue
@@ -177,7 +176,7 @@ def check_corpus(root: Path, corpus: str, optional=()) -> dict:
         return out
     items = load_captions(karpathy)
     write_split_lists(karpathy, corpus, items)
-    for split in SPLITS:
+    for split in KARPATHY_SPLITS:
         mine = [it for it in items if it.split == split]
         if mine:
             out["splits"][split] = image_counts(mine, base / spec.image_root, verify=split in ("val", "test"))

@@ -13,10 +13,10 @@ from typing import Optional
 import numpy as np
 
 from ..config import WorldConfig
+from ..config.layout import KARPATHY_SPLITS
 from ..utils.io import stable_hash
 
 # ----------------------------------------------------------------------------- real caption data
-KARPATHY_SPLITS = ("train", "restval", "val", "test")
 CAPTION_FORMATS = ("a Karpathy list of {split, image_name, captions} items (MacCap style)",
                    "a Karpathy dataset_coco.json / dataset_flickr30k.json ({dataset, images: [{filename, split, "
                    "sentences: [{raw}]}]})",

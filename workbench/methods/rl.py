@@ -30,9 +30,9 @@ import torch.nn.functional as F
 from ..utils.checkpoint import Checkpoint
 from ..config import check_range
 from ..model.decoding import greedy, sample
-from ..utils.io import atomic_write, atomic_write_json, stable_hash
+from ..utils.io import atomic_write_json, stable_hash
 from ..utils.paths import repo_path
-from ..training import shard, step_seed
+from ..training import shard, step_seed, validate_epoch
 
 
 @dataclass(frozen=True)
@@ -173,7 +173,7 @@ def train_scst(model, vocab, inputs: Callable, n_images: int, corpus: torch.Tens
     real captions (the discriminator's "real"; BOS dropped); ``reward(image_global [B, D], captions list[str]) ->
     r_CLIP [B]`` (None when lam = 0). Returns the history (loss, rewards, val_cider per epoch)."""
     from accelerate import PartialState
-    from accelerate.utils import broadcast_object_list, reduce
+    from accelerate.utils import reduce
     from tqdm.auto import tqdm
     state = PartialState(cpu=not torch.cuda.is_available())
     rank, world, main = state.process_index, state.num_processes, state.is_main_process
@@ -220,15 +220,7 @@ def train_scst(model, vocab, inputs: Callable, n_images: int, corpus: torch.Tens
                 hist[k].append(float(reduce(v, "mean")) if world > 1 else float(v))     # the processes' mean
             bar.update(1)
             bar.set_postfix(reward=f"{np.mean(hist['reward'][-20:]):.3f}", epoch=epoch)
-        score = val.score(model, vocab, cfg.beam_size)[0] if main else None
-        score = broadcast_object_list([score])[0] if world > 1 else score     # every process keeps one history
-        hist["val_cider"].append(score)
-        hist["epoch_step"].append(step)
-        if score > best["cider"]:
-            best = {"cider": score, "epoch": epoch, "step": step}
-            if main:
-                weights = {k: v.cpu() for k, v in model.state_dict().items()}
-                atomic_write(out / "best.pt", lambda tmp: torch.save(weights, tmp))
+        best = validate_epoch(model, val, vocab, cfg.beam_size, out, hist, best, epoch, step, main, world)
         if main:
             last.save(model=model.state_dict(), disc=disc.state_dict(), opt=opt.state_dict(),
                       dopt=dopt.state_dict(), step=step, epoch=epoch + 1, history=hist, best=best)
