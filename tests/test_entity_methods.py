@@ -145,6 +145,32 @@ def test_viecap_takes_its_codes_entity_threshold_per_test_corpus(tiny_clip, tmp_
     assert seen == [0.4, 0.3, 0.2]
 
 
+def test_ifcap_takes_its_readmes_inference_settings_per_corpus_pair(tiny_clip, monkeypatch):
+    m = methods.get("ifcap")
+    assert m.for_test_set("mscoco", "mscoco") is m and m.for_test_set("sandbox", "sandbox") is m   # the defaults
+    nocaps, f2c = m.for_test_set("nocaps", "mscoco"), m.for_test_set("mscoco", "flickr30k")
+    c2f = m.for_test_set("flickr30k", "mscoco")
+    assert (nocaps.config.inference_entities, nocaps.config.l, nocaps.config.threshold) == ("clip", 7, 0.2)
+    assert (f2c.config.inference_entities, f2c.config.l, f2c.config.fef_threshold) == ("fef", 9, 4)   # --K 4
+    assert (c2f.config.l, c2f.config.fef_threshold) == (7, 3)
+    assert nocaps.name == "ifcap" and m.config.inference_entities == "fef" and m.config.l == 9   # unchanged
+    off = methods.get("ifcap[per_test_set=false]")
+    assert off.for_test_set("nocaps", "mscoco") is off
+    # the protocol passes the training corpus with each test corpus
+    from workbench.experiments import protocols
+    from workbench.config import ProtocolConfig, ReferenceSetConfig
+    seen = []
+    monkeypatch.setattr(type(m), "inference_set", lambda self, exp, ev, images=None: seen.append(
+        (self.config.inference_entities, self.config.l, self.config.fef_threshold)) or ev)
+    monkeypatch.setattr(protocols, "evaluate_captioner", lambda *a, **k: ({"CIDEr": 0.0}, ["x"] * len(a[2].ids)))
+    sets = tuple(ReferenceSetConfig(c, "imgs", "refs.json") for c in ("flickr30k", "mscoco"))
+    ev = type("E", (), {"ids": [1], "refs": [["a"]]})()
+    loaded = {t.corpus: (ev, ["p"], [], [None]) for t in sets}
+    protocols.run_protocol(None, None, tiny_clip, ProtocolConfig(train_corpus="flickr30k", test_sets=sets),
+                           method=m, exp=None, loaded=loaded, progress=False)
+    assert seen == [("fef", 7, 3), ("fef", 9, 4)]
+
+
 def test_ifcap_retrieval_noise_rule():
     from workbench.config import carryover as R
     assert R.noise_variance(R.RN50X64, R.IFCAP_RETRIEVAL_NOISE) == 0.04          # the paper's, on its backbone

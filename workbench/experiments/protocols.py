@@ -135,7 +135,7 @@ def run_protocol(model, vocab, clip, cfg: ProtocolConfig, feature_cfg: Optional[
             continue
         evalset, paths, bad, domains = loaded[test.corpus]
         if method is not None:                              # the method's settings for this test corpus
-            evalset = method.for_test_set(test.corpus).inference_set(exp, evalset, paths)
+            evalset = method.for_test_set(test.corpus, cfg.train_corpus).inference_set(exp, evalset, paths)
         metrics, hyps = evaluate_captioner(model, vocab, evalset, clip, cfg.beam)
         subsets = subset_rows(evalset, hyps, domains, clip)
         overall = {"protocol": f"{head['protocol']} (overall)", "subset": "overall"} if subsets else {}

@@ -119,10 +119,11 @@ class Method:
         base, data = exp.evals[split]
         return self.inference_set(exp, base, getattr(data, "images", None))
 
-    def for_test_set(self, corpus: str) -> "Method":
-        """This method as its paper runs it on test corpus ``corpus`` (e.g. ViECap's entity threshold: 0.4 on
-        MSCOCO, 0.3 on Flickr30k, 0.2 on NoCaps); the protocol asks before captioning each test set. Default: the
-        same settings on every set."""
+    def for_test_set(self, corpus: str, train_corpus: str | None = None) -> "Method":
+        """This method as its paper runs it on test corpus ``corpus`` after training on ``train_corpus`` (e.g.
+        ViECap's entity threshold: 0.4 on MSCOCO, 0.3 on Flickr30k, 0.2 on NoCaps; IFCap's retrieval and entity
+        settings per pair); the protocol asks before captioning each test set. Default: the same settings on
+        every set."""
         return self
 
     def inference_set(self, exp, evalset, images=None):

@@ -162,7 +162,7 @@ class ViECap(EntityLMDecoder, Method):
     def tau(self, exp) -> float:
         return self.config.tau or R.carried_temperature(exp.clip_temperature)
 
-    def for_test_set(self, corpus: str) -> "ViECap":
+    def for_test_set(self, corpus: str, train_corpus: str | None = None) -> "ViECap":
         """ViECap with the entity threshold its code uses on ``corpus`` (``test_thresholds``; else ``threshold``)."""
         t = dict((c, float(v)) for c, v in self.config.test_thresholds).get(corpus)
         if t is None or t == self.config.threshold:
