@@ -143,3 +143,30 @@ def test_selections_made_on_another_clip_are_left_out(tmp_path, monkeypatch):
         assert R.noise_multiple() == 1.0 and R.cxe_w(2.5) == 3.0 and R.fo_budget() == R.FO_BUDGETS[0]
     finally:
         R.selections.cache_clear()
+
+
+def test_select_runs_a_sweep_after_the_sweep_whose_pick_it_reads(tmp_path, monkeypatch):
+    import json
+    from workbench.experiments import experiment, runner, selection
+    from workbench.backbones import clip as clip_mod
+    assert selection.stages(["cxe_w", "fo", "noise"]) == [["noise", "fo"], ["cxe_w"]]
+    assert selection.stages(["cxe_w"]) == [["cxe_w"]] and selection.stages(["fo", "noise"]) == [["noise", "fo"]]
+    monkeypatch.setattr(R, "SELECTIONS", tmp_path / "sandbox_selections.json")
+    monkeypatch.setattr(selection, "SELECTIONS", tmp_path / "sandbox_selections.json")
+    seen = []
+
+    def fake_run(cfg, clip, data, jobs=1):                 # val CIDEr: the last sweep point is best
+        seen.append((set(R.selections()), cfg.variants))
+        return [{"model": v, "best_val_CIDEr": i / 10, "CIDEr": i / 10} for i, v in enumerate(cfg.variants)]
+    monkeypatch.setattr(runner, "run_ablation", fake_run)
+    monkeypatch.setattr(clip_mod, "load_clip", lambda cfg: None)
+    monkeypatch.setattr(experiment, "prepare_sandbox", lambda cfg, clip: None)
+    R.selections.cache_clear()
+    try:
+        report = selection.run(["cxe_w", "noise"])
+        assert [s for s, _ in seen] == [set(), {"noise"}]        # cxe_w's rows were built after noise's pick
+        assert all(v.startswith("capdec[") for v in seen[0][1])
+        assert report["noise"]["choice"]["multiple"] == R.NOISE_MULTIPLES[-1]     # the val-best point, written
+        assert set(json.loads((tmp_path / "sandbox_selections.json").read_text())) == {"noise", "cxe_w"}
+    finally:
+        R.selections.cache_clear()

@@ -15,7 +15,8 @@ presets read; every sweep row is kept under ``runs/ablation/sandbox/rows`` and t
 * ``fo``: SynTIC gives lr 1e-5 and no budget; at that lr the features do not move (cosine to the originals
   1.000, Eq. 2's loss 0.777 -> 0.777 on the sandbox). ``syntic+fo`` is swept over budgets from the paper's up.
 * ``cxe_w``: PCM-Net chose w = 4 from Fig. 4c (1 ... 6); ``pcm-net`` is swept over that grid, w acting on the pair
-  cosines carried by rank onto ViT-B/32's distribution. Run it after ``noise`` (its rows use the picked noise).
+  cosines carried by rank onto ViT-B/32's distribution. Its rows use the picked noise: asked together with
+  ``noise``, it runs once that pick is written (``stages``).
 """
 from __future__ import annotations
 
@@ -56,16 +57,42 @@ def lowest_carried_cosine(n: int) -> float:
     return NormalDist(R.VIT_B32.paired_cos_mean, R.VIT_B32.paired_cos_std).inv_cdf(0.5 / n)
 
 
-def run(names, jobs: int = 1, seed: int = 0) -> dict:
-    """Run the sweeps ``names`` (resumable rows), pick each on val CIDEr, write ``data/sandbox_selections.json``
-    (atomically, keeping the other sweeps' choices) and return {sweep: {choice, table}}."""
-    import time
+# a sweep whose rows read another sweep's pick: its specs are built after that pick is written
+DEPENDS = {"cxe_w": ("noise",)}         # PCM-Net's rows carry the noise the noise sweep picks
 
+
+def stages(names) -> list:
+    """The sweeps ``names`` in the order their picks are needed: [[sweeps run together], ...]; a sweep waits for
+    the stage holding what it reads (``DEPENDS``), so ``noise fo cxe_w`` runs noise and fo, then cxe_w."""
+    names = [n for n in SWEEPS if n in set(names)]
+    out, done = [], set()
+    while names:
+        ready = [n for n in names if not set(DEPENDS.get(n, ())) & (set(names) - {n})]
+        out.append(ready)
+        done |= set(ready)
+        names = [n for n in names if n not in done]
+    return out
+
+
+def run(names, jobs: int = 1, seed: int = 0) -> dict:
+    """Run the sweeps ``names`` (resumable rows) stage by stage (``stages``), pick each on val CIDEr, write
+    ``data/sandbox_selections.json`` after each stage (atomically, keeping the other sweeps' choices) and return
+    {sweep: {choice, table}}."""
+    import time
+    t0 = time.time()
+    report = {}
+    for stage in stages(names):
+        report.update(run_stage(stage, jobs, seed))
+    print(markdown(report), f"\n{time.time() - t0:.0f} s")
+    return report
+
+
+def run_stage(names, jobs: int, seed: int) -> dict:
+    """One stage of ``run``: its sweeps' rows at the selections written so far; their picks written."""
     from .runner import run_ablation
     from ..backbones.clip import load_clip
     from .experiment import prepare_sandbox
     from ..utils.io import atomic_write_json
-    t0 = time.time()
     specs = {n: sweep_specs(n) for n in names}
     variants = []
     for n in names:
@@ -85,7 +112,6 @@ def run(names, jobs: int = 1, seed: int = 0) -> dict:
         report[n] = {"choice": out[n], "table": table}
     atomic_write_json(SELECTIONS, out)
     selections.cache_clear()
-    print(markdown(report), f"\n{time.time() - t0:.0f} s")
     return report
 
 
