@@ -208,3 +208,15 @@ def test_protocols_caption_real_test_sets_through_the_method(tiny_exp, tiny_detr
                         beam=1), FeatureConfig.preset("tiny", root=str(tmp_path)), progress=False, method=m,
                         exp=tiny_exp)
     assert rows[0]["images"] == 3 and len(rows[0]["hyps"]) == 3 and 0.0 <= rows[0]["CLIPScore"] <= 2.5
+
+
+def test_syntic_rows_keep_fos_log(tiny_exp):
+    """FO's log reaches the row (runner: ``extra_metrics``): whether the features moved is read from the table."""
+    fo = methods.get("syntic+fo[fo_lr=0.05 fo_epochs=3]")
+    fo.train_set(tiny_exp)
+    log = fo.extra_metrics(None, tiny_exp, None, 1)
+    assert {"fo_loss_before", "fo_loss_after", "fo_cos_to_original", "fo_move_to_spread"} <= set(log)
+    assert log["fo_loss_after"] < log["fo_loss_before"] and log["fo_cos_to_original"] < 1.0
+    none = methods.get("syntic-baseline")
+    none.train_set(tiny_exp)
+    assert none.extra_metrics(None, tiny_exp, None, 1) == {}

@@ -17,7 +17,7 @@ Inference: a real image's raw feature (FO is for synthetic features only) -> FP 
 u = MHAttn(raw feature, tags).
 
 Paper gaps, chosen here: FO runs ``fo_epochs=1`` over mini-batches of 256 on the raw cached features
-(the paper gives neither; its lr 1e-5 moves them very little, which ``fo_log`` shows); tau = 1/100 in the
+(the paper gives neither; its lr 1e-5 moves them very little, which the row's ``fo_*`` columns show); tau = 1/100 in the
 paper is CLIP's own temperature, ``tau=None`` uses the backbone's. Table 4's rows are the flag combinations.
 """
 from __future__ import annotations
@@ -255,6 +255,11 @@ class SynTIC(Method):
         key = stable_hash({"syntic": self.options(), "tau": tau, "data": exp.sets["synthetic"].identity(),
                            "memory": exp.sets["text"].identity(), "threshold": self._threshold(exp) if c.af and c.tagger == "clip" else None})
         return SynTICTrainSet(v, tags, s, exp.captions, key)
+
+    def extra_metrics(self, model, exp, clip, beam: int) -> dict:
+        """FO's log (``optimize_features``: loss before / after, cosines, the move over the spread), kept with the
+        row as ``fo_*`` so a reader sees whether FO moved the features; {} for rows without FO."""
+        return {f"fo_{k}": v for k, v in getattr(self, "fo_log", {}).items()}
 
     def build(self, exp, cap_cfg, pcm_cfg, seed: int):
         from ..model.captioner import Captioner
