@@ -69,3 +69,19 @@ def test_worker_processes_refuse_a_clip_they_would_not_load(tiny_exp, tiny_clip,
         run_ablation(tiny_exp.cfg, tiny_clip, tiny_exp, progress=False, jobs=2)
     with pytest.raises(ValueError, match="worker processes load the tiny profile's CLIP"):
         run_ablation(tiny_exp.cfg, sandbox_clip, tiny_exp, progress=False, jobs=2)
+
+
+def test_the_faithfulness_sweep_passes_jobs_to_each_points_runs(tiny_exp, monkeypatch):
+    """``workbench ablation --sweep --jobs 2``: each point's runs go to the worker processes."""
+    from workbench.experiments import calibrate, runner
+    from workbench.synthesis import engine
+    seen = []
+    monkeypatch.setattr(engine, "load_pipeline", lambda cfg: "pipe")
+    monkeypatch.setattr(calibrate, "sweep", lambda pipe, clip, base, world, strengths, split, n, progress=True: {
+        s: {"synthetic": {"overall": s}, "real": {"overall": 1.0}} for s in strengths})
+    monkeypatch.setattr(runner, "prepare_sandbox", lambda point, clip, pipe=None, progress=True: point)
+    monkeypatch.setattr(runner, "run_ablation", lambda point, clip, data, progress=True, jobs=1: seen.append(
+        (point.layout_strength, jobs)) or [{"model": m, "CIDEr": 0.5} for m in point.variants])
+    cfg = replace(tiny_exp.cfg, sweep_strengths=(0.5, 1.0))
+    res = runner.run_sweep(cfg, None, progress=False, jobs=2)
+    assert seen == [(0.5, 2), (1.0, 2)] and {r["strength"] for r in res["rows"]} == {0.5, 1.0}

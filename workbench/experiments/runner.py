@@ -262,10 +262,11 @@ def sweep_config(cfg: AblationConfig, strength: float, variants=SWEEP_VARIANTS, 
                    out_dir=f"{cfg.out_dir}-sweep/s{strength:g}")
 
 
-def run_sweep(cfg: AblationConfig, clip, seed: int = 0, progress: bool = True) -> dict:
+def run_sweep(cfg: AblationConfig, clip, seed: int = 0, progress: bool = True, jobs: int = 1) -> dict:
     """Base, +Mix-up, +CXE and PCM-Net trained on the synthetic images of every ``cfg.sweep_strengths`` (1.0 =
     pure text-to-image), with text-only and oracle as references at the same size; each point's faithfulness is
-    measured on *val* captions. Resumable per run and per image. Returns ``{"rows", "references",
+    measured on *val* captions. Resumable per run and per image; ``jobs`` > 1 trains each point's runs in worker
+    processes, as ``run_ablation`` does (the point's images are synthesised first, here). Returns ``{"rows", "references",
     "faithfulness": {strength: val profile rates}, "real": val profile of real renders}``."""
     from .calibrate import strength_label, sweep as profile_sweep
     from ..synthesis.engine import load_pipeline
@@ -278,7 +279,7 @@ def run_sweep(cfg: AblationConfig, clip, seed: int = 0, progress: bool = True) -
     for k, s in enumerate(strengths):
         point = sweep_config(cfg, s, SWEEP_VARIANTS + (SWEEP_REFERENCES if k == 0 else ()), seed)
         data = prepare_sandbox(point, clip, pipe=pipe, progress=progress)
-        for r in run_ablation(point, clip, data, progress):
+        for r in run_ablation(point, clip, data, progress, jobs=jobs):
             if r["model"] in SWEEP_REFERENCES:
                 refs.append(r)
                 continue
@@ -333,7 +334,7 @@ def main(argv=None) -> None:
     t0 = time.time()
     clip = load_clip(cfg.stages.clip)
     if args.sweep:
-        return _main_sweep(cfg, clip, t0)
+        return _main_sweep(cfg, clip, t0, args.jobs)
     exp = prepare_sandbox(cfg, clip)
     rows = run_ablation(cfg, clip, exp, jobs=args.jobs)
     out = repo_path(cfg.out_dir)
@@ -352,10 +353,10 @@ def main(argv=None) -> None:
     print(f"total {time.time() - t0:.0f} s; tables in {paths['md']} and {out / (name + '-board.md')}")
 
 
-def _main_sweep(cfg: AblationConfig, clip, t0: float) -> None:
+def _main_sweep(cfg: AblationConfig, clip, t0: float, jobs: int = 1) -> None:
     from ..evaluation.metrics import write_table
     from ..viz.plots import faithfulness_sweep, save_to
-    res = run_sweep(cfg, clip)
+    res = run_sweep(cfg, clip, jobs=jobs)
     out = repo_path(f"{cfg.out_dir}-sweep")
     rows = table_rows(res["rows"])
     paths = write_table(rows + [{**r, "point": r["model"]} for r in table_rows(res["references"])], out / "sweep",
