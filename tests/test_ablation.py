@@ -85,3 +85,17 @@ def test_the_faithfulness_sweep_passes_jobs_to_each_points_runs(tiny_exp, monkey
     cfg = replace(tiny_exp.cfg, sweep_strengths=(0.5, 1.0))
     res = runner.run_sweep(cfg, None, progress=False, jobs=2)
     assert seen == [(0.5, 2), (1.0, 2)] and {r["strength"] for r in res["rows"]} == {0.5, 1.0}
+
+
+def test_block_summary_names_each_blocks_best_and_whether_it_leads_beyond_the_stds():
+    from workbench.experiments.runner import block_summary
+    row = lambda b, m, c, s, n=3: {"block": b, "method": m, "CIDEr": c, "CIDEr_std": s, "seeds": n}  # noqa: E731
+    board = [row("text only", "capdec", 38.6, 0.3), row("text only", "decap", 44.5, 1.1),
+             row("synthetic images", "base", 58.8, 6.1), row("synthetic images", "+cxe", 59.2, 5.3),
+             row("reference", "oracle", 66.7, 10.8)]
+    lines = block_summary(board).splitlines()
+    assert len(lines) == 2 + 3 and lines[2].startswith("| text only | 2 | decap 44.5 ± 1.1 | capdec 38.6 ± 0.3 |")
+    assert "+5.9 over capdec (beyond the stds)" in lines[2]
+    assert "+0.4 over base (within the stds)" in lines[3] and "one method" in lines[4]
+    one = block_summary([row("text only", "a", 2.0, float("nan"), 1), row("text only", "b", 1.0, float("nan"), 1)])
+    assert "(one seed)" in one

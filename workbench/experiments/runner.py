@@ -252,6 +252,25 @@ def leaderboard_markdown(board: list) -> str:
                           + ["paper's MSCOCO CIDEr (reported, not run here)"], rows)
 
 
+def block_summary(board: list) -> str:
+    """Each block of ``board`` (``leaderboard``) in one markdown row: how many methods, the best and the lowest by
+    CIDEr (mean ± std over seeds), and whether the best leads the block's second beyond both rows' stds."""
+    from ..evaluation.metrics import mean_std
+    rows = []
+    for block in [b for b in methods.BLOCKS if any(r["block"] == b for r in board)]:
+        rs = sorted((r for r in board if r["block"] == block), key=lambda r: -r["CIDEr"])
+        cell = lambda r: f"{r['method']} {mean_std(r['CIDEr'], r['CIDEr_std'], r['seeds'], 1)}"  # noqa: E731
+        if len(rs) > 1:
+            gap = rs[0]["CIDEr"] - rs[1]["CIDEr"]
+            noise = np.nan_to_num(rs[0]["CIDEr_std"]) + np.nan_to_num(rs[1]["CIDEr_std"])
+            lead = f"+{gap:.1f} over {rs[1]['method']}" + (" (beyond the stds)" if gap > noise > 0 else
+                                                          " (within the stds)" if noise > 0 else " (one seed)")
+        else:
+            lead = "one method"
+        rows.append([block, len(rs), cell(rs[0]), cell(rs[-1]), lead])
+    return markdown_table(["block", "methods", "best (CIDEr)", "lowest (CIDEr)", "best's lead"], rows)
+
+
 SWEEP_VARIANTS = ("base", "+mixup", "+cxe", "pcm-net")
 SWEEP_REFERENCES = ("capdec", "oracle")          # trained once, at the first point (they use no synthetic image)
 
@@ -266,8 +285,8 @@ def run_sweep(cfg: AblationConfig, clip, seed: int = 0, progress: bool = True, j
     """Base, +Mix-up, +CXE and PCM-Net trained on the synthetic images of every ``cfg.sweep_strengths`` (1.0 =
     pure text-to-image), with text-only and oracle as references at the same size; each point's faithfulness is
     measured on *val* captions. Resumable per run and per image; ``jobs`` > 1 trains each point's runs in worker
-    processes, as ``run_ablation`` does (the point's images are synthesised first, here). Returns ``{"rows", "references",
-    "faithfulness": {strength: val profile rates}, "real": val profile of real renders}``."""
+    processes, as ``run_ablation`` does (the point's images are synthesised first, here). Returns ``{"rows",
+    "references", "faithfulness": {strength: val profile rates}, "real": val profile of real renders}``."""
     from .calibrate import strength_label, sweep as profile_sweep
     from ..synthesis.engine import load_pipeline
     strengths = sorted(cfg.sweep_strengths)
