@@ -12,8 +12,8 @@ presets read; every sweep row is kept under ``runs/ablation/sandbox/rows`` and t
   (x {1/4, 1/2, 1, 2, 4}: 0.004 ... 0.064 on ViT-B/32, extended down to x 1/64 because the sandbox's optimum kept
   sitting at its low end) is swept with ``capdec``, and the multiple val picks scales every noise carried from CapDec's
   (CapDec, MacCap, PCM-Net's global noise).
-* ``fo``: SynTIC gives lr 1e-5 and no budget; at that lr the features do not move (cosine to the originals
-  1.000, Eq. 2's loss 0.777 -> 0.777 on the sandbox). ``syntic+fo`` is swept over budgets from the paper's up.
+* ``fo``: SynTIC gives lr 1e-5 and no budget; at that lr the features do not move (world v6: cosine to the
+  originals 1.000, Eq. 2's loss 1.5661 -> 1.5653). ``syntic+fo`` is swept over budgets from the paper's up.
 * ``cxe_w``: PCM-Net chose w = 4 from Fig. 4c (1 ... 6); ``pcm-net`` is swept over that grid, w acting on the pair
   cosines carried by rank onto ViT-B/32's distribution. Its rows use the picked noise: asked together with
   ``noise``, it runs once that pick is written (``stages``).

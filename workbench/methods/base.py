@@ -126,6 +126,16 @@ class Method:
         every set."""
         return self
 
+    def with_config(self, **changes) -> "Method":
+        """This method with ``changes`` to its config at inference (``for_test_set``): the same name, trained
+        weights and caches; itself when nothing changes."""
+        if all(getattr(self.config, k) == v for k, v in changes.items()):
+            return self
+        import copy
+        other = copy.copy(self)
+        other.config = replace(self.config, **changes)
+        return other
+
     def inference_set(self, exp, evalset, images=None):
         """Any EvalSet (cached features of real images, e.g. a protocol's test set; ``images`` for methods that
         look at pixels, such as a detector) as this method captions it (default: the raw image features)."""

@@ -300,13 +300,7 @@ class IFCap(EntityLMDecoder, Method):
     def for_test_set(self, corpus: str, train_corpus: str | None = None) -> "IFCap":
         """IFCap with its README's inference settings for (``train_corpus`` -> ``corpus``) (``test_set_settings``;
         none for the sandbox, or with ``per_test_set=False``): the same name, weights and caches."""
-        settings = test_set_settings(corpus, train_corpus) if self.config.per_test_set else {}
-        if all(getattr(self.config, k) == v for k, v in settings.items()):
-            return self
-        import copy
-        other = copy.copy(self)
-        other.config = replace(self.config, **settings)
-        return other
+        return self.with_config(**(test_set_settings(corpus, train_corpus) if self.config.per_test_set else {}))
 
     def extra_metrics(self, model, exp, clip, beam: int) -> dict:
         """The training retrieval's noise and how image-like it is (val overlaps; see ``matched_retrieval_noise``)."""

@@ -165,12 +165,7 @@ class ViECap(EntityLMDecoder, Method):
     def for_test_set(self, corpus: str, train_corpus: str | None = None) -> "ViECap":
         """ViECap with the entity threshold its code uses on ``corpus`` (``test_thresholds``; else ``threshold``)."""
         t = dict((c, float(v)) for c, v in self.config.test_thresholds).get(corpus)
-        if t is None or t == self.config.threshold:
-            return self
-        import copy
-        other = copy.copy(self)                   # the same name, options and caches; another threshold
-        other.config = replace(self.config, threshold=t)
-        return other
+        return self if t is None else self.with_config(threshold=t)
 
     def entities(self, exp, global_: torch.Tensor) -> torch.Tensor:
         """[B, top_k] word ids of the entities CLIP finds in images of features ``global_`` [B, D]."""
