@@ -65,12 +65,11 @@ def stages(names) -> list:
     """The sweeps ``names`` in the order their picks are needed: [[sweeps run together], ...]; a sweep waits for
     the stage holding what it reads (``DEPENDS``), so ``noise fo cxe_w`` runs noise and fo, then cxe_w."""
     names = [n for n in SWEEPS if n in set(names)]
-    out, done = [], set()
+    out = []
     while names:
         ready = [n for n in names if not set(DEPENDS.get(n, ())) & (set(names) - {n})]
         out.append(ready)
-        done |= set(ready)
-        names = [n for n in names if n not in done]
+        names = [n for n in names if n not in ready]
     return out
 
 

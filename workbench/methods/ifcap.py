@@ -320,4 +320,4 @@ class IFCap(EntityLMDecoder, Method):
 
 METHODS = {"ifcap": IFCap, "ifcap-lm": lambda: IFCap(IFCapConfig(decoder="lm"), "ifcap-lm")}
 PROFILES = {p: {"lm_model": "gpt2"} for p in ("paper_b32", "paper_l14")}                  # GPT-2 base
-CORPORA = {"flickr30k": {"l": 7, "fef_threshold": 3}}        # IFCap's Flickr30k scripts (MSCOCO: l 9, >= 5)
+CORPORA = {"flickr30k": test_set_settings("flickr30k", "flickr30k")}   # val on Flickr30k as its test (MSCOCO: defaults)
