@@ -11,6 +11,7 @@ from workbench import methods
 from workbench.methods import cmsa, maccap
 from workbench.model.decoding import sample
 from workbench.methods.rl import Discriminator, scst_loss, sequence_logprob
+from workbench.model.vocab import Vocabulary
 
 
 def test_region_noise_tokens_have_the_expected_cosine():
@@ -318,3 +319,49 @@ def test_samples_and_greedy_captions_of_different_lengths_stack():
     from workbench.methods.rl import pad_cat
     out = pad_cat([torch.tensor([[5, 6, 2, 0, 0]]), torch.tensor([[7, 2], [8, 2]])], pad=0)
     assert out.tolist() == [[5, 6, 2, 0, 0], [7, 2, 0, 0, 0], [8, 2, 0, 0, 0]]
+
+
+def test_packed_windows_keep_every_token_and_start_captions_anywhere():
+    from workbench.methods.prefix_lm import packed_windows
+    vocab = Vocabulary.build([f"a {c} thing number {i}" for i, c in enumerate("red blue green pink".split() * 10)],
+                             min_count=1, max_length=8)
+    words = vocab.encode_batch([f"a {c} thing" + " number" * (i % 4) for i, c in
+                                enumerate("red blue green pink".split() * 10)])          # [40, 10], padded
+    real = words[words != vocab.pad]
+    w = packed_windows(words, vocab.pad, 12, np.random.default_rng(0))
+    assert w.shape == (len(real) // 12, 12) and not (w == vocab.pad).any()
+    kept, all_ = torch.bincount(w.flatten(), minlength=len(vocab)), torch.bincount(real, minlength=len(vocab))
+    assert (kept <= all_).all() and len(real) - w.numel() < 12  # every token once, only the last partial window cut
+    starts = {int(j) for j in (w == vocab.bos).nonzero()[:, 1]}
+    assert len(starts) >= 6                                     # captions begin at many positions, not only at 0
+    w2 = packed_windows(words, vocab.pad, 12, np.random.default_rng(1))
+    assert not torch.equal(w, w2)                               # each epoch reshuffles
+    with pytest.raises(ValueError, match="length"):
+        packed_windows(words, vocab.pad, 1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="packed=False"):
+        packed_windows(words[:1], vocab.pad, 500, np.random.default_rng(0))
+
+
+def test_packed_pretraining_is_another_lm(tiny_exp, tmp_path):
+    from workbench.methods.prefix_lm import PrefixLMConfig, pretrain_lm
+    caps = tiny_exp.captions
+    cfg = PrefixLMConfig.preset("tiny", max_length=tiny_exp.vocab.max_length)
+    assert cfg.packed                                            # the default: as real LMs are pretrained
+    pretrain_lm(caps, tiny_exp.vocab, cfg, tmp_path, progress=False)
+    pretrain_lm(caps, tiny_exp.vocab, replace(cfg, packed=False), tmp_path, progress=False)
+    folders = sorted(p.name for p in tmp_path.iterdir())
+    assert len(folders) == 2, folders                            # two runs, two cached LMs
+
+
+def test_the_sandbox_lm_recipe_keys_the_lm_rows():
+    """Rows with an LM decoder carry the small LM's pretraining config in their key (a new recipe, a new row);
+    other rows and named LMs (the paper profiles) do not."""
+    for name in ("maccap-lm", "viecap-lm", "ifcap-lm"):
+        m = methods.get(name)
+        assert m.options()["sandbox_lm"]["packed"] is True, name
+        tiny = replace(m.config, lm_preset="tiny")
+        assert type(m)(tiny, name).options()["sandbox_lm"] != m.options()["sandbox_lm"]
+        assert "sandbox_lm" not in methods.get(name, "paper_b32").options()
+    assert methods.get("maccap-lm").train_name() != methods.get("maccap").train_name()
+    for name in ("maccap", "viecap", "ifcap"):
+        assert "sandbox_lm" not in methods.get(name).options()

@@ -154,6 +154,13 @@ class EntityLMDecoder:
     config has ``decoder``, ``lm_model``, ``lm_preset``, ``prefix_length``, ``mapper_layers``, ``max_entities``,
     ``top_k`` and whose instance has a ``_cache`` dict."""
 
+    def options(self) -> dict:
+        """The method's settings and, with ``decoder="lm"``, the small LM's pretraining config (a new LM recipe is a
+        new row)."""
+        from .prefix_lm import sandbox_lm_options
+        c = self.config
+        return {**super().options(), **(sandbox_lm_options(c.lm_model, c.lm_preset) if c.decoder == "lm" else {})}
+
     def _lm(self, exp) -> tuple:
         c = self.config
         return entity_lm(exp, c.lm_model, c.lm_preset, c.prefix_length, max(c.max_entities, c.top_k))

@@ -12,8 +12,8 @@ closest to the image's is kept.
 Decoder: ``decoder="captioner"`` (default on the sandbox) is the workbench captioner reading the N_cr tokens
 through its token path, its global slot left at zero (the adaptor sees only the region tokens);
 ``decoder="frozen-lm"`` is the paper's: 32 queries -> 1 Transformer decoder layer -> 3-layer MLP -> a *frozen*
-causal LM (``prefix_lm.py``; OPT-1.3b on the paper profiles, a small OPT pretrained on the training captions on
-the sandbox).
+causal LM (``prefix_lm.py``; OPT-1.3b on the paper profiles, a small OPT pretrained on packed streams of the
+training captions on the sandbox; its recipe is part of the row's key).
 
 Paper vs official code (``Artanic30/MacCap``), each an option with the paper as default:
 * ``aggregation="paper"``: top-N_cr over the patch columns of the CLS row (CLS excluded: "patches"), A = those
@@ -213,8 +213,14 @@ class MacCap(Method):
                          if name == "maccap-lm" else None)          # the frozen-LM paper's number: its row only
         self._cache = {}
 
+    def options(self) -> dict:
+        """The config and, for the frozen-LM decoder, the small LM's pretraining config (another LM, another row)."""
+        from .prefix_lm import sandbox_lm_options
+        c = self.config
+        return {**super().options(), **(sandbox_lm_options(c.lm_model, c.lm_preset) if c.decoder == "frozen-lm" else {})}
+
     def train_name(self) -> str:
-        train = {k: v for k, v in asdict(self.config).items() if k in TRAINING_FIELDS}
+        train = {k: v for k, v in self.options().items() if k in TRAINING_FIELDS or k == "sandbox_lm"}
         return f"maccap-{stable_hash(train)[:8]}"
 
     def variance(self, exp) -> float:
