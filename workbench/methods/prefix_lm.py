@@ -193,12 +193,19 @@ def pretrain_lm(captions: list, vocab, cfg: PrefixLMConfig, out_dir: str | Path,
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.3f}")
     bar.close()
-    tmp = folder.with_name(folder.name + ".tmp")
+    import os
+    import shutil
+    tmp = folder.with_name(f"{folder.name}.tmp{os.getpid()}")      # own name: parallel workers may train it too
     lm.save_pretrained(tmp)
     vocab.save(tmp / "workbench_vocab.json")
     atomic_write_json(tmp / "workbench_lm.json", {"captions": len(captions), "config": asdict(cfg), "seed": seed,
                                                   "final_loss": float(loss.item())})
-    tmp.rename(folder)
+    try:
+        tmp.rename(folder)
+    except OSError:                                # another worker finished the same LM first: keep theirs
+        if not (folder / "workbench_vocab.json").exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True)
     return load_lm(str(folder), cfg.max_length)
 
 
