@@ -159,7 +159,8 @@ class EntityLMDecoder:
         new row)."""
         from .prefix_lm import sandbox_lm_options
         c = self.config
-        return {**super().options(), **(sandbox_lm_options(c.lm_model, c.lm_preset) if c.decoder == "lm" else {})}
+        lm = sandbox_lm_options(c.lm_model, c.lm_preset) if c.decoder == "lm" else {}
+        return {**super().options(), **lm}
 
     def _lm(self, exp) -> tuple:
         c = self.config

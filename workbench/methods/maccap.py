@@ -217,7 +217,8 @@ class MacCap(Method):
         """The config and, for the frozen-LM decoder, the small LM's pretraining config (another LM, another row)."""
         from .prefix_lm import sandbox_lm_options
         c = self.config
-        return {**super().options(), **(sandbox_lm_options(c.lm_model, c.lm_preset) if c.decoder == "frozen-lm" else {})}
+        lm = sandbox_lm_options(c.lm_model, c.lm_preset) if c.decoder == "frozen-lm" else {}
+        return {**super().options(), **lm}
 
     def train_name(self) -> str:
         train = {k: v for k, v in self.options().items() if k in TRAINING_FIELDS or k == "sandbox_lm"}
