@@ -220,3 +220,17 @@ def test_syntic_rows_keep_fos_log(tiny_exp):
     none = methods.get("syntic-baseline")
     none.train_set(tiny_exp)
     assert none.extra_metrics(None, tiny_exp, None, 1) == {}
+
+
+def test_pcm_net_rows_take_a_noise_override_and_keep_their_keys_without_one():
+    from workbench.config import CaptionerConfig
+    cap = CaptionerConfig.preset("sandbox")
+    plain = methods.get("base-global")
+    assert plain.options() == {}                                    # preset rows keep their keys
+    assert plain.captioner_config(cap).noise_variance == cap.noise_variance > 0
+    clean = methods.get("base-global[global_noise=0]")
+    assert clean.options() == {"global_noise": 0}
+    assert clean.captioner_config(cap).noise_variance == 0.0
+    assert clean.captioner_config(cap).use_patches is False
+    with pytest.raises(ValueError, match="global_noise"):
+        methods.get("base[global_noise=-1]")

@@ -26,9 +26,11 @@ class PCMNetConfig:
     cxe_w: Optional[float] = None          # None: TrainConfig's (sandbox: picked on val over Fig. 4c's grid)
     k: Optional[int] = None                # None: PCMConfig's
     m: Optional[int] = None
+    global_noise: Optional[float] = None   # training noise variance on the global token; None: the captioner preset's
+                                           # (PCM-Net: CapDec's, "following CapDec"); 0: none
 
     def __post_init__(self):
-        for name in ("cxe_w", "k", "m"):
+        for name in ("cxe_w", "k", "m", "global_noise"):
             if getattr(self, name) is not None:
                 check_range(name, getattr(self, name), 0)
 
@@ -59,7 +61,8 @@ class PCMNetVariant(Method):
         return {k: v for k, v in super().options().items() if v is not None}
 
     def captioner_config(self, cfg):
-        return replace(cfg, use_patches=self.v.get("patches", True), mixup=self.v["mixup"])
+        cfg = replace(cfg, use_patches=self.v.get("patches", True), mixup=self.v["mixup"])
+        return cfg if self.config.global_noise is None else replace(cfg, noise_variance=self.config.global_noise)
 
     def train_config(self, cfg):
         cfg = replace(cfg, cxe=self.v["cxe"])
