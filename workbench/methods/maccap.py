@@ -45,7 +45,9 @@ from ..training import CaptionSet, EvalSet
 from .base import Method, Reported
 from .common import caption_cosine
 
-TRAINING_FIELDS = ("n_cr", "noise_variance", "train_noise", "global_slot", "decoder", "lm_preset", "lm_model")
+# the options that change the trained model (the inference rows share it); "sandbox_lm": the small LM's recipe
+TRAINING_FIELDS = ("n_cr", "noise_variance", "train_noise", "global_slot", "decoder", "lm_preset", "lm_model",
+                   "sandbox_lm")
 
 
 @dataclass(frozen=True)
@@ -221,7 +223,7 @@ class MacCap(Method):
         return {**super().options(), **lm}
 
     def train_name(self) -> str:
-        train = {k: v for k, v in self.options().items() if k in TRAINING_FIELDS or k == "sandbox_lm"}
+        train = {k: v for k, v in self.options().items() if k in TRAINING_FIELDS}
         return f"maccap-{stable_hash(train)[:8]}"
 
     def variance(self, exp) -> float:
