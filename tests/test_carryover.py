@@ -107,6 +107,30 @@ def test_sandbox_bank_size_is_the_worlds():
     assert len(words) == R.SANDBOX_BANK_SIZE
 
 
+def test_max_length_is_the_papers_on_mscoco_and_cuts_its_share_elsewhere():
+    h = R.caption_lengths()
+    coco = h["mscoco"]["histogram"]
+    assert R.max_length(coco, coco) == 20                    # the paper's own value on the paper's corpus
+    share = R.cut_share(coco, 20)
+    assert 0.002 < share < 0.01                              # MSCOCO: 0.5 % of Karpathy val captions are longer
+    n = R.sandbox_max_length()
+    sandbox = h["sandbox"]["histogram"]
+    assert R.cut_share(sandbox, n) <= share < R.cut_share(sandbox, n - 1)
+    assert CaptionerConfig.preset("sandbox").max_length == n
+    assert CaptionerConfig.preset("paper_b32").max_length == 20
+    # a corpus twice as long carries a max length about twice the paper's
+    doubled = {str(2 * int(k)): v for k, v in coco.items()}
+    assert 38 <= R.max_length(doubled, coco) <= 42
+    with pytest.raises(ValueError, match="histogram is empty"):
+        R.cut_share({}, 20)
+
+
+def test_sandbox_length_histogram_is_the_worlds():
+    from workbench.config import WorldConfig
+    from workbench.experiments.calibrate import sandbox_length_histogram
+    assert sandbox_length_histogram(WorldConfig.preset("sandbox")) == R.caption_lengths()["sandbox"]["histogram"]
+
+
 def test_derived_lists_every_rule():
     rows = R.derived(R.sandbox_backbone(), bank_size=18)
     names = " ".join(r["name"] for r in rows)

@@ -94,6 +94,9 @@ def test_noun_rules_on_sentences():
     assert {"man", "bench", "dog", "square", "circle", "cat", "sign"} <= set(counts)
     assert not {"sitting", "red", "blue", "white", "image", "show", "next", "a"} & set(counts)
     assert counts["square"] == 1          # "a red square and ..." is ambiguous and not counted
+    # a plural with two noun lemmas takes the one that is not also the verb's: "leaves" -> leaf, not leave
+    assert count_nouns(["two green maple leaves on the grass"])["leaf"] == 1
+    assert "leave" not in count_nouns(["some leaves and a dog"])
     with pytest.raises(ValueError, match="template"):
         ConceptConfig(template="A photo of.")
 

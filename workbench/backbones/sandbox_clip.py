@@ -48,7 +48,7 @@ def _lr_lambda(cfg: PretrainConfig):
     def f(step: int) -> float:
         if step < cfg.warmup_steps:
             return (step + 1) / max(1, cfg.warmup_steps)
-        t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
+        t = (step - cfg.warmup_steps) / max(1, cfg.schedule_length - cfg.warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
     return f
 
@@ -106,9 +106,12 @@ def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, de
     opt = torch.optim.AdamW(_param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
 
-    # the run is its config *and its data*: another world (renders or captions) is another run, never resumed
+    # the run is its config *and its data*: another world (renders or captions) is another run, never resumed.
+    # Where training stops is not part of it: the trajectory is the schedule's, so a stop chosen on val resumes
+    # the run that chose it (its checkpoint at that step, ``scripts/trial_clip_steps.py``).
     data_id = {"texts": stable_hash(texts), "pixels": data.pixels_digest()}
-    ckpt = Checkpoint(repo_path(cfg.run_dir) / "checkpoint.pt", stable_hash({"cfg": asdict(cfg), "data": data_id}))
+    run_cfg = {**asdict(cfg), "steps": None, "schedule_steps": cfg.schedule_length, "monitor_every": None}
+    ckpt = Checkpoint(repo_path(cfg.run_dir) / "checkpoint.pt", stable_hash({"cfg": run_cfg, "data": data_id}))
     if cfg.logit_scale is not None:                  # fixed temperature: not a parameter any more
         model.logit_scale.requires_grad_(False)
         with torch.no_grad():
@@ -121,6 +124,9 @@ def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, de
         sched.load_state_dict(state["sched"])
         start, losses, trace = state["step"], state["losses"], state.get("trace", [])
         print(f"resumed from {ckpt.path} at step {start}")
+        if start > cfg.steps:
+            raise ValueError(f"the checkpoint in {ckpt.path} is at step {start}, past steps={cfg.steps}; pass "
+                             f"fresh=True (--fresh) to retrain, or a run_dir whose checkpoint stops at {cfg.steps}.")
 
     t0 = time.time()
     bar = tqdm(range(start, cfg.steps), desc="pretrain CLIP", initial=start, total=cfg.steps, disable=not progress)

@@ -92,8 +92,8 @@ PCM_NET_L14_NOISE = (0.016, VIT_L14)   # NOISE_INJ_VAR 0.016 (CapDec's number, k
 PCM_NET_L14_M = (5, VIT_L14)           # TOPK2 5 of 64 pooled patches
 
 # The sandbox's concept bank: the nouns seen at least 20 times (ConceptConfig "sandbox") in the sandbox world's
-# training captions; a test recounts it. K is carried from it (5/400 of 134 rounds to 2: K = 2).
-SANDBOX_BANK_SIZE = 134
+# training captions; a test recounts it. K is carried from it (5/400 of 161 rounds to 2: K = 2).
+SANDBOX_BANK_SIZE = 161
 
 
 # ----------------------------------------------------------------------------- noise
@@ -268,6 +268,46 @@ SELECTIONS = Path(__file__).resolve().parents[2] / "data" / "sandbox_selections.
 NOISE_MULTIPLES = (1 / 64, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0, 2.0, 4.0)
 FO_BUDGETS = ((1e-5, 1), (1e-3, 5), (1e-2, 5), (1e-2, 20))     # SynTIC FO (lr, epochs); the first: the paper's lr
 CXE_W_GRID = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)                     # PCM-Net Fig. 4c (on carried cosines)
+
+
+# ----------------------------------------------------------------------------- caption length
+# The captioner's longest caption (words). PCM-Net and CapDec cut MSCOCO captions at 20 words: a share of the
+# training captions that the rule below carries to another caption world (the sandbox's are longer).
+MAX_LENGTH = (20, "mscoco")
+CAPTION_LENGTHS = SELECTIONS.parent / "caption_lengths.json"
+
+
+def cut_share(histogram: dict, length: int) -> float:
+    """The share of captions longer than ``length`` words; ``histogram``: {words: count} (keys str or int)."""
+    counts = {int(k): int(v) for k, v in histogram.items()}
+    total = sum(counts.values())
+    if total <= 0:
+        raise ValueError("histogram is empty; give {words: count} of the training captions.")
+    return sum(c for n, c in counts.items() if n > length) / total
+
+
+def max_length(histogram: dict, paper_histogram: dict, paper=MAX_LENGTH) -> int:
+    """Longest caption (words) that cuts the same share of ``histogram``'s captions as the paper's ``paper[0]``
+    words cut of its corpus (``paper_histogram``): the smallest length whose cut share is at most the paper's.
+    On the paper's own corpus it returns the paper's value."""
+    share = cut_share(paper_histogram, paper[0])
+    longest = max(int(k) for k in histogram)
+    return next(n for n in range(1, longest + 1) if cut_share(histogram, n) <= share)
+
+
+@lru_cache(maxsize=1)
+def caption_lengths() -> dict:
+    """The committed caption-length histograms (``data/caption_lengths.json``: ``workbench calibrate --lengths``):
+    {corpus: {"histogram": {words: count}, "source": ...}}."""
+    if not CAPTION_LENGTHS.exists():
+        raise FileNotFoundError(f"{CAPTION_LENGTHS} is missing; write it with `workbench calibrate --lengths`.")
+    return json.loads(CAPTION_LENGTHS.read_text())
+
+
+def sandbox_max_length() -> int:
+    """MAX_LENGTH carried to the sandbox world's training captions by the share of captions it cuts."""
+    h = caption_lengths()
+    return max_length(h["sandbox"]["histogram"], h[MAX_LENGTH[1]]["histogram"])
 
 
 def sandbox_clip_sha256() -> str:

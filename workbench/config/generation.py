@@ -27,6 +27,8 @@ class PretrainConfig(Preset):
     logit_scale: Optional[float] = None  # fixed logit scale (OpenAI CLIP ends at 100); None learns it (capped at 100)
     monitor_every: int = 0               # every N steps record the gap and zero-shot numbers on val (0: never)
     text: str = "annotator"              # pretraining text: "annotator" (the references) or "alt" (web alt-text)
+    schedule_steps: Optional[int] = None  # length of the cosine learning-rate schedule (None: ``steps``); training
+    #                                      stops at ``steps``, so steps < schedule_steps is a stop chosen on val
     world: WorldConfig = field(default_factory=WorldConfig)
 
     def __post_init__(self):
@@ -39,6 +41,13 @@ class PretrainConfig(Preset):
         if self.logit_scale is not None:
             check_range("logit_scale", self.logit_scale, 1.0, 1000.0)
         check_range("monitor_every", self.monitor_every, 0)
+        if self.schedule_steps is not None:
+            check_range("schedule_steps", self.schedule_steps, self.steps)
+
+    @property
+    def schedule_length(self) -> int:
+        """Steps of the cosine learning-rate schedule."""
+        return self.schedule_steps if self.schedule_steps is not None else self.steps
 
     @staticmethod
     def _preset_tiny():

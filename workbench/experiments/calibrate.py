@@ -67,6 +67,51 @@ def world_report(clip, world, n_agreement: int = 1000, n_memory: int = 4000, n_r
     return out
 
 
+LENGTH_SCENES = 4000      # the sandbox's length histogram: the 5 references of the first 4,000 train scenes
+
+
+def length_histogram(captions) -> dict:
+    """{words: count} of ``captions`` (the captioner's word tokens), keys as strings (JSON)."""
+    from collections import Counter
+    from ..model.vocab import tokenize
+    return {str(k): v for k, v in sorted(Counter(len(tokenize(c)) for c in captions).items())}
+
+
+def sandbox_length_histogram(world) -> dict:
+    from ..sandbox.captions import reference_captions
+    from ..sandbox.world import make_split
+    return length_histogram(c for s in make_split(world, "train", LENGTH_SCENES) for c in reference_captions(s))
+
+
+def lengths_report(world, karpathy: str | None = None, previous: dict | None = None) -> dict:
+    """Caption-length histograms: the sandbox's training captions and MSCOCO's (Karpathy val captions, read from
+    ``karpathy`` when given, else kept from ``previous``); the captioner's max length is carried between them
+    (``carryover.max_length``)."""
+    from ..config import carryover as R
+    out = dict(previous or {})
+    out["sandbox"] = {"histogram": sandbox_length_histogram(world),
+                      "source": f"5 references of the first {LENGTH_SCENES} sandbox train scenes"}
+    if karpathy:
+        from ..corpora.readers import load_captions
+        items = load_captions(karpathy)
+        out[R.MAX_LENGTH[1]] = {"histogram": length_histogram(c for it in items for c in it.captions),
+                                "source": f"MSCOCO Karpathy captions, {karpathy.split('/')[-1]} ({len(items)} images)"}
+    if R.MAX_LENGTH[1] not in out:
+        raise ValueError(f"no {R.MAX_LENGTH[1]} histogram yet; pass --karpathy PATH (the Karpathy val captions).")
+    paper, sandbox = out[R.MAX_LENGTH[1]]["histogram"], out["sandbox"]["histogram"]
+    n = R.max_length(sandbox, paper)
+    out["carried"] = {"paper_max_length": R.MAX_LENGTH[0], "paper_cut_share": R.cut_share(paper, R.MAX_LENGTH[0]),
+                      "sandbox_max_length": n, "sandbox_cut_share": R.cut_share(sandbox, n),
+                      "sandbox_cut_share_at_paper_value": R.cut_share(sandbox, R.MAX_LENGTH[0]),
+                      "mean_words": {k: _mean(out[k]["histogram"]) for k in ("sandbox", R.MAX_LENGTH[1])}}
+    out["reproduce"] = "workbench calibrate --lengths [--karpathy PATH]"
+    return out
+
+
+def _mean(hist: dict) -> float:
+    return sum(int(k) * v for k, v in hist.items()) / sum(hist.values())
+
+
 def pcm_inputs(clip, world, test, captions: list, n: int = 300) -> dict:
     """Can PCM's Eq. 1 / Eq. 2 act on ``clip``? ``pcm_inspect.concept_report`` on the first ``n`` test renders
     with the sandbox concept bank of the training ``captions`` (every reference of the ablation's scenes)."""
@@ -175,7 +220,20 @@ def main(argv=None) -> None:
     ap.add_argument("--out", default=None, help=f"report path (default {REPORT}, with --world {WORLD_REPORT})")
     ap.add_argument("--world", action="store_true", help="measure the caption world and CLIP instead of synthesis")
     ap.add_argument("--clip", default=None, help="CLIP weights to measure (default: the sandbox preset's)")
+    ap.add_argument("--lengths", action="store_true", help="write the caption-length histograms (sandbox, MSCOCO) "
+                    "that carry the captioner's max length")
+    ap.add_argument("--karpathy", default=None, help="with --lengths: Karpathy-format MSCOCO val captions")
     args = ap.parse_args(argv)
+    if args.lengths:
+        import json
+        from ..config import Profile
+        from ..config.carryover import CAPTION_LENGTHS
+        prev = json.loads(CAPTION_LENGTHS.read_text()) if CAPTION_LENGTHS.exists() else None
+        rep = lengths_report(Profile("sandbox").world, args.karpathy, prev)
+        atomic_write_json(CAPTION_LENGTHS, rep)
+        print(json.dumps(rep["carried"], indent=1))
+        print(f"wrote {CAPTION_LENGTHS}")
+        return
     stages = Profile("sandbox")
     world = stages.world
     clip_cfg = stages.clip if args.clip is None else replace(stages.clip, pretrained=args.clip)

@@ -41,6 +41,9 @@ could would may might does do did has have had not""".split())
 PROMPT_ENSEMBLE = ("a photo of {}.", "a picture of {}.", "an image of {}.", "a close-up photo of {}.",
                    "a cropped photo of {}.", "a good photo of {}.", "a bright photo of {}.", "a photo of the {}.")
 _WORD = re.compile(r"[a-z]+")
+# lemminflect's first noun lemma that is the verb's ("leaves" -> "leave"; the noun is "leaf": MSCOCO's "a giraffe
+# eating leaves", the sandbox's leaf category)
+NOUN_LEMMA_FIXES = {"leaves": "leaf"}
 
 
 def _noun_lemma(word: str, prev: str, nxt: str):
@@ -60,7 +63,7 @@ def _noun_lemma(word: str, prev: str, nxt: str):
         inflected = getLemma(word, upos="VERB")[0] != word      # "parked", "sitting"; not "bed", "sled", "ring"
         if inflected and word.endswith(("ing", "ed")) and prev not in DETERMINERS:
             return None
-    return getLemma(word, upos="NOUN")[0]
+    return NOUN_LEMMA_FIXES.get(word) or getLemma(word, upos="NOUN")[0]
 
 
 def caption_nouns(caption: str, extra_stopwords=()) -> list:
