@@ -63,3 +63,24 @@ for target in range(seg, steps + 1, seg):
             f.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
     done.add(step)
+
+# The stop, chosen on val (rule fixed before the trial ran): the earliest segment whose val statistics meet every
+# bound (CLIPRe share <= 0.30, recall within +-10 pts of ViT-B/32, paired cosine 0.20-0.45, zero-shot colour >= 0.70
+# and category >= 0.40: the floors tests/test_sandbox_clip.py guards); if none does, the fewest failed, then earliest.
+def failed(row: dict) -> list:
+    out = [k for k, ok in row["within_bounds"].items() if not ok and k != "agreement_cider"]
+    if not 0.20 <= row["paired_cos"] <= 0.45:
+        out.append("paired_cos")
+    if row.get("colour_acc", 1.0) < 0.70:
+        out.append("colour_acc")
+    if row.get("shape_acc", 1.0) < 0.40:
+        out.append("shape_acc")
+    return out
+
+
+rows = [json.loads(l) for l in log.read_text().splitlines()]
+val = sorted((r for r in rows if r["split"] == "val"), key=lambda r: r["step"])
+for r in val:
+    print(r["step"], "fails:", failed(r) or "none")
+best = min(val, key=lambda r: (len(failed(r)), r["step"]))
+print(json.dumps({"chosen_step": best["step"], "schedule": steps, "fails": failed(best)}))

@@ -41,6 +41,14 @@ def test_vocabulary_and_verbatim_share():
         cs.vocabulary([], {"x": ["a"]})
 
 
+def test_real_caption_length_is_the_committed_histograms():
+    from workbench.config import carryover as R
+    h = R.caption_lengths()["mscoco"]["histogram"]
+    mean = sum(int(k) * v for k, v in h.items()) / sum(h.values())
+    assert cs.REAL_CAPTION_WORLD["mean_words"]["value"] == round(mean, 1)
+    assert cs.vocabulary(["a red cat", "two dogs on the grass"], {"x": ["a cat"]})["mean_words"] == 4.0
+
+
 def test_random_share_is_the_floor_any_caption_earns():
     places = ["grass", "sofa", "beach"]
     refs = {f"i{k}": [f"a {col} cat on the {places[k % 3]}", f"a small {col} cat on the {places[k % 3]}",
@@ -73,7 +81,7 @@ def test_world_table_holds_every_statistic_beside_its_real_value():
                         "paired_unpaired_margin": 0.1, "image_image_cos": 0.8, "text_text_cos": 0.85}}
     t = world_table(rep)
     assert "| annotator agreement (CIDEr) | 87.1 | 93.6 |" in t and "MAGIC" in t and "Mind the Gap" in t
-    assert t.count("\n") == 14                                          # header, rule, 13 statistics
+    assert t.count("\n") == 15                                          # header, rule, 14 statistics
     assert "| a random training caption (the language's floor), share of agreement | 0.050 | 0.032 |" in t
     rep["pcm_inputs"] = {"eq1_top1_precision": 0.5, "eq1_topk_precision": 0.4, "k": 2, "eq2_map_correlation": 0.9,
                          "eq2_argmax_on_object": 0.3, "eq2_chance": 0.07}
@@ -90,4 +98,4 @@ def test_world_report_measures_every_statistic_on_a_small_sample(tiny_clip):
     assert len(rep["recall_i2t"]) == 3 and rep["n_recall_images"] == 24 and rep["n_memory"] == 48
     assert {"paired_cos", "image_image_cos", "text_text_cos", "paired_cos_std"} <= set(rep["geometry"])
     assert set(rep["within_bounds"]) == {"clip_retrieval_share", "agreement_cider", "recall_i2t", "recall_t2i"}
-    assert world_table(rep).count("\n") == 16
+    assert world_table(rep).count("\n") == 17

@@ -43,6 +43,8 @@ REAL_CAPTION_WORLD = {
                                                "1,000 Karpathy test images, seed 0 (caption_stats.random_share)"},
     "vocabulary": {"value": 3186, "source": "distinct words in 4,000 MSCOCO training captions"},
     "verbatim_share": {"value": 0.001, "source": "MSCOCO test references found verbatim among training captions"},
+    "mean_words": {"value": 10.5, "source": "MSCOCO Karpathy val, 25,010 captions (data/caption_lengths.json, "
+                                            "workbench calibrate --lengths)"},
     # CLIP ViT-B/32 (OpenAI weights) zero-shot on the MSCOCO 5k test (5,000 images x 5 captions).
     "recall_i2t": {"value": (50.1, 75.0, 83.5), "source": "CLIP ViT-B/32, MSCOCO 5k test, R@1/5/10 (open_clip "
                                                            "docs/openclip_retrieval_results.csv, CLIP_benchmark)"},
@@ -70,13 +72,15 @@ def held_out_split(refs: dict, seed: int = 0) -> tuple:
 
 
 def vocabulary(memory: list, refs: dict) -> dict:
-    """Distinct words of the training captions ``memory`` and the share of test references found verbatim in it."""
+    """Distinct words of the training captions ``memory``, their mean length in words, and the share of test
+    references found verbatim in it."""
     if not memory:
         raise ValueError("memory is empty; give the training captions (one list of strings).")
     words = Counter(w for c in memory for w in _words(c))
     known = {" ".join(_words(c)) for c in memory}
     all_refs = [c for v in refs.values() for c in v]
     return {"vocabulary": len(words), "n_memory": len(memory),
+            "mean_words": float(np.mean([len(_words(c)) for c in memory])),
             "verbatim_share": float(np.mean([" ".join(_words(c)) in known for c in all_refs]))}
 
 

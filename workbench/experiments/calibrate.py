@@ -148,6 +148,8 @@ def world_table(rep: dict) -> str:
          f"{R['random_share']['value']:.3f}", "reported", R["random_share"]["source"]),
         (f"vocabulary of {rep['n_memory']:,} training captions", f"{rep['vocabulary']}", f"{R['vocabulary']['value']:,}",
          "reported", R["vocabulary"]["source"]),
+        ("words per training caption (mean)", f"{rep['mean_words']:.1f}" if "mean_words" in rep else "–",
+         f"{R['mean_words']['value']}", "reported", R["mean_words"]["source"]),
         ("test references verbatim in training captions", f"{100 * rep['verbatim_share']:.1f} %",
          f"{100 * R['verbatim_share']['value']:.1f} %", "reported", R["verbatim_share"]["source"]),
         (f"zero-shot image→text R@1/5/10 ({rep['n_recall_images']:,} × 5)", f3(rep["recall_i2t"]),
