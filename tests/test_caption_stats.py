@@ -85,7 +85,7 @@ def test_world_table_holds_every_statistic_beside_its_real_value():
     assert "| a random training caption (the language's floor), share of agreement | 0.050 | 0.032 |" in t
     rep["pcm_inputs"] = {"eq1_top1_precision": 0.5, "eq1_topk_precision": 0.4, "k": 2, "eq2_map_correlation": 0.9,
                          "eq2_argmax_on_object": 0.3, "eq2_chance": 0.07}
-    assert world_table(rep).count("\n") == 16 and "0.300 (0.070)" in world_table(rep)
+    assert world_table(rep).count("\n") == 17 and "0.300 (0.070)" in world_table(rep)
 
 
 def test_world_report_measures_every_statistic_on_a_small_sample(tiny_clip):
