@@ -3,11 +3,14 @@ every ``seg`` steps on the caption-world statistics the calibration bounds (CLIP
 recall on 5,000 scenes x 5 captions), on val scenes (choice) and on test scenes (the table).
 
     .venv/bin/python scripts/trial_clip_steps.py 2800 350 [out_dir]     # ~45 min on 2 cores, resumable
+    .venv/bin/python scripts/trial_clip_steps.py 2800 350 --adopt       # the chosen checkpoint -> the preset's run
 
 Writes ``<out_dir>/trace.jsonl`` (one row per segment and split) and keeps the checkpoint of every segment
 (``<out_dir>/run/step-N.pt``); the committed weights are left alone. The sandbox preset then names the chosen
-stop (``PretrainConfig(steps=N, schedule_steps=schedule)``); ``workbench pretrain-clip`` with that run folder
-resumes the chosen checkpoint, and ``--fresh`` retrains it (docs/world_trials.md)."""
+stop (``PretrainConfig(steps=N, schedule_steps=schedule)``); ``--adopt`` checks that the preset is this trial's
+run stopped there and copies that checkpoint into the preset's run folder under the preset's run key, so
+``workbench pretrain-clip`` resumes it at its last step and writes the weights; ``--fresh`` retrains it
+(docs/world_trials.md)."""
 import json, shutil, sys, time
 from dataclasses import replace
 from pathlib import Path
@@ -19,9 +22,10 @@ from workbench.sandbox.splits import load_sandbox_split
 from workbench.backbones.gap import gap_summary
 from workbench.backbones.zeroshot import attribute_accuracy
 
-steps = int(sys.argv[1]) if len(sys.argv) > 1 else 2800
-seg = int(sys.argv[2]) if len(sys.argv) > 2 else 350
-out_dir = Path(sys.argv[3] if len(sys.argv) > 3 else f"runs/trial_clip_steps/s{steps}")
+args = [a for a in sys.argv[1:] if not a.startswith("--")]
+steps = int(args[0]) if len(args) > 0 else 2800
+seg = int(args[1]) if len(args) > 1 else 350
+out_dir = Path(args[2] if len(args) > 2 else f"runs/trial_clip_steps/s{steps}")
 out_dir.mkdir(parents=True, exist_ok=True)
 cfg = replace(resolve("sandbox").pretrain, steps=steps, schedule_steps=None, run_dir=str(out_dir / "run"),
               out_weights=str(out_dir / "clip.safetensors"))
@@ -84,3 +88,20 @@ for r in val:
     print(r["step"], "fails:", failed(r) or "none")
 best = min(val, key=lambda r: (len(failed(r)), r["step"]))
 print(json.dumps({"chosen_step": best["step"], "schedule": steps, "fails": failed(best)}))
+
+if "--adopt" in sys.argv:
+    from workbench.backbones.sandbox_clip import run_key
+    from workbench.utils.checkpoint import Checkpoint
+    from workbench.utils.paths import repo_path
+    preset = resolve("sandbox").pretrain
+    same = replace(cfg, steps=preset.steps, schedule_steps=preset.schedule_steps, run_dir=preset.run_dir,
+                   out_weights=preset.out_weights, monitor_every=preset.monitor_every)
+    if same != preset or preset.steps != best["step"] or preset.schedule_length != steps:
+        raise SystemExit(f"the sandbox preset (steps={preset.steps}, schedule {preset.schedule_length}) is not this "
+                         f"trial's run stopped at its chosen step {best['step']} of {steps}; set it first.")
+    state = torch.load(out_dir / "run" / f"step-{best['step']}.pt", map_location="cpu", weights_only=False)
+    assert state["step"] == best["step"], state["step"]
+    full = load_sandbox_split(world, "train", progress=False)
+    state.pop("key", None)
+    Checkpoint(repo_path(preset.run_dir) / "checkpoint.pt", run_key(preset, full.captions, full)).save(**state)
+    print(f"adopted step {best['step']} into {preset.run_dir}/checkpoint.pt: now `workbench pretrain-clip --preset sandbox`")

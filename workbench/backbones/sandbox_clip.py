@@ -86,6 +86,13 @@ def monitor(clip: ClipBackbone, world, n_pairs: int = 500, n_single: int = 300) 
     return out
 
 
+def run_key(cfg: PretrainConfig, texts, data) -> str:
+    """The identity of a pretraining run: its config and its data (captions, a digest of the renders). Where the run
+    stops (``steps``), where it is written and how it is monitored are left out: the trajectory is the schedule's."""
+    run_cfg = {**asdict(cfg), "steps": None, "schedule_steps": cfg.schedule_length, "monitor_every": None}
+    return stable_hash({"cfg": run_cfg, "data": {"texts": stable_hash(texts), "pixels": data.pixels_digest()}})
+
+
 def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, device: str = "cpu",
              stop_after: int | None = None) -> ClipBackbone:
     """Train the CLIP that ``cfg.model_name`` names from random weights; returns the trained backbone.
@@ -109,9 +116,7 @@ def pretrain(cfg: PretrainConfig, fresh: bool = False, progress: bool = True, de
     # the run is its config *and its data*: another world (renders or captions) is another run, never resumed.
     # Where training stops is not part of it: the trajectory is the schedule's, so a stop chosen on val resumes
     # the run that chose it (its checkpoint at that step, ``scripts/trial_clip_steps.py``).
-    data_id = {"texts": stable_hash(texts), "pixels": data.pixels_digest()}
-    run_cfg = {**asdict(cfg), "steps": None, "schedule_steps": cfg.schedule_length, "monitor_every": None}
-    ckpt = Checkpoint(repo_path(cfg.run_dir) / "checkpoint.pt", stable_hash({"cfg": run_cfg, "data": data_id}))
+    ckpt = Checkpoint(repo_path(cfg.run_dir) / "checkpoint.pt", run_key(cfg, texts, data))
     if cfg.logit_scale is not None:                  # fixed temperature: not a parameter any more
         model.logit_scale.requires_grad_(False)
         with torch.no_grad():

@@ -92,8 +92,8 @@ PCM_NET_L14_NOISE = (0.016, VIT_L14)   # NOISE_INJ_VAR 0.016 (CapDec's number, k
 PCM_NET_L14_M = (5, VIT_L14)           # TOPK2 5 of 64 pooled patches
 
 # The sandbox's concept bank: the nouns seen at least 20 times (ConceptConfig "sandbox") in the sandbox world's
-# training captions; a test recounts it. K is carried from it (5/400 of 161 rounds to 2: K = 2).
-SANDBOX_BANK_SIZE = 161
+# training captions; a test recounts it. K is carried from it (5/400 of 134 rounds to 2: K = 2).
+SANDBOX_BANK_SIZE = 134
 
 
 # ----------------------------------------------------------------------------- noise
