@@ -30,17 +30,18 @@ out_dir.mkdir(parents=True, exist_ok=True)
 cfg = replace(resolve("sandbox").pretrain, steps=steps, schedule_steps=None, run_dir=str(out_dir / "run"),
               out_weights=str(out_dir / "clip.safetensors"))
 world = cfg.world
-train = load_sandbox_split(world, "train", n=4000, progress=False)
-memory = [c[0] for c in train.captions]
+log = out_dir / "trace.jsonl"
+adopt = "--adopt" in sys.argv        # choose from the trace and adopt; no training
+train = load_sandbox_split(world, "train", n=4000, progress=False) if not adopt else None
+memory = [c[0] for c in train.captions] if not adopt else None
 splits = {}
-for name in ("val", "test"):       # val: 5,000 scenes of the val stream (the configured val split is its first 1,000)
+for name in (("val", "test") if not adopt else ()):       # val: 5,000 scenes of the val stream (the configured val split is its first 1,000)
     sp = load_sandbox_split(world, name, n=5000, progress=False)
     refs = {s.scene_id: c for s, c in zip(sp.scenes[:1000], sp.captions[:1000])}
     splits[name] = (sp, refs, cs.caption_world(refs, memory)["agreement_cider"])
-single = load_sandbox_split(world, "val", n=300, n_objects=1, progress=False)
-log = out_dir / "trace.jsonl"
+single = load_sandbox_split(world, "val", n=300, n_objects=1, progress=False) if not adopt else None
 done = {json.loads(l)["step"] for l in log.read_text().splitlines()} if log.exists() else set()
-for target in range(seg, steps + 1, seg):
+for target in (range(seg, steps + 1, seg) if not adopt else ()):
     if target in done:
         continue
     t0 = time.time()

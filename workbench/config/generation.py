@@ -62,7 +62,9 @@ class PretrainConfig(Preset):
         # let the first (shapes) world align its pairs to cosine 0.58 by step 300 (still rising); 800 kept the
         # paired cosine at 0.41 (real ViT-B/32: ~0.3). The things-in-places world needs more steps: colour is
         # learned by step 400, categories only after it (README, "The sandbox CLIP").
-        return PretrainConfig(logit_scale=800.0, steps=1400, monitor_every=100)
+        # World v7: one 2,800-step cosine schedule stopped at 1,050, the earliest of its 350-step segments whose val
+        # statistics meet every calibration bound (scripts/trial_clip_steps.py; docs/world_trials.md)
+        return PretrainConfig(logit_scale=800.0, steps=1050, schedule_steps=2800, monitor_every=100)
 
 
 # ----------------------------------------------------------------------------- sandbox text-to-image model
