@@ -27,6 +27,23 @@ def test_interrupted_run_resumes_identically(tmp_path):
         assert torch.equal(v, w), k
 
 
+def test_a_stop_chosen_on_a_longer_schedule_is_that_schedules_run(tmp_path):
+    """``steps`` < ``schedule_steps`` stops one cosine schedule early: the same trajectory as the whole schedule up to
+    the stop, and the same run (a later stop resumes it). A checkpoint past the stop is refused, not truncated."""
+    import pytest
+    whole = pretrain(replace(PretrainConfig.preset("tiny"), run_dir=str(tmp_path / "a"), steps=6), fresh=True,
+                     progress=False)
+    early_cfg = replace(PretrainConfig.preset("tiny"), run_dir=str(tmp_path / "b"), steps=4, schedule_steps=6)
+    early = pretrain(early_cfg, fresh=True, progress=False)
+    assert early.losses == whole.losses[:4]
+    later = pretrain(replace(early_cfg, steps=6), progress=False)          # resumes the early stop's checkpoint
+    assert later.losses == whole.losses
+    with pytest.raises(ValueError, match="past steps=4"):
+        pretrain(early_cfg, progress=False)
+    with pytest.raises(ValueError, match="schedule_steps"):
+        PretrainConfig(steps=100, schedule_steps=50)
+
+
 def test_a_checkpoint_of_other_data_is_not_resumed(tmp_path, monkeypatch, other_captions):
     """The run is keyed on its data too: after the world's captions change, the same config starts afresh
     instead of resuming (or skipping, when finished) a run made on the old world."""
