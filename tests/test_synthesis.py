@@ -57,6 +57,18 @@ def test_corrupt_and_torn_entries_are_regenerated(tiny_pipeline_dir, tmp_path):
     _check_complete(out, 6)
 
 
+def test_a_changed_caption_is_drawn_again(tiny_pipeline_dir, tmp_path):
+    """Same ids, another caption (a re-worded world): that image is made again for the new caption, the others kept."""
+    out = tmp_path / "syn"
+    first = _engine(tiny_pipeline_dir, out).run(CAPTIONS[:4], progress=False)
+    changed = CAPTIONS[:2] + ["a blue square", CAPTIONS[3]]
+    again = _engine(tiny_pipeline_dir, out).run(changed, progress=False)
+    assert [r["caption"] for r in again] == changed
+    assert read_manifest(out)[2]["caption"] == "a blue square" != first[2]["caption"]
+    assert [again[i] for i in (0, 1, 3)] == [first[i] for i in (0, 1, 3)]
+    _check_complete(out, 4)
+
+
 def test_other_settings_are_refused(tiny_pipeline_dir, tmp_path):
     out = tmp_path / "syn"
     _engine(tiny_pipeline_dir, out).run(CAPTIONS[:2], progress=False)

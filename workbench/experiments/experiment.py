@@ -57,16 +57,18 @@ def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True,
     from ..synthesis.engine import SynthesisEngine, load_images, load_pipeline, sandbox_captions
     from ..training import CaptionSet, EvalSet
     from ..model.vocab import Vocabulary
+    from ..utils.io import weights_fingerprint
     P = cfg.stages
     world = P.world
     feat = replace(P.features, root=f"{cfg.out_dir}/features")
     all_caps, all_ids, scenes = sandbox_captions("train", cfg.n_train * 5, per_scene=5, world=world)
     pick = [5 * i + i % 5 for i in range(cfg.n_train)]               # one reference per scene, rotating
     caps, ids = [all_caps[i] for i in pick], [all_ids[i] for i in pick]
-    syn_cfg = replace(P.synthesis, out_dir=f"{cfg.out_dir}/synthetic")
-    if cfg.layout_strength is not None:
-        syn_cfg = replace(syn_cfg, layout_strength=cfg.layout_strength)
+    syn_cfg = P.synthesis if cfg.layout_strength is None else replace(P.synthesis, layout_strength=cfg.layout_strength)
     pipe = pipe if pipe is not None else load_pipeline(syn_cfg)
+    # one folder per text-to-image model: new weights (a retrained sandbox SD) synthesise beside the old images
+    sd = weights_fingerprint(*(getattr(pipe, n, None) for n in ("unet", "transformer", "vae", "text_encoder")))
+    syn_cfg = replace(syn_cfg, out_dir=f"{cfg.out_dir}/synthetic-{sd[:8]}")
     records = SynthesisEngine(pipe, syn_cfg, scorer=clip).run(caps, ids, progress=progress)
     syn_images = load_images(syn_cfg.out_dir, records)
     src = stable_hash([r["sha256"] for r in records])          # new images -> a new cache, never a stale one

@@ -229,6 +229,8 @@ class SynthesisEngine:
         done = {}
         for s in mine:
             done.update(self._read_shard(s))
+        current = dict(zip(ids, captions))          # an id whose caption changed (another world) is drawn again
+        done = {k: r for k, r in done.items() if current.get(k, r.get("caption")) == r.get("caption")}
         todo = [i for i in range(len(ids)) if self._shard_of(i) in mine and ids[i] not in done]
         stale = [i for i in range(len(ids)) if self.scorer is not None and self._shard_of(i) in mine
                  and ids[i] in done and done[ids[i]].get("scorer") != self.scorer_id]
