@@ -69,6 +69,23 @@ def test_manifest_refuses_another_image_set(tiny_clip, images, tmp_path):
         extract_image_features(tiny_clip, images, ["a"] * 37, "other", cfg, progress=False)
 
 
+def test_another_backbone_caches_beside_the_first(tiny_clip, images, tmp_path):
+    """A retrained CLIP (other weights) under the same set name: its features go to ``<name>@<backbone>``; the first
+    backbone's cache is kept and read back unchanged."""
+    import copy
+    ids, cfg = [str(i) for i in range(len(images))], _cfg(tmp_path)
+    first = extract_image_features(tiny_clip, images, ids, "set", cfg, progress=False).get(range(8))
+    other = copy.deepcopy(tiny_clip)
+    with torch.no_grad():
+        for p in other.model.visual.parameters():
+            p.add_(0.01)
+    second = extract_image_features(other, images, ids, "set", cfg, progress=False)
+    assert second.folder.name.startswith("set@") and (tmp_path / "set" / "manifest.json").exists()
+    assert not torch.allclose(second.get(range(8))["global"], first["global"])
+    again = extract_image_features(tiny_clip, images, ids, "set", cfg, progress=False)
+    assert again.folder == tmp_path / "set" and torch.equal(again.get(range(8))["global"], first["global"])
+
+
 def test_text_cache(tiny_clip, tmp_path):
     texts = ["a red circle", "two blue stars", "a green heart on a plain background"]
     store = extract_text_features(tiny_clip, texts, ["a", "b", "c"], "caps", _cfg(tmp_path), progress=False)

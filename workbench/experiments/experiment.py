@@ -54,10 +54,9 @@ def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True,
     from ..features.concepts import build_concept_bank
     from ..sandbox.splits import load_sandbox_split
     from ..features.cache import extract_image_features, extract_text_features
-    from ..synthesis.engine import SynthesisEngine, load_images, load_pipeline, sandbox_captions
+    from ..synthesis.engine import SynthesisEngine, load_images, load_pipeline, pipeline_fingerprint, sandbox_captions
     from ..training import CaptionSet, EvalSet
     from ..model.vocab import Vocabulary
-    from ..utils.io import weights_fingerprint
     P = cfg.stages
     world = P.world
     feat = replace(P.features, root=f"{cfg.out_dir}/features")
@@ -67,8 +66,7 @@ def prepare_sandbox(cfg: AblationConfig, clip, pipe=None, progress: bool = True,
     syn_cfg = P.synthesis if cfg.layout_strength is None else replace(P.synthesis, layout_strength=cfg.layout_strength)
     pipe = pipe if pipe is not None else load_pipeline(syn_cfg)
     # one folder per text-to-image model: new weights (a retrained sandbox SD) synthesise beside the old images
-    sd = weights_fingerprint(*(getattr(pipe, n, None) for n in ("unet", "transformer", "vae", "text_encoder")))
-    syn_cfg = replace(syn_cfg, out_dir=f"{cfg.out_dir}/synthetic-{sd[:8]}")
+    syn_cfg = replace(syn_cfg, out_dir=f"{cfg.out_dir}/synthetic-{pipeline_fingerprint(pipe)[:8]}")
     records = SynthesisEngine(pipe, syn_cfg, scorer=clip).run(caps, ids, progress=progress)
     syn_images = load_images(syn_cfg.out_dir, records)
     src = stable_hash([r["sha256"] for r in records])          # new images -> a new cache, never a stale one

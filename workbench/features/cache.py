@@ -7,7 +7,8 @@ An image cache holds, per image, the global embedding ``global`` [D], the patch 
 On disk: ``<root>/<name>/manifest.json`` + ``shard_<k>/<key>.npy`` (fp16 by default), read back through
 numpy memory maps, so a batch read touches only its rows. Extraction is resumable per shard: a shard is
 written to a temp folder and swapped in, then recorded in the manifest with its checksum; a rerun skips
-recorded shards whose files still match, and a manifest made with another backbone or image set is
+recorded shards whose files still match. A set cached with another backbone (a retrained CLIP) keeps its folder:
+this backbone's goes to ``<root>/<name>@<backbone>``. A manifest made with another image set is
 refused with the fix named.
 
     store = extract_image_features(clip, images, ids, "synthetic-train", Profile("sandbox").features)
@@ -134,6 +135,9 @@ def _extract(name: str, ids: list, source_id: str, backbone_id: str, keys: tuple
         raise ValueError(f"ids must be {n_items} unique ids, one per item; got {len(ids)} "
                          f"({len(set(ids))} unique).")
     folder = repo_path(cfg.root) / name
+    if (folder / "manifest.json").exists() and \
+            json.loads((folder / "manifest.json").read_text())["identity"].get("backbone") != backbone_id:
+        folder = folder.with_name(f"{name}@{backbone_id[:8]}")     # another backbone's cache keeps its folder
     identity = {"kind": kind, "backbone": backbone_id, "source": stable_hash({"ids": ids, "source": source_id}),
                 "dtype": cfg.dtype, "shard_size": cfg.shard_size}
     path = folder / "manifest.json"

@@ -93,6 +93,12 @@ def scorer_identity(scorer, cfg: SynthesisConfig) -> Optional[dict]:
             "weights": weights_fingerprint(getattr(scorer, "model", scorer)), "clipscore_w": W}
 
 
+def pipeline_fingerprint(pipe) -> str:
+    """The identity of a text-to-image pipeline's weights (UNet or transformer, VAE, text encoder): the folders of
+    images the workbench derives carry it, so another model's images land beside, never among, these."""
+    return weights_fingerprint(*(getattr(pipe, n, None) for n in ("unet", "transformer", "vae", "text_encoder")))
+
+
 class SynthesisEngine:
     """Synthesises one image per caption into ``cfg.out_dir``; ``scorer`` (a ClipBackbone) adds CLIPScores."""
 
@@ -101,7 +107,7 @@ class SynthesisEngine:
         self._layout_pipe = None                          # built on first use from the pipe's components
         self.out = repo_path(cfg.out_dir)
         # the weights are part of the settings: a retrained model under the same model_id makes new images
-        self.weights = weights_fingerprint(*(getattr(pipe, n, None) for n in ("unet", "transformer", "vae", "text_encoder")))
+        self.weights = pipeline_fingerprint(pipe)
         self.settings_hash = stable_hash({**cfg.settings(), "weights": self.weights})
         self.scorer_info = scorer_identity(scorer, cfg)
         self.scorer_id = None if scorer is None else (f"{self.scorer_info['clip_profile']}/"
