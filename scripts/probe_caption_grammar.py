@@ -7,11 +7,11 @@ the CLIP's retrieved *scenes* kept (``fixed_share``: the retrieved scene's capti
 It was run with the world-v6 CLIP on world v6's code (the variants below patch v6's tables; docs/world_trials.md,
 world v7), ~20 s a variant on 2 cores:
 
-    git worktree add /tmp/v6 b8a2fa0 && cd /tmp/v6 && python /path/to/scripts/probe_caption_grammar.py base v7 v7p75
+    git worktree add /tmp/v6 b8a2fa0 && cd /tmp/v6 && python /path/to/scripts/probe_caption_grammar.py base f+p0.66 v7
 """
-import json, sys, time, importlib
+import importlib, json, sys, time
 from pathlib import Path
-import numpy as np, torch, torch.nn.functional as F
+import numpy as np, open_clip, torch, torch.nn.functional as F
 from workbench.config import Profile
 from workbench.backbones.clip import load_clip
 from workbench.evaluation import caption_stats as cs
@@ -38,10 +38,6 @@ def emb(texts):
 
 NN_V6 = cs.nearest_caption(img[:1000], emb([C.reference_captions(s)[0] for s in train_scenes])).tolist()
 
-def _unused(texts):
-    with torch.no_grad():
-        return F.normalize(clip.text_features(texts).float(), dim=-1)
-
 def measure(name, recall=True):
     t0 = time.time()
     caps = [C.reference_captions(s) for s in test_scenes]
@@ -67,11 +63,8 @@ def measure(name, recall=True):
 
 def token_lengths():
     caps = [c for s in test_scenes[:2000] for c in C.reference_captions(s)]
-    import open_clip
     tok = open_clip.get_tokenizer("ViT-B-32")
-    lens = [(t != 0).sum().item() for t in tok(caps, context_length=120)]
-    import numpy as np
-    lens = np.array(lens)
+    lens = np.array([(t != 0).sum().item() for t in tok(caps, context_length=120)])
     print(json.dumps({"tokens_mean": float(lens.mean()), "p95": float(np.percentile(lens, 95)), "over32": float((lens > 32).mean()), "over40": float((lens > 40).mean())}))
 
 
@@ -105,13 +98,19 @@ V["syn+frames+prop0.7"] = {**V["syn+frames"], "P_PROP": 0.7}
 V["syn+frames+prop0.8"] = {**V["syn+frames"], "P_PROP": 0.8}
 V["syn+frames+prop0.8+colour0.6"] = {**V["syn+frames+prop0.8"], "P_COLOUR": 0.6}
 
-V["v7"] = {**V["syn+frames"], "P_PROP": 0.7}
+V["v7"] = {**V["syn+frames"], "P_PROP": 0.7}          # the synonym world, tried and dropped
 V["v7p75"] = {**V["syn+frames"], "P_PROP": 0.75}
 V["v7p65"] = {**V["syn+frames"], "P_PROP": 0.65}
+for p_prop in (0.65, 0.66, 0.68, 0.7, 0.8):             # frames + props: world v7 is "f+p0.66"
+    V[f"f+p{p_prop}"] = {**V["frames"], "P_PROP": p_prop}
+V["f+p0.8+less"] = {**V["f+p0.8"], "P_MENTION": (0.92, 0.4, 0.15, 0.1), "P_SIZE": 0.15, "P_PATTERN": 0.25}
+V["prop0.7"], V["prop0.8"] = {"P_PROP": 0.7}, {"P_PROP": 0.8}
+V["main0.75"] = {"P_MENTION": (0.75, 0.6, 0.35, 0.25)}
+V["colour0.5"] = {"P_COLOUR": 0.5}
+V["flat_mention"] = {"P_MENTION": (0.7, 0.6, 0.5, 0.5)}
 
 
 if __name__ == "__main__":
-    import importlib
     for name in sys.argv[1:]:
         importlib.reload(C)
         for k, val in V.get(name, {}).items():

@@ -32,42 +32,50 @@ cfg = replace(resolve("sandbox").pretrain, steps=steps, schedule_steps=None, run
 world = cfg.world
 log = out_dir / "trace.jsonl"
 adopt = "--adopt" in sys.argv        # choose from the trace and adopt; no training
-train = load_sandbox_split(world, "train", n=4000, progress=False) if not adopt else None
-memory = [c[0] for c in train.captions] if not adopt else None
-splits = {}
-for name in (("val", "test") if not adopt else ()):       # val: 5,000 scenes of the val stream (the configured val split is its first 1,000)
-    sp = load_sandbox_split(world, name, n=5000, progress=False)
-    refs = {s.scene_id: c for s, c in zip(sp.scenes[:1000], sp.captions[:1000])}
-    splits[name] = (sp, refs, cs.caption_world(refs, memory)["agreement_cider"])
-single = load_sandbox_split(world, "val", n=300, n_objects=1, progress=False) if not adopt else None
-done = {json.loads(l)["step"] for l in log.read_text().splitlines()} if log.exists() else set()
-for target in (range(seg, steps + 1, seg) if not adopt else ()):
-    if target in done:
-        continue
-    t0 = time.time()
-    clip = pretrain(cfg, progress=True, stop_after=seg)
-    step = len(clip.losses)
-    shutil.copyfile(out_dir / "run" / "checkpoint.pt", out_dir / "run" / f"step-{step}.pt")
-    clip.model.eval()
-    for name, (sp, refs, agreement) in splits.items():
-        with torch.no_grad():
-            img = F.normalize(clip.image_features(sp.images).global_.float(), dim=-1)
-            txt = F.normalize(clip.text_features([c for cc in sp.captions for c in cc]).float(), dim=-1)
-            mem = F.normalize(clip.text_features(memory).float(), dim=-1)
-        row = {"step": step, "split": name, "train_s": round(time.time() - t0), "agreement": agreement}
-        row.update(cs.clip_retrieval(img[:1000], mem, refs, memory, agreement))
-        rec = cs.recall_at_k(img, txt, per_image=5)
-        row["i2t"], row["t2i"] = rec["i2t"], rec["t2i"]
-        row["within_bounds"] = cs.within_bounds({**row, "recall_i2t": rec["i2t"], "recall_t2i": rec["t2i"],
-                                                 "agreement_cider": agreement})
-        g = gap_summary(img[:1000], txt[::5][:1000])
-        row.update({k: g[k] for k in ("paired_cos", "image_image_cos", "text_text_cos")})
-        if name == "val":
-            row.update({k: v for k, v in attribute_accuracy(clip, single.images, single.scenes).items() if k != "n"})
-        with log.open("a") as f:
-            f.write(json.dumps(row) + "\n")
-        print(json.dumps(row), flush=True)
-    done.add(step)
+
+
+def measure_segments() -> None:
+    """Train segment by segment (resuming), measuring each on val and test into ``log``."""
+    train = load_sandbox_split(world, "train", n=4000, progress=False)
+    memory = [c[0] for c in train.captions]
+    splits = {}
+    for name in ("val", "test"):   # val: 5,000 scenes of the val stream (the configured val split is its first 1,000)
+        sp = load_sandbox_split(world, name, n=5000, progress=False)
+        refs = {s.scene_id: c for s, c in zip(sp.scenes[:1000], sp.captions[:1000])}
+        splits[name] = (sp, refs, cs.caption_world(refs, memory)["agreement_cider"])
+    single = load_sandbox_split(world, "val", n=300, n_objects=1, progress=False)
+    done = {json.loads(l)["step"] for l in log.read_text().splitlines()} if log.exists() else set()
+    for target in range(seg, steps + 1, seg):
+        if target in done:
+            continue
+        t0 = time.time()
+        clip = pretrain(cfg, progress=True, stop_after=seg)
+        step = len(clip.losses)
+        shutil.copyfile(out_dir / "run" / "checkpoint.pt", out_dir / "run" / f"step-{step}.pt")
+        clip.model.eval()
+        for name, (sp, refs, agreement) in splits.items():
+            with torch.no_grad():
+                img = F.normalize(clip.image_features(sp.images).global_.float(), dim=-1)
+                txt = F.normalize(clip.text_features([c for cc in sp.captions for c in cc]).float(), dim=-1)
+                mem = F.normalize(clip.text_features(memory).float(), dim=-1)
+            row = {"step": step, "split": name, "train_s": round(time.time() - t0), "agreement": agreement}
+            row.update(cs.clip_retrieval(img[:1000], mem, refs, memory, agreement))
+            rec = cs.recall_at_k(img, txt, per_image=5)
+            row["i2t"], row["t2i"] = rec["i2t"], rec["t2i"]
+            row["within_bounds"] = cs.within_bounds({**row, "recall_i2t": rec["i2t"], "recall_t2i": rec["t2i"],
+                                                     "agreement_cider": agreement})
+            g = gap_summary(img[:1000], txt[::5][:1000])
+            row.update({k: g[k] for k in ("paired_cos", "image_image_cos", "text_text_cos")})
+            if name == "val":
+                row.update({k: v for k, v in attribute_accuracy(clip, single.images, single.scenes).items() if k != "n"})
+            with log.open("a") as f:
+                f.write(json.dumps(row) + "\n")
+            print(json.dumps(row), flush=True)
+        done.add(step)
+
+
+if not adopt:
+    measure_segments()
 
 # The stop, chosen on val (rule fixed before the trial ran): the earliest segment whose val statistics meet every
 # bound (CLIPRe share <= 0.30, recall within +-10 pts of ViT-B/32, paired cosine 0.20-0.45, zero-shot colour >= 0.70
@@ -90,7 +98,7 @@ for r in val:
 best = min(val, key=lambda r: (len(failed(r)), r["step"]))
 print(json.dumps({"chosen_step": best["step"], "schedule": steps, "fails": failed(best)}))
 
-if "--adopt" in sys.argv:
+if adopt:
     from workbench.backbones.sandbox_clip import run_key
     from workbench.utils.checkpoint import Checkpoint
     from workbench.utils.paths import repo_path

@@ -134,14 +134,18 @@ def _extract(name: str, ids: list, source_id: str, backbone_id: str, keys: tuple
     if len(ids) != n_items or len(set(ids)) != len(ids):
         raise ValueError(f"ids must be {n_items} unique ids, one per item; got {len(ids)} "
                          f"({len(set(ids))} unique).")
+    def read(folder: Path):
+        path = folder / "manifest.json"
+        return json.loads(path.read_text()) if path.exists() else None
+
     folder = repo_path(cfg.root) / name
-    if (folder / "manifest.json").exists() and \
-            json.loads((folder / "manifest.json").read_text())["identity"].get("backbone") != backbone_id:
+    manifest = read(folder)
+    if manifest and manifest["identity"].get("backbone") != backbone_id:
         folder = folder.with_name(f"{name}@{backbone_id[:8]}")     # another backbone's cache keeps its folder
+        manifest = read(folder)
     identity = {"kind": kind, "backbone": backbone_id, "source": stable_hash({"ids": ids, "source": source_id}),
                 "dtype": cfg.dtype, "shard_size": cfg.shard_size}
     path = folder / "manifest.json"
-    manifest = json.loads(path.read_text()) if path.exists() else None
     if manifest and manifest["identity"] != identity:
         diff = [k for k in identity if manifest["identity"].get(k) != identity[k]]
         raise ValueError(f"the feature cache {folder} was built with another {', '.join(diff)}; pass a new "
