@@ -21,13 +21,13 @@ the CLIP's gap (``gap.py``) and the synthesis' faithfulness (``faithfulness.py``
 """
 from __future__ import annotations
 
-import re
 from collections import Counter
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..model.vocab import tokenize
 from .metrics import annotator_agreement, cider, held_out_references
 
 # Real reference values, each with its source (measured by the workbench's own scorer where it says so).
@@ -62,10 +62,6 @@ REAL_GEOMETRY = {
 BOUNDS = {"clip_retrieval_share": (0.10, 0.30), "agreement_cider": (60.0, 140.0), "recall_points": 10.0}
 
 
-def _words(text: str) -> list:
-    return re.findall(r"[a-z]+", text.lower())
-
-
 def held_out_split(refs: dict, seed: int = 0) -> tuple:
     """``(held, rest)``: one reference per image drawn as ``annotator_agreement`` draws it, and the others."""
     return held_out_references(refs, np.random.default_rng(seed))
@@ -76,12 +72,12 @@ def vocabulary(memory: list, refs: dict) -> dict:
     references found verbatim in it."""
     if not memory:
         raise ValueError("memory is empty; give the training captions (one list of strings).")
-    words = Counter(w for c in memory for w in _words(c))
-    known = {" ".join(_words(c)) for c in memory}
+    words = Counter(w for c in memory for w in tokenize(c))
+    known = {" ".join(tokenize(c)) for c in memory}
     all_refs = [c for v in refs.values() for c in v]
     return {"vocabulary": len(words), "n_memory": len(memory),
-            "mean_words": float(np.mean([len(_words(c)) for c in memory])),
-            "verbatim_share": float(np.mean([" ".join(_words(c)) in known for c in all_refs]))}
+            "mean_words": float(np.mean([len(tokenize(c)) for c in memory])),
+            "verbatim_share": float(np.mean([" ".join(tokenize(c)) in known for c in all_refs]))}
 
 
 def text_retrieval(refs: dict, memory: list, seed: int = 0) -> dict:

@@ -22,8 +22,9 @@ from __future__ import annotations
 import argparse
 from dataclasses import replace
 
+from ..synthesis.engine import pipeline_fingerprint
 from ..synthesis.faithfulness import GENEVAL, MIN_PROBE, choose_strength, distance_to, profile_report
-from ..utils.io import atomic_write_json, sha256_file, weights_fingerprint
+from ..utils.io import atomic_write_json, sha256_file
 from ..utils.paths import repo_path
 from ..utils.tables import markdown_table
 
@@ -269,7 +270,7 @@ def main(argv=None) -> None:
         "probe on CLIP features (global + mean patch tokens) tells from real >= 95% and with CLIPScore below real",
         "min_probe": min_probe, "probe_bound_met": min_probe >= MIN_PROBE, "reference_sd15": GENEVAL["sd15"], "val": {f"{s:g}": _summary(r) for s, r in val.items()},
         "test": _summary(test), "clip_sha256": sha256_file(clip_file),
-        "sd_weights": weights_fingerprint(pipe.unet, pipe.vae, pipe.text_encoder),
+        "sd_weights": pipeline_fingerprint(pipe),
         "reproduce": "workbench calibrate"})
     print(f"wrote {args.out}")
 
