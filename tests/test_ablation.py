@@ -99,3 +99,31 @@ def test_block_summary_names_each_blocks_best_and_whether_it_leads_beyond_the_st
     assert "+0.4 over base (within the stds)" in lines[3] and "one method" in lines[4]
     one = block_summary([row("text only", "a", 2.0, float("nan"), 1), row("text only", "b", 1.0, float("nan"), 1)])
     assert "(one seed)" in one
+
+
+def test_a_longer_budget_continues_a_shorter_run(tmp_path, capsys):
+    """A learning curve at E + k epochs continues the finished E-epoch run of the same key beside it and ends as
+    the uninterrupted E + k run does (same losses, val curve and best); another budget's run with other data or
+    another seed is not taken."""
+    def run(folder, epochs, seed=0):
+        model, vocab, train, val = build()
+        cfg = replace(TrainConfig.preset("tiny"), epochs=epochs, batch_size=4, checkpoint_every=2, seed=seed,
+                      run_dir=str(folder))
+        return train_captioner(model, vocab, train, val, cfg, "job", progress=False), model
+    short, _ = run(tmp_path / "runs-e2", 2)
+    run(tmp_path / "runs-e1", 1, seed=5)                 # another seed: another run, never continued
+    capsys.readouterr()
+    longer, model = run(tmp_path / "runs-e3", 3)
+    said = capsys.readouterr().out
+    assert "continuing" in said and "runs-e2" in said, said
+    fresh, fresh_model = run(tmp_path / "other" / "runs", 3)   # nothing beside it: trained from scratch
+    assert len(short["loss"]) == 2 * len(longer["loss"]) // 3
+    assert longer["loss"][:len(short["loss"])] == short["loss"]
+    assert longer["loss"] == fresh["loss"] and longer["val_cider"] == fresh["val_cider"]
+    for a, b in zip(model.state_dict().values(), fresh_model.state_dict().values()):
+        assert torch.equal(a, b)
+    assert (tmp_path / "runs-e2" / "job" / "last.pt").exists()      # the shorter run is left as it was
+    # a shorter budget never takes a longer run's checkpoint
+    capsys.readouterr()
+    run(tmp_path / "runs-e1b", 1)
+    assert "continuing" not in capsys.readouterr().out

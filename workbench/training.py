@@ -198,6 +198,11 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
     key = run_key(model, cfg, train, world)
     last = Checkpoint(out / "last.pt", key)
     ck = last.load()                                        # resume the same run; another run's file is replaced
+    if ck is None:                                          # or a shorter budget's finished run, continued
+        if main:
+            continue_shorter_run(model, cfg, train, name, world, last)
+        acc.wait_for_everyone()
+        ck = last.load(quiet=True)
     if ck is not None:
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
@@ -244,6 +249,40 @@ def train_captioner(model, vocab, train: CaptionSet, val: EvalSet, cfg: TrainCon
         atomic_write_json(out / "history.json", {"history": history, "best": best, "config": asdict(cfg),
                                                     "key": key, "num_processes": world})
     return history
+
+
+def continue_shorter_run(model, cfg: TrainConfig, train: CaptionSet, name: str, num_processes: int,
+                         last: Checkpoint) -> Optional[dict]:
+    """The state of the longest finished run of ``name`` beside ``cfg.run_dir`` (``<run_dir>/../*/<name>``) that is
+    this run with a shorter budget (its key is ``run_key`` with its own ``epochs``), copied into this run's folder
+    (``last.pt`` under this run's key, ``best.pt``) so a longer budget continues it; None when there is none.
+    Exact: the Noam schedule, each epoch's order and each step's seed do not depend on the budget, so the first E
+    epochs of any run are the run of budget E (a learning curve at 48 epochs continues the one at 32)."""
+    import shutil
+    from dataclasses import replace
+    out = repo_path(cfg.run_dir) / name
+    found = None
+    for hist_file in sorted(out.parent.parent.glob(f"*/{name}/history.json")):
+        folder = hist_file.parent
+        if folder.resolve() == out.resolve() or not (folder / "last.pt").exists() or not (folder / "best.pt").exists():
+            continue
+        try:
+            epochs = int(json.loads(hist_file.read_text())["config"]["epochs"])
+        except (ValueError, KeyError, TypeError):
+            continue
+        if epochs >= cfg.epochs or (found and epochs <= found[1]):
+            continue
+        state = Checkpoint(folder / "last.pt", run_key(model, replace(cfg, epochs=epochs), train, num_processes))
+        if (st := state.load(quiet=True)) is not None and st["epoch"] == epochs:
+            found = (folder, epochs, st)
+    if found is None:
+        return None
+    folder, epochs, st = found
+    shutil.copyfile(folder / "best.pt", out / "best.pt.tmp")
+    (out / "best.pt.tmp").replace(out / "best.pt")
+    last.save(**{k: v for k, v in st.items() if k != "key"})
+    print(f"continuing {folder} ({epochs} epochs) to {cfg.epochs} epochs in {out}")
+    return st
 
 
 def _save(acc, last: Checkpoint, out: Path, model, opt, step, epoch, history, best) -> None:

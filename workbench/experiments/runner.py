@@ -120,8 +120,9 @@ def learning_curves(cfg: AblationConfig, clip, exp, names=CURVE_METHODS, epochs:
                     jobs: int = 1, progress: bool = True) -> dict:
     """Val CIDEr per epoch of ``names`` trained ``epochs`` epochs (one seed; rows in ``rows-e<epochs>``, resumable):
     {name: history}. The Noam schedule does not depend on the run's length, so the first E epochs of these runs
-    are the runs of budget E; ``training.plateau_epoch`` reads the budget off the oracle's curve
-    (``workbench ablation --methods oracle,base,capdec,decap --seeds 0 --epochs 32``)."""
+    are the runs of budget E, and a longer curve continues a shorter one's finished runs
+    (``training.continue_shorter_run``); ``training.plateau_epoch`` reads the budget off the oracle's curve
+    (``workbench ablation --methods oracle,base,capdec,decap --seeds 0 --epochs 48``)."""
     long = replace(cfg, variants=tuple(names), seeds=(seed,), train_epochs=epochs)
     return {r["model"]: r["history"] for r in run_ablation(long, clip, exp, progress=progress, jobs=jobs)}
 

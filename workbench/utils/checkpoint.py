@@ -23,14 +23,16 @@ class Checkpoint:
     def __init__(self, path: str | Path, key: str):
         self.path, self.key = Path(path), key
 
-    def load(self, fresh: bool = False) -> Optional[dict]:
-        """The saved state of this run, or None (no file, ``fresh``, or a file written by another run)."""
+    def load(self, fresh: bool = False, quiet: bool = False) -> Optional[dict]:
+        """The saved state of this run, or None (no file, ``fresh``, or a file written by another run: said unless
+        ``quiet``)."""
         if fresh or not self.path.exists():
             return None
         state = torch.load(self.path, map_location="cpu", weights_only=False)
         if state.get("key", state.get("config_hash")) != self.key:      # "config_hash": older checkpoints
-            print(f"ignoring {self.path}: it was written by another run (config, model or data changed); "
-                  "starting afresh")
+            if not quiet:
+                print(f"ignoring {self.path}: it was written by another run (config, model or data changed); "
+                      "starting afresh")
             return None
         return state
 
