@@ -194,3 +194,47 @@ def test_select_runs_a_sweep_after_the_sweep_whose_pick_it_reads(tmp_path, monke
         assert set(json.loads((tmp_path / "sandbox_selections.json").read_text())) == {"noise", "cxe_w"}
     finally:
         R.selections.cache_clear()
+
+
+def test_the_budget_is_read_off_the_oracles_curve(tmp_path, monkeypatch):
+    """``select --sweep budget``: the epochs where the oracle's val curve flattens (training.plateau_epoch), each
+    compared row's share of its best reached within them, written to the selections the sandbox preset reads; a
+    curve still rising at its end is refused with the length to try."""
+    import json
+    from workbench.experiments import experiment, runner, selection
+    from workbench.backbones import clip as clip_mod
+    from workbench.training import plateau_epoch
+    assert selection.stages(["budget", "cxe_w", "fo", "noise"]) == [["noise", "fo"], ["cxe_w"], ["budget"]]
+    oracle = [min(e, 20) / 20 for e in range(1, 41)]               # rises to epoch 20, then flat
+    late = [min(e, 30) / 40 for e in range(1, 41)]                 # a row still rising after the oracle's plateau
+    choice = selection.budget_choice({"oracle": {"val_cider": oracle}, "base": {"val_cider": late}}, 40)
+    assert choice["epochs"] == plateau_epoch(oracle) and 20 <= choice["epochs"] <= 27
+    base = next(t for t in choice["table"] if t["method"] == "base")
+    assert base["best_epoch"] == 30 and base["reached"] == pytest.approx(choice["epochs"] / 30)
+    with pytest.raises(ValueError, match="curve_epochs=40.*--curve-epochs, e.g. 80"):
+        selection.budget_choice({"oracle": {"val_cider": [e / 40 for e in range(1, 41)]}}, 40)
+
+    monkeypatch.setattr(R, "SELECTIONS", tmp_path / "sandbox_selections.json")
+    monkeypatch.setattr(selection, "SELECTIONS", tmp_path / "sandbox_selections.json")
+    asked = {}
+
+    def fake_curves(cfg, clip, exp, names, epochs, seed, jobs):
+        asked.update(names=names, epochs=epochs)
+        return {m: {"val_cider": oracle} for m in names}
+    monkeypatch.setattr(runner, "learning_curves", fake_curves)
+    monkeypatch.setattr(clip_mod, "load_clip", lambda cfg: None)
+    monkeypatch.setattr(experiment, "prepare_sandbox", lambda cfg, clip: None)
+    R.selections.cache_clear()
+    try:
+        report = selection.run(["budget"], curve_epochs=40)
+        assert asked == {"names": runner.BUDGET_METHODS, "epochs": 40}
+        saved = json.loads((tmp_path / "sandbox_selections.json").read_text())["budget"]
+        assert saved["epochs"] == report["budget"]["choice"]["epochs"] == choice["epochs"]
+        assert R.train_budget(24) == choice["epochs"]
+        monkeypatch.setenv("WORKBENCH_SCALE", "full")
+        monkeypatch.delenv("WORKBENCH_SMOKE", raising=False)
+        from workbench.config import TrainConfig
+        assert TrainConfig.preset("sandbox").epochs == choice["epochs"]       # the preset reads the pick
+        assert "**budget**" in selection.markdown(report)
+    finally:
+        R.selections.cache_clear()

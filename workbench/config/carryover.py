@@ -349,6 +349,12 @@ def cxe_w(default: float) -> float:
     return float(selections().get("cxe_w", {}).get("cxe_w", default))
 
 
+def train_budget(default: int) -> int:
+    """The captioner's training budget (epochs) read off the oracle's val curve on the sandbox (``workbench select
+    --sweep budget``: ``training.plateau_epoch``); ``default`` without a selection."""
+    return int(selections().get("budget", {}).get("epochs", default))
+
+
 def fo_budget() -> tuple:
     """(lr, epochs) of SynTIC's feature optimisation picked on the sandbox's val split (the paper's lr and one
     epoch without a sweep)."""

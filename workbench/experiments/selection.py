@@ -6,7 +6,8 @@ presets read; every sweep row is kept under ``runs/ablation/sandbox/rows`` and t
     workbench select --sweep noise      # CapDec's noise: the carried 0.064 x {1/4, 1/2, 1, 2, 4}
     workbench select --sweep fo         # SynTIC's feature-optimisation budget (lr, epochs)
     workbench select --sweep cxe_w      # PCM-Net's w over Fig. 4c's grid, on carried cosines
-    workbench select --sweep noise fo --jobs 2
+    workbench select --sweep budget     # the training budget: where the oracle's val curve flattens
+    workbench select --sweep noise fo cxe_w budget --jobs 2
 
 * ``noise``: CapDec chose v = 0.016 on ViT-B/32 from a sweep; a grid of multiples around the carried value
   (x {1/4, 1/2, 1, 2, 4}: 0.004 ... 0.064 on ViT-B/32, extended down to x 1/64 because the sandbox's optimum kept
@@ -17,6 +18,10 @@ presets read; every sweep row is kept under ``runs/ablation/sandbox/rows`` and t
 * ``cxe_w``: PCM-Net chose w = 4 from Fig. 4c (1 ... 6); ``pcm-net`` is swept over that grid, w acting on the pair
   cosines carried by rank onto ViT-B/32's distribution. Its rows use the picked noise: asked together with
   ``noise``, it runs once that pick is written (``stages``).
+* ``budget``: the captioner's epochs. The compared rows (``runner.BUDGET_METHODS``) are trained
+  ``runner.CURVE_EPOCHS`` epochs (a longer curve continues a shorter one's runs) and the budget is where the
+  oracle's val curve flattens (``training.plateau_epoch``: the shortest whose last quarter adds under 2 %); the
+  table records each row's best within the budget and over the whole curve. It runs after the picks its rows read.
 """
 from __future__ import annotations
 
@@ -29,7 +34,7 @@ from ..config.carryover import CXE_W_GRID, FO_BUDGETS, NOISE_MULTIPLES, SELECTIO
 from ..utils.tables import markdown_table
 
 
-SWEEPS = ("noise", "fo", "cxe_w")
+SWEEPS = ("noise", "fo", "cxe_w", "budget")
 
 
 def sweep_specs(name: str) -> list:
@@ -58,7 +63,8 @@ def lowest_carried_cosine(n: int) -> float:
 
 
 # a sweep whose rows read another sweep's pick: its specs are built after that pick is written
-DEPENDS = {"cxe_w": ("noise",)}         # PCM-Net's rows carry the noise the noise sweep picks
+DEPENDS = {"cxe_w": ("noise",),          # PCM-Net's rows carry the noise the noise sweep picks
+           "budget": ("noise", "cxe_w")}   # the curves are the compared rows at the picked settings
 
 
 def stages(names) -> list:
@@ -73,7 +79,7 @@ def stages(names) -> list:
     return out
 
 
-def run(names, jobs: int = 1, seed: int = 0) -> dict:
+def run(names, jobs: int = 1, seed: int = 0, curve_epochs: int | None = None) -> dict:
     """Run the sweeps ``names`` (resumable rows) stage by stage (``stages``), pick each on val CIDEr, write
     ``data/sandbox_selections.json`` after each stage (atomically, keeping the other sweeps' choices) and return
     {sweep: {choice, table}}."""
@@ -81,7 +87,11 @@ def run(names, jobs: int = 1, seed: int = 0) -> dict:
     t0 = time.time()
     report = {}
     for stage in stages(names):
-        report.update(run_stage(stage, jobs, seed))
+        if "budget" in stage:
+            report["budget"] = run_budget(jobs, seed, curve_epochs)
+            stage = [n for n in stage if n != "budget"]
+        if stage:
+            report.update(run_stage(stage, jobs, seed))
     print(markdown(report), f"\n{time.time() - t0:.0f} s")
     return report
 
@@ -114,6 +124,46 @@ def run_stage(names, jobs: int, seed: int) -> dict:
     return report
 
 
+def budget_choice(curves: dict, curve_epochs: int) -> dict:
+    """The budget read off ``curves`` ({method: history with "val_cider"}): the oracle's plateau epoch, and per
+    method its best val CIDEr within the budget and over the curve, the epoch of the latter and the share reached."""
+    from ..training import plateau_epoch
+    oracle = curves["oracle"]["val_cider"]
+    epochs = plateau_epoch(oracle)
+    if epochs is None:
+        raise ValueError(f"the oracle's val curve still rises at curve_epochs={curve_epochs} (best "
+                         f"{100 * max(oracle):.1f} at epoch {oracle.index(max(oracle)) + 1}); pass a longer "
+                         f"--curve-epochs, e.g. {2 * curve_epochs}.")
+    table = []
+    for m, h in curves.items():
+        v = h["val_cider"]
+        table.append({"method": m, "val_CIDEr_within_budget": max(v[:epochs]), "val_CIDEr_best": max(v),
+                      "best_epoch": v.index(max(v)) + 1, "reached": max(v[:epochs]) / max(v) if max(v) > 0 else 1.0})
+    return {"epochs": epochs, "curve_epochs": curve_epochs, "table": table}
+
+
+def run_budget(jobs: int, seed: int, curve_epochs: int | None = None) -> dict:
+    """The ``budget`` sweep: the compared rows' learning curves (resumable rows in ``rows-e<curve_epochs>``), the
+    budget picked on the oracle's (``budget_choice``) and written to the selections."""
+    from .runner import BUDGET_METHODS, CURVE_EPOCHS, learning_curves
+    from ..backbones.clip import load_clip
+    from .experiment import prepare_sandbox
+    from ..utils.io import atomic_write_json
+    curve_epochs = curve_epochs or CURVE_EPOCHS
+    cfg = replace(Profile("sandbox").ablation, seeds=(seed,))
+    clip = load_clip(cfg.stages.clip)
+    curves = learning_curves(cfg, clip, prepare_sandbox(cfg, clip), names=BUDGET_METHODS, epochs=curve_epochs,
+                             seed=seed, jobs=jobs)
+    choice = budget_choice(curves, curve_epochs)
+    out = dict(selections())
+    out["budget"] = {**choice, "picked_on": "val CIDEr (the oracle's curve, training.plateau_epoch)", "seed": seed,
+                     "clip_sha256": sandbox_clip_sha256(),
+                     "reproduce": f"workbench select --sweep budget --curve-epochs {curve_epochs}"}
+    atomic_write_json(SELECTIONS, out)
+    selections.cache_clear()
+    return {"choice": out["budget"], "table": choice["table"]}
+
+
 def carried_markdown(rows: list) -> str:
     """``carryover.derived`` (or any list of such dicts) as a markdown table."""
     return markdown_table(["setting", "paper", "set on", "carried here", "invariant"],
@@ -136,6 +186,14 @@ def cxe_markdown(cos, target: R.Backbone, ws=(1, 2, 2.5, 3, 4, 5, 6)) -> str:
 def markdown(report: dict) -> str:
     lines = []
     for n, r in report.items():
+        if n == "budget":
+            rows = [[t["method"], f"{100 * t['val_CIDEr_within_budget']:.1f}", f"{100 * t['val_CIDEr_best']:.1f}",
+                     str(t["best_epoch"]), f"{t['reached']:.0%}"] for t in r["table"]]
+            lines += [f"**budget** (picked on the oracle's val curve: {r['choice']['epochs']} epochs of "
+                      f"{r['choice']['curve_epochs']})", "",
+                      markdown_table(["method", "val CIDEr within the budget", "best val CIDEr", "at epoch",
+                                      "reached"], rows), ""]
+            continue
         keys = [k for k in r["table"][0] if k not in ("spec", "val_CIDEr", "test_CIDEr")]
         rows = [[f"{row[k]:g}" for k in keys] + [f"{100 * row['val_CIDEr']:.1f}", f"{100 * row['test_CIDEr']:.1f}"]
                 for row in r["table"]]
@@ -150,8 +208,10 @@ def main(argv=None) -> None:
     ap.add_argument("--sweep", nargs="+", choices=SWEEPS, required=True)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--curve-epochs", type=int, default=None,
+                    help="length of the learning curves of --sweep budget (default runner.CURVE_EPOCHS)")
     args = ap.parse_args(argv)
-    run(args.sweep, jobs=args.jobs, seed=args.seed)
+    run(args.sweep, jobs=args.jobs, seed=args.seed, curve_epochs=args.curve_epochs)
 
 
 if __name__ == "__main__":
