@@ -109,7 +109,7 @@ def test_a_longer_budget_continues_a_shorter_run(tmp_path, capsys):
         model, vocab, train, val = build()
         cfg = replace(TrainConfig.preset("tiny"), epochs=epochs, batch_size=4, checkpoint_every=2, seed=seed,
                       run_dir=str(folder))
-        return train_captioner(model, vocab, train, val, cfg, "job", progress=False), model
+        return train_captioner(model, vocab, train, val, cfg, "job[a=1]", progress=False), model   # a glob-like name
     short, _ = run(tmp_path / "runs-e2", 2)
     run(tmp_path / "runs-e1", 1, seed=5)                 # another seed: another run, never continued
     capsys.readouterr()
@@ -122,7 +122,7 @@ def test_a_longer_budget_continues_a_shorter_run(tmp_path, capsys):
     assert longer["loss"] == fresh["loss"] and longer["val_cider"] == fresh["val_cider"]
     for a, b in zip(model.state_dict().values(), fresh_model.state_dict().values()):
         assert torch.equal(a, b)
-    assert (tmp_path / "runs-e2" / "job" / "last.pt").exists()      # the shorter run is left as it was
+    assert (tmp_path / "runs-e2" / "job[a=1]" / "last.pt").exists()      # the shorter run is left as it was
     # a shorter budget never takes a longer run's checkpoint
     capsys.readouterr()
     run(tmp_path / "runs-e1b", 1)

@@ -260,9 +260,10 @@ def continue_shorter_run(model, cfg: TrainConfig, train: CaptionSet, name: str, 
     epochs of any run are the run of budget E (a learning curve at 48 epochs continues the one at 32)."""
     import shutil
     from dataclasses import replace
+    from glob import escape
     out = repo_path(cfg.run_dir) / name
     found = None
-    for hist_file in sorted(out.parent.parent.glob(f"*/{name}/history.json")):
+    for hist_file in sorted(out.parent.parent.glob(f"*/{escape(name)}/history.json")):
         folder = hist_file.parent
         if folder.resolve() == out.resolve() or not (folder / "last.pt").exists() or not (folder / "best.pt").exists():
             continue
@@ -278,8 +279,7 @@ def continue_shorter_run(model, cfg: TrainConfig, train: CaptionSet, name: str, 
     if found is None:
         return None
     folder, epochs, st = found
-    shutil.copyfile(folder / "best.pt", out / "best.pt.tmp")
-    (out / "best.pt.tmp").replace(out / "best.pt")
+    atomic_write(out / "best.pt", lambda tmp: shutil.copyfile(folder / "best.pt", tmp))
     last.save(**{k: v for k, v in st.items() if k != "key"})
     print(f"continuing {folder} ({epochs} epochs) to {cfg.epochs} epochs in {out}")
     return st
