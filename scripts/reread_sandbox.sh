@@ -5,8 +5,8 @@
 # Order: the val selections the presets read (noise, SynTIC's FO budget, CXE's w at the picked noise), the
 # training budget (the compared rows' 48-epoch learning curves, the epochs where the oracle's flattens: `select
 # --sweep budget`, which continues any shorter curve's runs), PCM-Net's 3-seed ablation at that budget, the
-# faithfulness sweep, the leaderboard and the method groups. Every `workbench ablation` row is saved as it finishes and skipped when present, and a
-# finished stage leaves a stamp under runs/reread/, so rerunning after an interruption continues where it stopped.
+# faithfulness sweep, the leaderboard and the method groups. Every `workbench ablation` row is saved as it
+# finishes and skipped when present, and a finished stage leaves a stamp under runs/reread/, so rerunning after an interruption continues where it stopped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1

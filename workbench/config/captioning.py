@@ -238,7 +238,8 @@ class TrainConfig(Preset):
         # epochs: where the oracle's val curve flattens (its last quarter adds under 2 %), picked on val by
         # `workbench select --sweep budget` (24, world v2's plateau, without a selection; README, learning curves)
         # quick: 12 epochs of 1,000 pairs (188 steps), the warm-up kept at a fifth of the run as in full (300 of 1,500)
-        return TrainConfig(epochs=scaled(R.train_budget(24), 1, 12), batch_size=64, lr=1e-3, warmup_steps=scaled(300, 300, 36),
+        return TrainConfig(epochs=scaled(R.train_budget(24), 1, 12), batch_size=64, lr=1e-3,
+                           warmup_steps=scaled(300, 300, 36),
                            checkpoint_every=100, val_size=scaled(300, 24, 100), cxe_w=R.cxe_w(R.CXE_W["paper_b32"]))
 
     @staticmethod

@@ -113,13 +113,12 @@ def fit_method(method, exp, cap_cfg: CaptionerConfig, pcm_cfg: PCMConfig, tcfg: 
     return model, hist
 
 
-CURVE_METHODS = ("oracle", "base", "capdec", "decap")
 BUDGET_METHODS = ("oracle", "base", "+mixup", "+cxe", "pcm-net", "capdec", "decap")   # the compared rows' curves
 CURVE_EPOCHS = 48                                  # long enough for the oracle to flatten on worlds v2 ... v7
 
 
-def learning_curves(cfg: AblationConfig, clip, exp, names=CURVE_METHODS, epochs: int = CURVE_EPOCHS, seed: int = 0,
-                    jobs: int = 1, progress: bool = True) -> dict:
+def learning_curves(cfg: AblationConfig, clip, exp, names=BUDGET_METHODS, epochs: int = CURVE_EPOCHS,
+                    seed: int = 0, jobs: int = 1, progress: bool = True) -> dict:
     """Val CIDEr per epoch of ``names`` trained ``epochs`` epochs (one seed; rows in ``rows-e<epochs>``, resumable):
     {name: history}. The Noam schedule does not depend on the run's length, so the first E epochs of these runs
     are the runs of budget E, and a longer curve continues a shorter one's finished runs

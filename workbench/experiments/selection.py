@@ -101,7 +101,6 @@ def run_stage(names, jobs: int, seed: int) -> dict:
     from .runner import run_ablation
     from ..backbones.clip import load_clip
     from .experiment import prepare_sandbox
-    from ..utils.io import atomic_write_json
     specs = {n: sweep_specs(n) for n in names}
     variants = []
     for n in names:
@@ -109,19 +108,25 @@ def run_stage(names, jobs: int, seed: int) -> dict:
     cfg = replace(Profile("sandbox").ablation, seeds=(seed,), variants=tuple(variants))
     clip = load_clip(cfg.stages.clip)
     rows = {r["model"]: r for r in run_ablation(cfg, clip, prepare_sandbox(cfg, clip), jobs=jobs)}
-    out = dict(selections())
-    report = {}
+    picks = {}
     for n in names:
         table = [{**setting, "spec": spec, "val_CIDEr": rows[spec]["best_val_CIDEr"], "test_CIDEr": rows[spec]["CIDEr"]}
                  for spec, setting in specs[n]]
         best = max(table, key=lambda r: r["val_CIDEr"])
-        out[n] = {k: v for k, v in best.items() if k not in ("spec", "val_CIDEr", "test_CIDEr")}
-        out[n].update({"picked_on": "val CIDEr", "seed": seed, "table": table, "clip_sha256": sandbox_clip_sha256(),
-                       "reproduce": f"workbench select --sweep {n}"})
-        report[n] = {"choice": out[n], "table": table}
+        picks[n] = {**{k: v for k, v in best.items() if k not in ("spec", "val_CIDEr", "test_CIDEr")},
+                    "picked_on": "val CIDEr", "seed": seed, "table": table, "reproduce": f"workbench select --sweep {n}"}
+    out = write_picks(picks)
+    return {n: {"choice": out[n], "table": out[n]["table"]} for n in names}
+
+
+def write_picks(picks: dict) -> dict:
+    """Merge ``picks`` ({sweep: its choice}) into ``data/sandbox_selections.json`` (atomically, keeping the other
+    sweeps' current choices), each stamped with the CLIP it was made on; returns the merged selections."""
+    from ..utils.io import atomic_write_json
+    out = {**selections(), **{n: {**p, "clip_sha256": sandbox_clip_sha256()} for n, p in picks.items()}}
     atomic_write_json(SELECTIONS, out)
     selections.cache_clear()
-    return report
+    return out
 
 
 def budget_choice(curves: dict, curve_epochs: int) -> dict:
@@ -148,19 +153,15 @@ def run_budget(jobs: int, seed: int, curve_epochs: int | None = None) -> dict:
     from .runner import BUDGET_METHODS, CURVE_EPOCHS, learning_curves
     from ..backbones.clip import load_clip
     from .experiment import prepare_sandbox
-    from ..utils.io import atomic_write_json
     curve_epochs = curve_epochs or CURVE_EPOCHS
     cfg = replace(Profile("sandbox").ablation, seeds=(seed,))
     clip = load_clip(cfg.stages.clip)
     curves = learning_curves(cfg, clip, prepare_sandbox(cfg, clip), names=BUDGET_METHODS, epochs=curve_epochs,
                              seed=seed, jobs=jobs)
     choice = budget_choice(curves, curve_epochs)
-    out = dict(selections())
-    out["budget"] = {**choice, "picked_on": "val CIDEr (the oracle's curve, training.plateau_epoch)", "seed": seed,
-                     "clip_sha256": sandbox_clip_sha256(),
-                     "reproduce": f"workbench select --sweep budget --curve-epochs {curve_epochs}"}
-    atomic_write_json(SELECTIONS, out)
-    selections.cache_clear()
+    out = write_picks({"budget": {**choice, "picked_on": "val CIDEr (the oracle's curve, training.plateau_epoch)",
+                                  "seed": seed,
+                                  "reproduce": f"workbench select --sweep budget --curve-epochs {curve_epochs}"}})
     return {"choice": out["budget"], "table": choice["table"]}
 
 

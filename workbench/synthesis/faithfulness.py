@@ -224,10 +224,12 @@ def clip_scores(clip, images: dict, cats: dict) -> float:
 
 def profile_report(pipe, clip, cfg, world, split: str, n: int, progress: bool = False) -> dict:
     """Profiles of real renders and of ``cfg``'s synthetic images on ``n`` scenes per category of ``split``,
-    plus the synthetic-vs-real probe and CLIPScores. Images go to ``<cfg.out_dir>-profile-<split>-<n>-<weights>`` (one folder per model)."""
+    plus the synthetic-vs-real probe and CLIPScores. Images go to ``<cfg.out_dir>-profile-<split>-<n>-<weights>``
+    (one folder per text-to-image model)."""
     from dataclasses import replace
-    cats = category_scenes(world, split, n)
+
     from .engine import pipeline_fingerprint
+    cats = category_scenes(world, split, n)
     run = replace(cfg, out_dir=f"{cfg.out_dir}-profile-{split}-{n}-{pipeline_fingerprint(pipe)[:8]}")
     syn = synthesise(pipe, run, cats, progress=progress)
     real = real_images(world, cats)
