@@ -127,3 +127,45 @@ def test_a_longer_budget_continues_a_shorter_run(tmp_path, capsys):
     capsys.readouterr()
     run(tmp_path / "runs-e1b", 1)
     assert "continuing" not in capsys.readouterr().out
+
+
+def test_workers_never_train_one_run_folder_twice_at_once():
+    """MacCap's inference rows share ``maccap``'s trained model: while a worker trains it, the scheduler starts
+    the next run with another model instead, and holds the sharing rows until it is free."""
+    from workbench.experiments.runner import next_launch, train_key
+    assert train_key("maccap-s4", 0) == train_key("maccap", 0) != train_key("maccap", 1)
+    pending = [("maccap-s4", 0), ("maccap-cls", 0), ("capdec", 0)]
+    assert next_launch(pending, [train_key("maccap", 0)]) == 2
+    assert next_launch(pending, [train_key("maccap", 1)]) == 0
+    assert next_launch(pending[:2], [train_key("maccap", 0)]) is None
+    assert next_launch([], []) is None
+
+
+def test_the_worker_pool_holds_a_shared_model_until_its_training_ends(monkeypatch, tmp_path):
+    """``_run_workers`` with 2 workers on [maccap, maccap-s4, capdec]: capdec starts beside maccap, maccap-s4 only
+    after maccap's worker has ended (fake worker processes: each ends on its second poll)."""
+    import subprocess
+    from workbench.experiments import runner
+    events = []
+
+    class Worker:
+        def __init__(self, args, **kw):
+            self.name, self.polls, self.returncode = Path(args[4]).stem, 0, None
+            events.append(("start", self.name))
+
+        def poll(self):
+            self.polls += 1
+            if self.polls >= 2 and self.returncode is None:
+                self.returncode = 0
+                events.append(("end", self.name))
+            return self.returncode
+
+    monkeypatch.setattr(runner, "_missing", lambda *a: [("maccap", 0), ("maccap-s4", 0), ("capdec", 0)])
+    monkeypatch.setattr(subprocess, "Popen", Worker)
+    monkeypatch.setattr(runner.time, "sleep", lambda s: None)
+    cfg = replace(AblationConfig.preset("tiny"), out_dir=str(tmp_path))
+    runner._run_workers(cfg, None, 2, None, None, progress=False)
+    assert events[:2] == [("start", "maccap-s0"), ("start", "capdec-s0")]
+    assert events.index(("start", "maccap-s4-s0")) > events.index(("end", "maccap-s0"))
+    assert sorted(e for e in events if e[0] == "end") == [("end", "capdec-s0"), ("end", "maccap-s0"),
+                                                           ("end", "maccap-s4-s0")]

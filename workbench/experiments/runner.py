@@ -153,6 +153,19 @@ def _missing(cfg: AblationConfig, exp, cap_cfg, pcm_cfg) -> list:
     return [(name, seed) for name, _, seed, _, _, _, saved in _plan(cfg, exp, cap_cfg, pcm_cfg) if saved is None]
 
 
+def train_key(name: str, seed: int, profile: str = "sandbox") -> tuple:
+    """(training run folder, seed) of a run: rows that differ only at inference (MacCap's S / CLS / aggregation
+    rows) share one trained model, so they share this key."""
+    return methods.get(name, profile).train_name(), seed
+
+
+def next_launch(pending: list, running_keys: list, profile: str = "sandbox"):
+    """Index in ``pending`` [(name, seed)] of the first run whose trained model no running worker is training
+    (two workers must not train one run folder at once), or None when every pending run waits on one."""
+    busy = set(running_keys)
+    return next((i for i, (name, seed) in enumerate(pending) if train_key(name, seed, profile) not in busy), None)
+
+
 def _run_workers(cfg: AblationConfig, exp, jobs: int, cap_cfg, pcm_cfg, progress: bool = True) -> None:
     """Train the missing runs in ``jobs`` worker processes (``workbench ablation --worker``), at most
     ``jobs`` at once, each with ``cores // jobs`` torch threads. A failed worker is reported with its log."""
@@ -169,21 +182,20 @@ def _run_workers(cfg: AblationConfig, exp, jobs: int, cap_cfg, pcm_cfg, progress
     logs.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    running, failed = [], []
-    for item in todo + [None] * jobs:                      # None: drain the running workers at the end
-        name, seed = item if item is not None else (None, None)
-        while len(running) >= jobs or (name is None and running):
-            for proc, label, log in list(running):
-                if proc.poll() is not None:
-                    running.remove((proc, label, log))
-                    bar.update(1)
-                    bar.set_postfix_str(f"done: {label}")
-                    if proc.returncode != 0:
-                        failed.append(f"{label} (exit {proc.returncode}; log {log})")
-            if len(running) >= jobs or (name is None and running):
-                time.sleep(2)
-        if name is None:
+    running, failed, pending = [], [], list(todo)
+    while pending or running:
+        for proc, label, log, key in list(running):
+            if proc.poll() is not None:
+                running.remove((proc, label, log, key))
+                bar.update(1)
+                bar.set_postfix_str(f"done: {label}")
+                if proc.returncode != 0:
+                    failed.append(f"{label} (exit {proc.returncode}; log {log})")
+        pick = next_launch(pending, [key for *_, key in running], cfg.profile) if len(running) < jobs else None
+        if pick is None:
+            time.sleep(2)
             continue
+        name, seed = pending.pop(pick)
         one = replace(cfg, variants=(name,), seeds=(seed,))
         spec = logs / f"{methods.file_stem(name)}-s{seed}.json"
         atomic_write_json(spec, asdict(one))
@@ -191,7 +203,7 @@ def _run_workers(cfg: AblationConfig, exp, jobs: int, cap_cfg, pcm_cfg, progress
         with open(log, "w") as fh:
             proc = subprocess.Popen([sys.executable, "-m", "workbench.experiments.runner", "--worker", str(spec),
                                      "--threads", str(threads)], stdout=fh, stderr=subprocess.STDOUT, env=env)
-        running.append((proc, f"{name} seed {seed}", log))
+        running.append((proc, f"{name} seed {seed}", log, train_key(name, seed, cfg.profile)))
     bar.close()
     if failed:
         raise RuntimeError("worker runs failed: " + "; ".join(failed))
