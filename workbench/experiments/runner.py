@@ -153,17 +153,17 @@ def _missing(cfg: AblationConfig, exp, cap_cfg, pcm_cfg) -> list:
     return [(name, seed) for name, _, seed, _, _, _, saved in _plan(cfg, exp, cap_cfg, pcm_cfg) if saved is None]
 
 
-def train_key(name: str, seed: int, profile: str = "sandbox") -> tuple:
-    """(training run folder, seed) of a run: rows that differ only at inference (MacCap's S / CLS / aggregation
-    rows) share one trained model, so they share this key."""
-    return methods.get(name, profile).train_name(), seed
+def train_key(name: str, seed: int, profile: str = "sandbox") -> frozenset:
+    """The run folders a run trains (``Method.training_runs``): rows that differ only at inference (MacCap's S /
+    CLS / aggregation rows) share one trained model, CMSA's rows share stage 1."""
+    return frozenset(methods.get(name, profile).training_runs(seed))
 
 
 def next_launch(pending: list, running_keys: list, profile: str = "sandbox"):
-    """Index in ``pending`` [(name, seed)] of the first run whose trained model no running worker is training
+    """Index in ``pending`` [(name, seed)] of the first run that trains no folder a running worker is training
     (two workers must not train one run folder at once), or None when every pending run waits on one."""
-    busy = set(running_keys)
-    return next((i for i, (name, seed) in enumerate(pending) if train_key(name, seed, profile) not in busy), None)
+    busy = frozenset().union(*running_keys)
+    return next((i for i, (name, seed) in enumerate(pending) if not train_key(name, seed, profile) & busy), None)
 
 
 def _run_workers(cfg: AblationConfig, exp, jobs: int, cap_cfg, pcm_cfg, progress: bool = True) -> None:

@@ -66,6 +66,10 @@ class Method:
         checkpoint serves them all (MacCap's inference ablation)."""
         return file_stem(self.name)
 
+    def training_runs(self, seed: int) -> tuple:
+        """Every run folder this row trains at ``seed``: two worker processes must not train one at once."""
+        return (f"{self.train_name()}-s{seed}",)
+
     def needs_unpaired(self) -> bool:
         """True when the method reads ``exp.unpaired`` (real images whose captions are never used)."""
         return False

@@ -115,6 +115,10 @@ class CMSA(Method):
         stage1 = stable_hash({"image_feature": self.config.image_feature, "entities": self.config.entities})[:8]
         return f"cmsa-init-{stage1}-s{seed}"
 
+    def training_runs(self, seed: int) -> tuple:
+        """Stage 1's folder, shared by every row of the same generator inputs, and this row's RL folder."""
+        return (self._stage1_name(seed),) + ((f"{self.name}-s{seed}-rl",) if self.config.rl else ())
+
     def best_weights(self, run_dir: str, seed: int) -> str:
         run = f"{self.name}-s{seed}-rl" if self.config.rl else self._stage1_name(seed)
         return f"{run_dir}/{run}/best.pt"
