@@ -130,8 +130,8 @@ def test_a_longer_budget_continues_a_shorter_run(tmp_path, capsys):
 
 
 def test_workers_never_train_one_run_folder_twice_at_once():
-    """MacCap's inference rows share ``maccap``'s trained model, CMSA's rows stage 1: while a worker trains it, the scheduler starts
-    the next run with another model instead, and holds the sharing rows until it is free."""
+    """MacCap's inference rows share ``maccap``'s trained model, CMSA's rows stage 1: while a worker trains it,
+    the scheduler starts the next run with another model instead, and holds the sharing rows until it is free."""
     from workbench.experiments.runner import next_launch, train_key
     assert train_key("maccap-s4", 0) == train_key("maccap", 0) != train_key("maccap", 1)
     pending = [("maccap-s4", 0), ("maccap-cls", 0), ("capdec", 0)]
