@@ -66,9 +66,13 @@ class Method:
         checkpoint serves them all (MacCap's inference ablation)."""
         return file_stem(self.name)
 
+    def run_name(self, seed: int) -> str:
+        """The training run's folder at ``seed``: what ``fit`` is called with and ``best_weights`` reads."""
+        return f"{self.train_name()}-s{seed}"
+
     def training_runs(self, seed: int) -> tuple:
         """Every run folder this row trains at ``seed``: two worker processes must not train one at once."""
-        return (f"{self.train_name()}-s{seed}",)
+        return (self.run_name(seed),)
 
     def needs_unpaired(self) -> bool:
         """True when the method reads ``exp.unpaired`` (real images whose captions are never used)."""
@@ -147,7 +151,7 @@ class Method:
 
     def best_weights(self, run_dir: str, seed: int) -> str:
         """Where ``fit`` left the chosen checkpoint of ``seed`` (``<run_dir>/<train_name>-s<seed>/best.pt``)."""
-        return f"{run_dir}/{self.train_name()}-s{seed}/best.pt"
+        return f"{run_dir}/{self.run_name(seed)}/best.pt"
 
     def extra_metrics(self, model, exp, clip, beam: int) -> dict:
         """Analysis columns beyond the protocol's metrics (e.g. other inference-time corrections)."""

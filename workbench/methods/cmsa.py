@@ -117,10 +117,10 @@ class CMSA(Method):
 
     def training_runs(self, seed: int) -> tuple:
         """Stage 1's folder, shared by every row of the same generator inputs, and this row's RL folder."""
-        return (self._stage1_name(seed),) + ((f"{self.name}-s{seed}-rl",) if self.config.rl else ())
+        return (self._stage1_name(seed),) + ((f"{self.run_name(seed)}-rl",) if self.config.rl else ())
 
     def best_weights(self, run_dir: str, seed: int) -> str:
-        run = f"{self.name}-s{seed}-rl" if self.config.rl else self._stage1_name(seed)
+        run = f"{self.run_name(seed)}-rl" if self.config.rl else self._stage1_name(seed)
         return f"{run_dir}/{run}/best.pt"
 
     def captioner_config(self, cfg):
