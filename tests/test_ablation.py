@@ -134,13 +134,13 @@ def test_workers_never_train_one_run_folder_twice_at_once():
     the scheduler starts the next run with another model instead, and holds the sharing rows until it is free."""
     from workbench.experiments.runner import next_launch, train_key
     assert train_key("maccap-s4", 0) == train_key("maccap", 0) != train_key("maccap", 1)
-    pending = [("maccap-s4", 0), ("maccap-cls", 0), ("capdec", 0)]
+    pending = [train_key(name, 0) for name in ("maccap-s4", "maccap-cls", "capdec")]
     assert next_launch(pending, [train_key("maccap", 0)]) == 2
     assert next_launch(pending, [train_key("maccap", 1)]) == 0
     assert next_launch(pending[:2], [train_key("maccap", 0)]) is None
     assert next_launch([], []) is None
     assert train_key("cmsa", 0) & train_key("cmsa-init", 0)                 # CMSA's rows share stage 1
-    assert next_launch([("cmsa-no-clip", 0), ("capdec", 0)], [train_key("cmsa-init", 0)]) == 1
+    assert next_launch([train_key("cmsa-no-clip", 0), train_key("capdec", 0)], [train_key("cmsa-init", 0)]) == 1
 
 
 def test_the_worker_pool_holds_a_shared_model_until_its_training_ends(monkeypatch, tmp_path):

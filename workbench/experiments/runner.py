@@ -109,7 +109,7 @@ def fit_method(method, exp, cap_cfg: CaptionerConfig, pcm_cfg: PCMConfig, tcfg: 
     """The one training route of every profile: ``method``'s model built with ``seed`` and trained by its own
     ``fit`` (resumable; the checkpoint picked on ``exp``'s val set) -> (model, history)."""
     model = method.build(exp, cap_cfg, pcm_cfg, seed)
-    hist = method.fit(model, exp, tcfg, f"{method.train_name()}-s{seed}", progress=progress)
+    hist = method.fit(model, exp, tcfg, method.run_name(seed), progress=progress)
     return model, hist
 
 
@@ -159,11 +159,11 @@ def train_key(name: str, seed: int, profile: str = "sandbox") -> frozenset:
     return frozenset(methods.get(name, profile).training_runs(seed))
 
 
-def next_launch(pending: list, running_keys: list, profile: str = "sandbox"):
-    """Index in ``pending`` [(name, seed)] of the first run that trains no folder a running worker is training
+def next_launch(pending_keys: list, running_keys: list):
+    """Index of the first pending run (by its ``train_key``) that trains no folder a running worker is training
     (two workers must not train one run folder at once), or None when every pending run waits on one."""
     busy = frozenset().union(*running_keys)
-    return next((i for i, (name, seed) in enumerate(pending) if not train_key(name, seed, profile) & busy), None)
+    return next((i for i, key in enumerate(pending_keys) if not key & busy), None)
 
 
 def _run_workers(cfg: AblationConfig, exp, jobs: int, cap_cfg, pcm_cfg, progress: bool = True) -> None:
@@ -182,7 +182,8 @@ def _run_workers(cfg: AblationConfig, exp, jobs: int, cap_cfg, pcm_cfg, progress
     logs.mkdir(parents=True, exist_ok=True)
     threads = max(1, (os.cpu_count() or 1) // jobs)
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    running, failed, pending = [], [], list(todo)
+    running, failed = [], []
+    pending = [(name, seed, train_key(name, seed, cfg.profile)) for name, seed in todo]
     while pending or running:
         for proc, label, log, key in list(running):
             if proc.poll() is not None:
@@ -191,11 +192,11 @@ def _run_workers(cfg: AblationConfig, exp, jobs: int, cap_cfg, pcm_cfg, progress
                 bar.set_postfix_str(f"done: {label}")
                 if proc.returncode != 0:
                     failed.append(f"{label} (exit {proc.returncode}; log {log})")
-        pick = next_launch(pending, [key for *_, key in running], cfg.profile) if len(running) < jobs else None
+        pick = next_launch([k for *_, k in pending], [k for *_, k in running]) if len(running) < jobs else None
         if pick is None:
             time.sleep(2)
             continue
-        name, seed = pending.pop(pick)
+        name, seed, key = pending.pop(pick)
         one = replace(cfg, variants=(name,), seeds=(seed,))
         spec = logs / f"{methods.file_stem(name)}-s{seed}.json"
         atomic_write_json(spec, asdict(one))
@@ -203,7 +204,7 @@ def _run_workers(cfg: AblationConfig, exp, jobs: int, cap_cfg, pcm_cfg, progress
         with open(log, "w") as fh:
             proc = subprocess.Popen([sys.executable, "-m", "workbench.experiments.runner", "--worker", str(spec),
                                      "--threads", str(threads)], stdout=fh, stderr=subprocess.STDOUT, env=env)
-        running.append((proc, f"{name} seed {seed}", log, train_key(name, seed, cfg.profile)))
+        running.append((proc, f"{name} seed {seed}", log, key))
     bar.close()
     if failed:
         raise RuntimeError("worker runs failed: " + "; ".join(failed))
